@@ -1,0 +1,79 @@
+"""Options and helpers shared by the sub-commands: catalogue loading, output, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+
+from kairos.errors import KairosInputError
+from kairos.paper import PAPER_QOS_MS
+from kairos.profiles.catalogue import Catalogue, load_catalogue
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def profile_options(f):
+    """--model, --profile, --prices."""
+    f = click.option("--prices", type=click.Path(dir_okay=False), default=None,
+                     help="CSV of instance,usd_per_hour (default: the built-in AWS prices).")(f)
+    f = click.option("--profile", "profile_path", type=click.Path(dir_okay=False), default=None,
+                     help="Latency profile CSV/CSV.gz (model,instance,batch and latency_ms or "
+                          "infer_ms+load_ms). Default: the built-in AWS catalogue.")(f)
+    f = click.option("--model", default="rm2", show_default=True,
+                     help="Model whose profile to use (rm2, wnd, mtwnd, dien, ncf in the built-in catalogue).")(f)
+    return f
+
+
+def workload_options(f):
+    """--workload, --queries, --seed."""
+    f = click.option("--seed", default=0, show_default=True, type=int,
+                     help="Random seed: same seed, same queries and arrivals.")(f)
+    f = click.option("--queries", default=20000, show_default=True, type=int,
+                     help="Number of simulated queries per run.")(f)
+    f = click.option("--workload", default="deeprecsys", show_default=True,
+                     help="Query-size mix: deeprecsys, ribbon, fixed:N, or a file of sizes (one per line).")(f)
+    return f
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")(f)
+
+
+def get_catalogue(profile_path, prices) -> Catalogue:
+    return load_catalogue(profile_path, prices)
+
+
+def resolve_qos(model: str, qos_ms: float | None) -> float:
+    if qos_ms is None:
+        if model in PAPER_QOS_MS:
+            return PAPER_QOS_MS[model]
+        raise KairosInputError(f"--qos-ms is required for model {model!r} (no paper default)")
+    if not qos_ms > 0:
+        raise KairosInputError(f"--qos-ms must be > 0, got {qos_ms}")
+    return float(qos_ms)
+
+
+def emit_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=None, default=_default))
+
+
+def _default(o):
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit code 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)

@@ -1,0 +1,120 @@
+"""``kairos simulate``: one configuration, one policy; a fixed rate or the max-QPS search."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from rich.table import Table
+
+from kairos.cli.common import console, emit_json, get_catalogue, json_option, profile_options, resolve_qos, workload_options
+from kairos.dispatch.registry import POLICIES
+from kairos.errors import KairosInputError
+from kairos.paper import PAPER_CONFIGS
+from kairos.profiles.loader import parse_config
+from kairos.sim.experiment import Experiment, report
+from kairos.workload.arrivals import load_trace, parse_schedule
+from kairos.workload.sizes import parse_size_mix
+
+
+@click.command()
+@profile_options
+@click.option("--config", "config_text", default=None,
+              help="Pool as TYPE=COUNT,... e.g. g4dn.xlarge=2,r5n.large=9 (default: the paper's pool for the model).")
+@click.option("--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the paper's for the model).")
+@click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True,
+              help="Dispatch policy.")
+@click.option("--qps", type=float, default=None, help="Simulate this Poisson arrival rate (queries/s).")
+@click.option("--max-qps", "find_max", is_flag=True,
+              help="Search the highest rate with >= 99%% of queries within QoS (default when --qps is not given).")
+@click.option("--trace", type=click.Path(dir_okay=False), default=None,
+              help="Replay arrival timestamps (seconds, one per line) instead of a Poisson process.")
+@click.option("--schedule", default=None,
+              help="Piecewise arrival rate SECONDS:QPS,... (load changes), e.g. 0:60,30:110,60:80; needs --duration.")
+@click.option("--ramp", is_flag=True, help="With --schedule: ramp linearly between points instead of steps.")
+@click.option("--duration", type=float, default=None, help="Seconds of arrivals for --schedule.")
+@workload_options
+@json_option
+def simulate(model, profile_path, prices, config_text, qos_ms, policy, qps, find_max, trace, schedule, ramp,
+             duration, workload, queries, seed, as_json):
+    """Simulate a pool of instances serving a model under a dispatch policy.
+
+    Reports latency percentiles, the QoS-met fraction, per-instance utilisation and the
+    configuration's fluid bound (the LP limit no dispatcher can pass).
+    """
+    t0 = time.perf_counter()
+    cat = get_catalogue(profile_path, prices)
+    cat.profile(model)  # unknown model: say so first
+    qos = resolve_qos(model, qos_ms)
+    if config_text is None:
+        if model not in PAPER_CONFIGS:
+            raise KairosInputError(f"--config is required for model {model!r}")
+        config = dict(PAPER_CONFIGS[model])
+    else:
+        config = parse_config(config_text)
+    if qps is not None and find_max:
+        raise KairosInputError("give either --qps or --max-qps, not both")
+    if qps is not None and not qps > 0:
+        raise KairosInputError(f"--qps must be > 0, got {qps}")
+    if queries < 1:
+        raise KairosInputError(f"--queries must be >= 1, got {queries}")
+    trace_ms = load_trace(trace) if trace else None
+    sched = parse_schedule(schedule, ramp) if schedule else None
+    if sched is not None and (qps is not None or find_max):
+        raise KairosInputError("--schedule sets the arrival rates itself; drop --qps/--max-qps")
+    mix = parse_size_mix(workload)
+    exp = Experiment.build(cat, model, config, qos, mix, queries, seed, trace_ms, sched, duration)
+    bound = exp.fluid_bound()
+    search = None
+    if sched is not None or (trace_ms is not None and qps is None and not find_max):
+        res = exp.run(policy, None)
+        params = {}
+    elif qps is not None:
+        res = exp.run(policy, qps)
+        params = {}
+    else:
+        search = exp.max_qps(policy)
+        res, params = search.result, search.params
+    out = report(exp, policy, res, bound, cat.prices, time.perf_counter() - t0, search, params)
+    if as_json:
+        emit_json(out)
+        return
+    _print_table(out)
+
+
+def _print_table(out: dict) -> None:
+    t = Table(title=f"kairos simulate: {out['model']} on {', '.join(f'{k}={v}' for k, v in out['config'].items())}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    rows = [
+        ("policy", out["policy"] + (f" {out['policy_params']}" if out["policy_params"] else "")),
+        ("QoS target (p99)", f"{out['qos_ms']:g} ms"),
+        ("queries", str(out["queries"])),
+    ]
+    if "max_qps" in out:
+        rows.append(("max QPS (>=99% within QoS)", f"{out['max_qps']:.1f}"))
+    else:
+        rows.append(("arrival rate", "trace/schedule" if out["qps"] is None else f"{out['qps']:g} q/s"))
+    rows.append(("fluid bound", f"{out['fluid_bound_qps']:.1f} q/s"))
+    if out.get("fraction_of_bound") is not None:
+        rows.append(("fraction of bound", f"{out['fraction_of_bound']:.3f}"))
+    if "cost_per_hour" in out:
+        rows.append(("cost", f"${out['cost_per_hour']:.3f}/h"))
+    for k in ("p50_ms", "p99_ms", "p999_ms", "mean_wait_ms"):
+        if out.get(k) is not None:
+            rows.append((k.replace("_ms", " (ms)"), f"{out[k]:.2f}"))
+    if out.get("qos_met_fraction") is not None:
+        rows.append(("QoS met", f"{100 * out['qos_met_fraction']:.2f}%"))
+        rows.append(("queue mean / max", f"{out['mean_queue']:.2f} / {out['max_queue']}"))
+    rows.append(("elapsed", f"{out['elapsed_s']:.2f} s"))
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    if out.get("instances"):
+        u = Table(title="instances")
+        u.add_column("instance")
+        u.add_column("utilisation", justify="right")
+        u.add_column("served", justify="right")
+        for row in out["instances"]:
+            u.add_row(row["instance"], f"{100 * row['utilisation']:.1f}%", str(row["served"]))
+        console.print(u)

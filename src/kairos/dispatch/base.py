@@ -1,0 +1,75 @@
+"""The dispatch-policy interface.
+
+A policy is bound once to a pool (its instance types, the latency profile, the QoS
+target) and is then asked, at each decision point (a query arrives, an instance
+finishes), which queued queries to start where:
+
+    policy.bind(ctx)
+    pairs = policy.dispatch(now_ms, queue, pool)   # [(query id, instance index), ...]
+
+``queue`` lists the ids of waiting queries, oldest first; ``pool`` is the
+:class:`~kairos.dispatch.pool.Pool` (instance states, estimated free times, and the
+size bucket and arrival time of every query by id). Two kinds of policy:
+
+- central-queue policies (``binds_on_arrival = False``: kairos, fcfs, clockwork,
+  deeprecsys) keep queries in one queue and only ever start a query on an *idle*
+  instance; they are consulted only when some instance is idle;
+- binding policies (``binds_on_arrival = True``: least-loaded, p2c, as in Ray Serve
+  or SkyServe) send every query to an instance as soon as it arrives; a busy
+  instance keeps it in its own FIFO queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kairos.profiles.profile import Profile
+
+
+@dataclass
+class DispatchContext:
+    """What a policy is bound to.
+
+    Attributes:
+        profile: the latency profile restricted to the pool's instance types; type
+            ids index ``profile.types``.
+        type_of: instance index -> type id.
+        qos_ms: the p99 latency target.
+        seed: for policies that randomise.
+    """
+
+    profile: Profile
+    type_of: list[int]
+    qos_ms: float
+    seed: int = 0
+
+    @property
+    def n(self) -> int:
+        return len(self.type_of)
+
+    def type_counts(self) -> np.ndarray:
+        return np.bincount(np.asarray(self.type_of), minlength=len(self.profile.types))
+
+
+class Policy:
+    """Base class. Subclasses implement :meth:`dispatch` and may extend :meth:`bind`."""
+
+    name = "policy"
+    binds_on_arrival = False
+
+    def bind(self, ctx: DispatchContext) -> None:
+        self.ctx = ctx
+        self.qos = float(ctx.qos_ms)
+        self.type_of = list(ctx.type_of)
+        self.n = len(self.type_of)
+        self.est_np = ctx.profile.mean_ms  # [types, buckets] estimated service ms
+        self.est = self.est_np.tolist()
+
+    def dispatch(self, now: float, queue: list[int], pool) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Parameters worth reporting (for --json)."""
+        return {}
