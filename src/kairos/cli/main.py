@@ -14,6 +14,7 @@ from kairos.errors import KairosInputError
 # and optional extras such as torch or ray are only imported by the commands that use them)
 COMMANDS = {
     "simulate": "kairos.cli.simulate:simulate",
+    "profile": "kairos.cli.profile:profile",
 }
 
 
