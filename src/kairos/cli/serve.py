@@ -1,0 +1,88 @@
+"""``kairos serve``: the HTTP inference gateway and one worker per instance of a configuration."""
+
+from __future__ import annotations
+
+import click
+
+from kairos.cli.common import get_catalogue, profile_options, resolve_qos
+from kairos.dispatch.registry import POLICIES
+from kairos.errors import KairosInputError
+from kairos.profiles.loader import parse_config
+
+SERVE_EXTRA = "pip install -e '.[serve]'"
+
+
+def _need_serve_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise KairosInputError(f"kairos serve needs the serve extra ({exc.name} is missing): {SERVE_EXTRA}") from None
+
+
+def _need_torch_models() -> None:
+    try:
+        import torch  # noqa: F401
+
+        import kairos.models  # noqa: F401
+    except ImportError:
+        raise KairosInputError("--workers torch needs PyTorch and kairos.models: pip install -e '.[models]'") from None
+
+
+@click.command()
+@profile_options
+@click.option("--config", "config_text", default=None, help="Pool as TYPE=COUNT,... e.g. g4dn.xlarge=2,r5n.large=9.")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
+              help="A plan file (kairos plan --emit) giving model, QoS and configuration.")
+@click.option("--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the plan's or the paper's).")
+@click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True)
+@click.option("--workers", "mode", type=click.Choice(["emulated", "torch"]), default="emulated", show_default=True,
+              help="emulated: each worker sleeps a service time sampled from its type's profile; torch: real model.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--max-queue", default=2000, show_default=True, type=int,
+              help="Queries allowed to wait; beyond that the gateway answers 503.")
+@click.option("--hang-factor", default=3.0, show_default=True, type=float,
+              help="A worker is hung after this x the slowest profiled service time of the query (+ grace).")
+@click.option("--hang-grace-ms", default=None, type=float,
+              help="Added to the hang deadline (default 250 ms emulated, 10000 ms torch).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--quiet", is_flag=True, help="Only warnings and errors in the logs.")
+def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, mode, host, port, max_queue,
+          hang_factor, hang_grace_ms, seed, quiet):
+    """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
+
+    POST /v1/infer with {"size": N} or {"samples": [...]}; GET /healthz, /metrics, /v1/info, /docs.
+    """
+    _need_serve_extra()
+    if (config_text is None) == (plan_path is None):
+        raise KairosInputError("give exactly one of --config TYPE=N,... or --plan FILE")
+    if plan_path is not None:
+        from kairos.plan.planfile import load_plan
+
+        plan = load_plan(plan_path)
+        model, config = plan.model, dict(plan.config)
+        qos_ms = qos_ms if qos_ms is not None else plan.qos_ms
+    else:
+        config = parse_config(config_text)
+    cat = get_catalogue(profile_path, prices)
+    profile = cat.profile(model)
+    qos = resolve_qos(model, qos_ms)
+    from kairos.sim.experiment import validate_config
+
+    validate_config(profile, config, qos)
+    config = {t: k for t, k in config.items() if k > 0}
+    if mode == "torch":
+        _need_torch_models()
+    if max_queue < 1:
+        raise KairosInputError(f"--max-queue must be >= 1, got {max_queue}")
+    if not 0 < port < 65536:
+        raise KairosInputError(f"--port must be in 1..65535, got {port}")
+    if hang_grace_ms is None:
+        hang_grace_ms = 250.0 if mode == "emulated" else 10_000.0
+
+    from kairos.serve.server import run_server
+
+    run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
+               seed, quiet, profile_path, prices)

@@ -1,0 +1,14 @@
+"""Live serving: an HTTP gateway that dispatches queries with the simulator's policies
+to worker processes (emulated cloud instance types or a real model), a load
+generator, metrics and fault handling.
+
+Nothing here is imported by ``import kairos``: the gateway needs the ``serve`` extra
+(FastAPI, uvicorn, prometheus-client, aiohttp), installed with
+``pip install -e '.[serve]'``.
+
+Modules: :mod:`~kairos.serve.transport` (gateway-worker framing),
+:mod:`~kairos.serve.worker` (the worker process), :mod:`~kairos.serve.workers`
+(worker handles and supervision, gateway side), :mod:`~kairos.serve.gateway` (the
+dispatch loop), :mod:`~kairos.serve.app` (the ASGI app), :mod:`~kairos.serve.metrics`,
+:mod:`~kairos.serve.logs`, :mod:`~kairos.serve.loadgen`.
+"""

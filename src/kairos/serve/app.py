@@ -1,0 +1,222 @@
+"""The ASGI app of the gateway.
+
+Routes: ``POST /v1/infer`` (one query), ``GET /healthz``, ``GET /metrics``
+(Prometheus), ``GET /v1/info`` (model, configuration, QoS, fluid bound: what the load
+generator needs), and FastAPI's ``/docs`` and ``/openapi.json``.
+
+``POST /v1/infer`` is the hot path: it is served by a thin ASGI function in front of
+FastAPI (same validation and answers as the documented FastAPI route, without its
+per-request dependency and model machinery), because the gateway's added latency is
+part of every query's QoS budget. Every other route goes through FastAPI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from kairos.serve.gateway import Gateway, Overloaded, QueryFailed
+from kairos.serve.metrics import GatewayMetrics
+
+try:
+    import orjson
+
+    def _dumps(o) -> bytes:
+        return orjson.dumps(o)
+
+    _loads = orjson.loads
+    _JSONError = orjson.JSONDecodeError
+except ImportError:  # pragma: no cover - orjson is in the serve extra
+    def _dumps(o) -> bytes:
+        return json.dumps(o, separators=(",", ":")).encode()
+
+    _loads = json.loads
+    _JSONError = json.JSONDecodeError
+
+MAX_BODY = 32 * 1024 * 1024
+
+
+class InferRequest(BaseModel):
+    """One query. Give its ``samples`` (torch workers run them) or, in emulated mode or to
+    let a torch worker make synthetic inputs, just its ``size`` (number of samples)."""
+
+    size: int | None = Field(None, ge=1, description="number of samples (query size); at most the profile's largest size")
+    samples: list | None = Field(None, min_length=1, description="the samples of the query (model input rows)")
+
+
+class InferResponse(BaseModel):
+    id: int
+    result: object | None = Field(None, description="model output; null for emulated workers")
+    instance: str = Field(description="instance that served the query, e.g. g4dn.xlarge#0")
+    instance_index: int
+    instance_type: str
+    size: int
+    wait_ms: float = Field(description="time queued in the gateway before dispatch")
+    service_ms: float = Field(description="service time measured by the worker")
+    gateway_latency_ms: float = Field(description="arrival at the gateway to completion")
+    qos_ms: float
+    qos_met: bool
+    attempts: int = Field(description="1, or more if a worker failed while serving it")
+    mode: str = Field(description="emulated (timed sleep from the profile) or torch (real model)")
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    status: int
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def parse_query(body: bytes, gw: Gateway) -> tuple[int, int, bytes]:
+    """Validate a /v1/infer body -> (size, bucket, payload for the worker). Raises BadRequest."""
+    if not body:
+        raise BadRequest(400, 'empty body; send JSON like {"size": 120} or {"samples": [[...], ...]}')
+    try:
+        doc = _loads(body)
+    except (_JSONError, ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(400, f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest(422, f'the body must be a JSON object like {{"size": 120}}, got {type(doc).__name__}')
+    extra = set(doc) - {"size", "samples"}
+    if extra:
+        raise BadRequest(422, f"unknown field(s) {', '.join(sorted(map(str, extra)))}; expected size and/or samples")
+    size = doc.get("size")
+    samples = doc.get("samples")
+    if samples is not None:
+        if not isinstance(samples, list):
+            raise BadRequest(422, f"samples must be a list of samples, got {type(samples).__name__}")
+        if not samples:
+            raise BadRequest(422, "empty batch: samples has no sample")
+        if size is not None and size != len(samples):
+            raise BadRequest(422, f"size {size!r} does not match the {len(samples)} samples given")
+        size = len(samples)
+    if size is None:
+        raise BadRequest(422, 'give the query\'s "samples" or its "size"')
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise BadRequest(422, f"size must be an integer, got {type(size).__name__}")
+    if size < 1:
+        raise BadRequest(422, f"empty batch: size must be >= 1, got {size}")
+    if size > gw.max_size:
+        raise BadRequest(422, f"size {size} is beyond the largest profiled size {gw.max_size} of model "
+                              f"{gw.cfg.model!r}; split the query")
+    bucket = gw.bucket_of(size)
+    payload = b""
+    if samples is not None and gw.cfg.mode == "torch":
+        payload = _dumps(samples)
+    return size, bucket, payload
+
+
+def _error(status: int, message: str) -> bytes:
+    return _dumps({"error": message, "status": status})
+
+
+async def handle_infer(body: bytes, gw: Gateway) -> tuple[int, bytes, list]:
+    """(status, JSON body, extra headers) for one /v1/infer request."""
+    m = gw.metrics
+    try:
+        size, bucket, payload = parse_query(body, gw)
+    except BadRequest as exc:
+        m.rejected.labels("bad_request").inc()
+        return exc.status, _error(exc.status, str(exc)), []
+    try:
+        out = await gw.submit(size, bucket, payload)
+    except Overloaded as exc:
+        m.rejected.labels("overload").inc()
+        return 503, _error(503, str(exc)), [(b"retry-after", b"1")]
+    except QueryFailed as exc:
+        return exc.status, _error(exc.status, str(exc)), []
+    result = out.pop("result") or b"null"
+    return 200, b'{"result":' + result + b"," + _dumps(out)[1:], []
+
+
+class FastInfer:
+    """ASGI wrapper: POST /v1/infer directly, everything else to FastAPI."""
+
+    def __init__(self, app: FastAPI, gw: Gateway):
+        self.app = app
+        self.gw = gw
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/v1/infer" and scope["method"] == "POST":
+            chunks = []
+            total = 0
+            more = True
+            while more:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    return
+                b = msg.get("body", b"")
+                total += len(b)
+                if total > MAX_BODY:
+                    self.gw.metrics.rejected.labels("bad_request").inc()
+                    await _send(send, 413, _error(413, f"body larger than {MAX_BODY} bytes"), [])
+                    self.gw.metrics.code(413)
+                    return
+                chunks.append(b)
+                more = msg.get("more_body", False)
+            status, out, headers = await handle_infer(b"".join(chunks), self.gw)
+            self.gw.metrics.code(status)
+            await _send(send, status, out, headers)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _send(send, status: int, body: bytes, headers: list) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(gw: Gateway, info: dict | None = None):
+    """The gateway's ASGI application (FastAPI app wrapped by the /v1/infer fast path)."""
+    gw.metrics = GatewayMetrics(gw)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.stop()
+
+    app = FastAPI(title="Kairos inference gateway", version="1", lifespan=lifespan,
+                  description="Dispatches queries to a heterogeneous pool of instances with a Kairos policy.")
+
+    @app.post("/v1/infer", response_model=InferResponse,
+              responses={400: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+                         503: {"model": ErrorResponse, "description": "queue full (overload); retry later"},
+                         502: {"model": ErrorResponse}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": InferRequest.model_json_schema()}}}})
+    async def infer(request: Request):
+        """Serve one query (the same handler as the fast path in front of this app)."""
+        status, out, headers = await handle_infer(await request.body(), gw)
+        gw.metrics.code(status)
+        return Response(out, status_code=status, media_type="application/json",
+                        headers={k.decode(): v.decode() for k, v in headers})
+
+    @app.get("/healthz")
+    async def healthz():
+        h = gw.health()
+        return JSONResponse(h, status_code=200 if h["status"] == "ok" else 503)
+
+    @app.get("/metrics")
+    async def metrics():
+        return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/info")
+    async def v1_info():
+        return {**(info or {}), "queue_length": len(gw.queue), "in_flight": len(gw.futures),
+                "workers_up": sum(1 for h in gw.workers if h.state == "up")}
+
+    return FastInfer(app, gw)

@@ -1,0 +1,356 @@
+"""The gateway's dispatch loop: the live counterpart of :func:`kairos.sim.engine.simulate`.
+
+Queries arrive from HTTP handlers (:meth:`Gateway.submit`), completions from worker
+connections (:meth:`Gateway.on_result`). At each of these events the gateway does
+exactly what the simulator does at an arrival or a completion: consult the policy
+(central-queue policies only while some instance is idle), apply its pairs to the
+shared :class:`~kairos.dispatch.pool.Pool`, and start the queries that start now.
+Everything runs in one asyncio event loop, so no locks are needed.
+
+Faults: a worker whose connection closes (it died) or that overruns its deadline
+(``hang_factor`` x the profile's slowest recorded service time for the query's size on
+its type, plus ``hang_grace_ms``; it hung) is taken down (:meth:`Pool.take_down`); the
+queries it held go back to the central queue, oldest first, and are dispatched again;
+its process is killed and restarted, and :meth:`Pool.bring_up` returns it to the
+pool once the new process says HELLO. A query re-dispatched ``max_attempts`` times
+fails with 502 (never silently). Overload: at most ``max_queue`` queries wait (not
+counting those being served); beyond that :meth:`submit` raises :class:`Overloaded`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from kairos.dispatch import DispatchContext, Pool, make_policy
+from kairos.profiles.profile import Profile
+from kairos.serve import transport as tp
+from kairos.serve.logs import EventLog
+from kairos.serve.workers import Supervisor, WorkerHandle
+from kairos.sim.engine import pool_type_ids
+
+
+class Overloaded(Exception):
+    """The bounded queue is full (HTTP 503)."""
+
+
+class QueryFailed(Exception):
+    """The query could not be served (HTTP ``status``)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class GatewayConfig:
+    model: str
+    config: dict[str, int]
+    qos_ms: float
+    policy: str = "kairos"
+    mode: str = "emulated"
+    seed: int = 0
+    max_queue: int = 2000
+    hang_factor: float = 3.0
+    hang_grace_ms: float = 250.0
+    max_attempts: int = 3
+    start_timeout_s: float = 60.0
+    profile_path: str | None = None
+    prices_path: str | None = None
+
+
+class Gateway:
+    def __init__(self, profile: Profile, cfg: GatewayConfig, log: EventLog | None = None):
+        self.cfg = cfg
+        self.profile = profile
+        self.log = log or EventLog()
+        self.qos = float(cfg.qos_ms)
+        self.type_of = pool_type_ids(profile, cfg.config)
+        self.n = len(self.type_of)
+        self.instance_types = [profile.types[t] for t in self.type_of]
+        self.instance_names = [f"{t}#{i}" for t, k in cfg.config.items() for i in range(k)]
+        self.policy = make_policy(cfg.policy)
+        self.policy.bind(DispatchContext(profile, self.type_of, self.qos, cfg.seed))
+        self.binds = self.policy.binds_on_arrival
+        self.q_bucket: dict[int, int] = {}
+        self.q_arrival: dict[int, float] = {}
+        self.pool = Pool(self.type_of, profile.mean_ms.tolist(), self.q_bucket, self.q_arrival)
+        # hang deadline per (type, bucket): slowest recorded service time, scaled
+        qmax = profile.quantiles_ms[:, :, -1]
+        self.deadline_ms = (cfg.hang_factor * qmax + cfg.hang_grace_ms).tolist()
+        self.max_size = profile.max_batch
+        self._batches = profile.batches.tolist()
+        self.queue: list[int] = []
+        self.futures: dict[int, asyncio.Future] = {}
+        self.q_size: dict[int, int] = {}
+        self.q_payload: dict[int, bytes] = {}
+        self.q_start: dict[int, float] = {}
+        self.q_attempts: dict[int, int] = {}
+        self.timers: list = [None] * self.n
+        self.busy_ms = [0.0] * self.n
+        self.started_at: list[float | None] = [None] * self.n  # query start on instance j
+        self.next_qid = 0
+        self.t0 = time.perf_counter()
+        self.workers = [WorkerHandle(j, self.instance_types[j], self.instance_names[j]) for j in range(self.n)]
+        args = ["--model", cfg.model]
+        if cfg.profile_path:
+            args += ["--profile", cfg.profile_path]
+        if cfg.prices_path:
+            args += ["--prices", cfg.prices_path]
+        self.sup = Supervisor(self, args, cfg.mode)
+        self.metrics = None  # set by the app (GatewayMetrics)
+        self.stopping = False
+        self.counts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0}
+        self._all_up: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def now(self) -> float:
+        return (time.perf_counter() - self.t0) * 1000.0
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._all_up = asyncio.Event()
+        await self.sup.listen()
+        for j in range(self.n):  # every instance is down until its worker says HELLO
+            self.pool.take_down(j)
+        for h in self.workers:
+            await self.sup.spawn(h, self.cfg.seed)
+        try:
+            await asyncio.wait_for(self._all_up.wait(), self.cfg.start_timeout_s)
+        except asyncio.TimeoutError:
+            down = [h.name for h in self.workers if h.state != "up"]
+            await self.stop()
+            raise RuntimeError(f"workers did not start within {self.cfg.start_timeout_s:g} s: {', '.join(down)}")
+        self.log.event("gateway_ready", model=self.cfg.model, config=self.cfg.config, qos_ms=self.qos,
+                       policy=self.cfg.policy, mode=self.cfg.mode, workers=[h.pid for h in self.workers])
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for j in range(self.n):
+            self._cancel_timer(j)
+        await self.sup.stop_all(self.workers)
+        for qid, fut in list(self.futures.items()):
+            if not fut.done():
+                fut.set_exception(QueryFailed(503, "the gateway is shutting down"))
+        self.log.event("gateway_stopped", **self.counts)
+
+    # ------------------------------------------------------------------ queries
+    def bucket_of(self, size: int) -> int:
+        """Size bucket (the next measured size up), as Profile.bucket_of for one size."""
+        return bisect.bisect_left(self._batches, size)
+
+    def waiting(self) -> int:
+        return len(self.queue) + sum(len(loc) for loc in self.pool.local)
+
+    async def submit(self, size: int, bucket: int, payload: bytes = b"") -> dict:
+        """Queue one query and wait for its answer (a dict for the HTTP response)."""
+        if self.stopping:
+            raise QueryFailed(503, "the gateway is shutting down")
+        if self.waiting() >= self.cfg.max_queue:
+            self.counts["overload"] += 1
+            raise Overloaded(f"queue full ({self.cfg.max_queue} queries waiting); retry later")
+        qid = self.next_qid
+        self.next_qid += 1
+        now = self.now()
+        self.q_bucket[qid] = bucket
+        self.q_arrival[qid] = now
+        self.q_size[qid] = size
+        if payload:
+            self.q_payload[qid] = payload
+        fut = self.loop.create_future()
+        self.futures[qid] = fut
+        self.counts["admitted"] += 1
+        self.queue.append(qid)
+        self._dispatch(now)
+        return await fut
+
+    def _dispatch(self, now: float) -> None:
+        queue = self.queue
+        if not queue or (not self.binds and self.pool.n_idle == 0):
+            return
+        pairs = self.policy.dispatch(now, queue, self.pool)
+        if not pairs:
+            return
+        if len(pairs) == len(queue):
+            self.queue = []
+        else:
+            taken = {q for q, _ in pairs}
+            self.queue = [q for q in queue if q not in taken]
+        for qid, j in pairs:
+            if self.pool.assign(qid, j, now):
+                self._send(qid, j, now)
+
+    def _send(self, qid: int, j: int, now: float) -> None:
+        h = self.workers[j]
+        self.q_start[qid] = now
+        self.started_at[j] = now
+        h.send(tp.encode_query(qid, self.q_size[qid], self.q_bucket[qid], self.q_payload.get(qid, b"")))
+        d = self.deadline_ms[self.type_of[j]][self.q_bucket[qid]]
+        self.timers[j] = self.loop.call_later(d / 1000.0, self._on_hang, j, qid, h.generation)
+
+    def _cancel_timer(self, j: int) -> None:
+        t = self.timers[j]
+        if t is not None:
+            t.cancel()
+            self.timers[j] = None
+
+    def on_result(self, j: int, qid: int, service_ms: float, ok: bool, payload: bytes) -> None:
+        pool = self.pool
+        if pool.running[j] != qid:
+            return  # stale (cannot happen on a live connection; defensive)
+        self._cancel_timer(j)
+        now = self.now()
+        st = self.started_at[j]
+        if st is not None:
+            self.busy_ms[j] += now - st
+            self.started_at[j] = None
+        nxt = pool.finish(j, now)
+        if nxt >= 0:
+            self._send(nxt, j, now)
+        self._complete(qid, j, now, service_ms, ok, payload)
+        if self.queue:
+            self._dispatch(now)
+
+    def _complete(self, qid, j, now, service_ms, ok, payload) -> None:
+        arrival = self.q_arrival.pop(qid)
+        start = self.q_start.pop(qid)
+        self.q_bucket.pop(qid, None)
+        size = self.q_size.pop(qid)
+        self.q_payload.pop(qid, None)
+        attempts = self.q_attempts.pop(qid, 0) + 1
+        fut = self.futures.pop(qid)
+        latency = now - arrival
+        wait = start - arrival
+        if not ok:
+            self.counts["failed"] += 1
+            if not fut.done():
+                fut.set_exception(QueryFailed(422, "the model rejected the query: " + payload.decode(errors="replace")))
+            return
+        self.counts["completed"] += 1
+        met = latency <= self.qos
+        if self.metrics is not None:
+            self.metrics.completed(j, latency, wait, service_ms, met)
+        if fut.done():
+            return
+        fut.set_result({
+            "id": qid,
+            "result": payload,  # raw JSON bytes (or b"" when emulated), spliced by the app
+            "instance": self.instance_names[j],
+            "instance_index": j,
+            "instance_type": self.instance_types[j],
+            "size": size,
+            "wait_ms": round(wait, 4),
+            "service_ms": round(service_ms, 4),
+            "gateway_latency_ms": round(latency, 4),
+            "qos_ms": self.qos,
+            "qos_met": met,
+            "attempts": attempts,
+            "mode": self.cfg.mode,
+        })
+
+    # ------------------------------------------------------------------ faults
+    def on_hello(self, conn, index: int, pid: int, info: dict) -> None:
+        if not 0 <= index < self.n or self.stopping:
+            conn.transport.close()
+            return
+        h = self.workers[index]
+        if h.pid != pid or h.state != "starting":
+            conn.transport.close()  # not the process we spawned for this instance
+            return
+        conn.handle = h
+        h.conn = conn
+        h.state = "up"
+        h.info = info
+        self.pool.bring_up(index, self.now())
+        self.log.event("worker_up", instance=h.name, pid=pid, generation=h.generation, mode=info.get("mode"))
+        if self._all_up is not None and not self._all_up.is_set() and all(w.state == "up" for w in self.workers):
+            self._all_up.set()
+        self._dispatch(self.now())
+
+    def _on_hang(self, j: int, qid: int, generation: int) -> None:
+        h = self.workers[j]
+        if h.generation != generation or self.pool.running[j] != qid:
+            return
+        self.timers[j] = None
+        self.log.event("worker_hung", level="warning", instance=h.name, pid=h.pid, query=qid,
+                       deadline_ms=round(self.deadline_ms[self.type_of[j]][self.q_bucket[qid]], 1))
+        self.on_worker_lost(j, "deadline exceeded (hung)")
+
+    def on_worker_lost(self, j: int, reason: str) -> None:
+        h = self.workers[j]
+        if self.stopping or h.state in ("down", "stopped"):
+            return
+        was_up = h.state == "up"
+        h.state = "down"
+        self._cancel_timer(j)
+        self.sup.kill(h)
+        now = self.now()
+        st = self.started_at[j]
+        if st is not None:
+            self.busy_ms[j] += now - st
+            self.started_at[j] = None
+        lost = self.pool.take_down(j) if was_up or self.pool.up[j] else []
+        requeue = []
+        for qid in lost:
+            self.q_start.pop(qid, None)
+            a = self.q_attempts.get(qid, 0) + 1
+            self.q_attempts[qid] = a
+            if a >= self.cfg.max_attempts:
+                self._fail(qid, 502, f"query failed on {a} workers in a row; not retried")
+            else:
+                requeue.append(qid)
+        if requeue:
+            self.counts["redispatched"] += len(requeue)
+            if self.metrics is not None:
+                self.metrics.redispatched.inc(len(requeue))
+            self.queue = sorted(self.queue + requeue)  # ids grow with arrival: oldest first
+        self.log.event("worker_lost", level="warning", instance=h.name, pid=h.pid, reason=reason,
+                       redispatched=requeue, restarts=h.restarts + 1)
+        h.restarts += 1
+        delay = 0.0 if h.restarts <= 3 else min(5.0, 0.5 * (h.restarts - 3))
+        self.loop.call_later(delay, lambda: self.loop.create_task(self._restart(h)))
+        self._dispatch(now)
+
+    async def _restart(self, h: WorkerHandle) -> None:
+        if self.stopping:
+            return
+        await self.sup.spawn(h, self.cfg.seed)
+        self.log.event("worker_restarted", instance=h.name, pid=h.pid, generation=h.generation)
+
+    def _fail(self, qid: int, status: int, msg: str) -> None:
+        for d in (self.q_arrival, self.q_bucket, self.q_size, self.q_payload, self.q_start, self.q_attempts):
+            d.pop(qid, None)
+        fut = self.futures.pop(qid, None)
+        self.counts["failed"] += 1
+        if fut is not None and not fut.done():
+            fut.set_exception(QueryFailed(status, msg))
+
+    # ------------------------------------------------------------------ state
+    def busy_seconds(self) -> list[float]:
+        now = self.now()
+        return [(b + (now - s if s is not None else 0.0)) / 1000.0 for b, s in zip(self.busy_ms, self.started_at)]
+
+    def health(self) -> dict:
+        up = sum(1 for h in self.workers if h.state == "up")
+        return {
+            "status": "ok" if up > 0 and not self.stopping else ("stopping" if self.stopping else "down"),
+            "mode": self.cfg.mode,
+            "emulation": (
+                "EMULATED instances: each worker sleeps for a service time sampled from the latency profile "
+                "of its instance type; no model runs" if self.cfg.mode == "emulated" else
+                "real model inference on this machine (torch); instance types label the workers"
+            ),
+            "model": self.cfg.model,
+            "policy": self.cfg.policy,
+            "qos_ms": self.qos,
+            "workers_up": up,
+            "workers": [h.describe() for h in self.workers],
+            "queue_length": len(self.queue),
+            "in_flight": len(self.futures),
+            "counts": dict(self.counts),
+        }

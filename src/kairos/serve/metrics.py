@@ -1,0 +1,96 @@
+"""Prometheus metrics of the gateway (exposed at ``/metrics``).
+
+- ``kairos_requests_total{code}``: HTTP answers to /v1/infer by status code;
+- ``kairos_rejected_total{reason}``: queries refused (``overload``: bounded queue full,
+  503; ``bad_request``: 4xx);
+- ``kairos_queries_total{instance,qos}``: completed queries per instance, ``qos`` =
+  ``met`` or ``missed`` (end-to-end latency in the gateway vs the QoS target);
+- ``kairos_latency_seconds``, ``kairos_wait_seconds`` (histograms, gateway-side),
+  ``kairos_service_seconds{instance_type}`` (as reported by the workers);
+- ``kairos_queue_length`` (central queue), ``kairos_instance_queue_length{instance}``
+  (queries held by an instance: running + local queue);
+- ``kairos_instance_busy_seconds_total{instance}`` (rate() of it is utilisation) and
+  ``kairos_instance_utilisation{instance}`` (busy fraction since the previous scrape);
+- ``kairos_instance_up{instance}``, ``kairos_worker_restarts_total{instance}``,
+  ``kairos_redispatched_total``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+LAT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75,
+               1.0, 2.5, 5.0, 10.0)
+
+
+class GatewayMetrics:
+    def __init__(self, gateway):
+        self.gw = gateway
+        disable_created_metrics()  # no *_created series: less noise per scrape
+        self.registry = r = CollectorRegistry()
+        self.requests = Counter("kairos_requests", "HTTP answers to /v1/infer by status code", ["code"], registry=r)
+        self.rejected = Counter("kairos_rejected", "Queries refused, by reason", ["reason"], registry=r)
+        self.queries = Counter("kairos_queries", "Completed queries per instance and QoS outcome",
+                               ["instance", "qos"], registry=r)
+        self.latency = Histogram("kairos_latency_seconds", "End-to-end latency in the gateway (wait + service "
+                                 "+ transport)", buckets=LAT_BUCKETS, registry=r)
+        self.wait = Histogram("kairos_wait_seconds", "Queueing wait in the gateway", buckets=LAT_BUCKETS, registry=r)
+        self.service = Histogram("kairos_service_seconds", "Service time reported by workers", ["instance_type"],
+                                 buckets=LAT_BUCKETS, registry=r)
+        self.redispatched = Counter("kairos_redispatched", "Queries re-dispatched after a worker failed", registry=r)
+        names = gateway.instance_names
+        self._q = [(self.queries.labels(nm, "met"), self.queries.labels(nm, "missed")) for nm in names]
+        self._svc = [self.service.labels(t) for t in gateway.instance_types]
+        self._codes: dict[int, object] = {}
+        self._last = (time.perf_counter(), [0.0] * len(names))
+        r.register(_StateCollector(self))
+
+    def code(self, status: int) -> None:
+        c = self._codes.get(status)
+        if c is None:
+            c = self._codes[status] = self.requests.labels(str(status))
+        c.inc()
+
+    def completed(self, j: int, latency_ms: float, wait_ms: float, service_ms: float, met: bool) -> None:
+        self._q[j][0 if met else 1].inc()
+        self.latency.observe(latency_ms / 1000.0)
+        self.wait.observe(wait_ms / 1000.0)
+        self._svc[j].observe(service_ms / 1000.0)
+
+
+class _StateCollector:
+    """Gauges computed from the gateway's state at scrape time."""
+
+    def __init__(self, m: GatewayMetrics):
+        self.m = m
+
+    def collect(self):
+        gw = self.m.gw
+        names = gw.instance_names
+        busy = gw.busy_seconds()
+        now = time.perf_counter()
+        t_prev, b_prev = self.m._last
+        dt = max(now - t_prev, 1e-9)
+        self.m._last = (now, busy)
+        q = GaugeMetricFamily("kairos_queue_length", "Queries waiting in the central queue")
+        q.add_metric([], len(gw.queue))
+        yield q
+        iq = GaugeMetricFamily("kairos_instance_queue_length", "Queries held by an instance (running + local)",
+                               labels=["instance"])
+        up = GaugeMetricFamily("kairos_instance_up", "1 if the instance's worker is up", labels=["instance"])
+        util = GaugeMetricFamily("kairos_instance_utilisation", "Busy fraction since the previous scrape",
+                                 labels=["instance"])
+        bs = CounterMetricFamily("kairos_instance_busy_seconds", "Seconds the instance spent serving",
+                                 labels=["instance"])
+        rs = CounterMetricFamily("kairos_worker_restarts", "Worker restarts after a death or hang",
+                                 labels=["instance"])
+        for j, nm in enumerate(names):
+            iq.add_metric([nm], gw.pool.held[j] if gw.pool.up[j] else 0)
+            up.add_metric([nm], 1 if gw.pool.up[j] else 0)
+            util.add_metric([nm], min(1.0, max(0.0, (busy[j] - b_prev[j]) / dt)))
+            bs.add_metric([nm], busy[j])
+            rs.add_metric([nm], gw.workers[j].restarts)
+        yield from (iq, up, util, bs, rs)

@@ -1,0 +1,60 @@
+"""Build the gateway and run it under uvicorn (uvloop and httptools when installed)."""
+
+from __future__ import annotations
+
+import socket
+
+from kairos.profiles.profile import Profile
+from kairos.serve.app import create_app
+from kairos.serve.gateway import Gateway, GatewayConfig
+from kairos.serve.logs import EventLog
+
+
+def server_info(profile: Profile, gw: Gateway) -> dict:
+    from kairos.plan.fluid import config_fluid_bound
+    from kairos.workload.sizes import parse_size_mix
+
+    probs = parse_size_mix("deeprecsys").bucket_probabilities(profile.batches)
+    bound = config_fluid_bound(profile, gw.cfg.config, probs, gw.qos).qps
+    return {"model": gw.cfg.model, "config": gw.cfg.config, "qos_ms": gw.qos, "policy": gw.cfg.policy,
+            "mode": gw.cfg.mode, "max_size": gw.max_size, "instances": gw.instance_names,
+            "fluid_bound_qps_deeprecsys": round(bound, 3)}
+
+
+def run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
+               seed, quiet, profile_path=None, prices_path=None) -> None:
+    import uvicorn
+
+    cfg = GatewayConfig(model=model, config=config, qos_ms=qos, policy=policy, mode=mode, seed=seed,
+                        max_queue=max_queue, hang_factor=hang_factor, hang_grace_ms=hang_grace_ms,
+                        profile_path=profile_path, prices_path=prices_path)
+    log = EventLog(quiet=quiet)
+    gw = Gateway(profile, cfg, log)
+    app = create_app(gw, server_info(profile, gw))
+    loop = "uvloop" if _has("uvloop") else "asyncio"
+    http = "httptools" if _has("httptools") else "h11"
+    # bind here so a busy port is a one-line error before any worker starts
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        from kairos.errors import KairosInputError
+
+        raise KairosInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    ucfg = uvicorn.Config(app, loop=loop, http=http, lifespan="on", access_log=False,
+                          log_level="warning", timeout_graceful_shutdown=60, backlog=4096)
+    log.event("gateway_listen", host=host, port=port, loop=loop, http=http)
+    server = uvicorn.Server(ucfg)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise SystemExit(3)
+
+
+def _has(mod: str) -> bool:
+    try:
+        __import__(mod)
+        return True
+    except ImportError:
+        return False

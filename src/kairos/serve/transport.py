@@ -1,0 +1,80 @@
+"""Gateway <-> worker transport: one TCP connection per worker, length-prefixed binary frames.
+
+Why TCP with a compact framing: a frame costs one ``send`` and is parsed with one
+``struct.unpack`` (no HTTP, no pickling) so the round trip on loopback is tens of
+microseconds; the gateway reads every worker from its single asyncio event loop; and
+the same socket works unchanged when a worker runs on another machine (workers
+connect *to* the gateway and introduce themselves, so remote workers only need the
+gateway's address). A closed connection is also how a dead worker is noticed at once.
+
+Every frame is ``<u32 length><u8 kind>`` followed by ``length - 1`` bytes:
+
+- HELLO  (worker -> gateway): ``<u32 instance index><u32 pid>`` + JSON info
+- QUERY  (gateway -> worker): ``<u64 query id><u32 size><u32 bucket>`` + payload
+  (JSON-encoded samples, or empty: the worker makes a synthetic batch of ``size``)
+- RESULT (worker -> gateway): ``<u64 query id><f64 service ms><u8 ok>`` + payload
+  (JSON result or error message; empty for an emulated worker)
+- SHUTDOWN (gateway -> worker): no body; the worker finishes its query and exits.
+
+All integers little-endian.
+"""
+
+from __future__ import annotations
+
+import struct
+
+HELLO, QUERY, RESULT, SHUTDOWN = 1, 2, 3, 4
+
+PREFIX = struct.Struct("<IB")  # length (of everything after these 4 bytes), kind
+HELLO_BODY = struct.Struct("<II")
+QUERY_BODY = struct.Struct("<QII")
+RESULT_BODY = struct.Struct("<QdB")
+QUERY_HEAD = struct.Struct("<IBQII")
+RESULT_HEAD = struct.Struct("<IBQdB")
+HELLO_HEAD = struct.Struct("<IBII")
+
+MAX_FRAME = 256 * 1024 * 1024
+
+
+def encode_hello(index: int, pid: int, info: bytes = b"") -> bytes:
+    return HELLO_HEAD.pack(1 + HELLO_BODY.size + len(info), HELLO, index, pid) + info
+
+
+def encode_query(qid: int, size: int, bucket: int, payload: bytes = b"") -> bytes:
+    return QUERY_HEAD.pack(1 + QUERY_BODY.size + len(payload), QUERY, qid, size, bucket) + payload
+
+
+def encode_result(qid: int, service_ms: float, ok: bool, payload: bytes = b"") -> bytes:
+    return RESULT_HEAD.pack(1 + RESULT_BODY.size + len(payload), RESULT, qid, service_ms, 1 if ok else 0) + payload
+
+
+def encode_shutdown() -> bytes:
+    return PREFIX.pack(1, SHUTDOWN)
+
+
+class FrameDecoder:
+    """Incremental decoder: feed bytes, get back complete ``(kind, body)`` frames."""
+
+    __slots__ = ("buf",)
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        buf = self.buf
+        buf += data
+        out = []
+        pos = 0
+        n = len(buf)
+        while n - pos >= 5:
+            length, kind = PREFIX.unpack_from(buf, pos)
+            if length < 1 or length > MAX_FRAME:
+                raise ValueError(f"bad frame length {length}")
+            end = pos + 4 + length
+            if end > n:
+                break
+            out.append((kind, bytes(buf[pos + 5:end])))
+            pos = end
+        if pos:
+            del buf[:pos]
+        return out

@@ -1,0 +1,147 @@
+"""The worker process: serves one query at a time for one instance of the pool.
+
+Run by the gateway as ``python -m kairos.serve.worker --connect HOST:PORT --index J
+--type TYPE --model M --mode emulated|torch``. It connects to the gateway, says HELLO,
+then answers QUERY frames one by one until SHUTDOWN or the connection closes.
+
+- ``emulated``: an *emulation* of an instance of type TYPE: it draws the service time
+  of the query's size from the model's latency profile for that type
+  (:meth:`Profile.sample_service_ms`) and waits that long with ``time.sleep`` (no
+  busy loop, so a laptop can emulate a pool of many instances). No model runs; the
+  result is empty.
+- ``torch``: runs the real model (``kairos.models.load_model``) on this machine's
+  CPU or GPU; the service time is the measured inference time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+from kairos.serve import transport as tp
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us if the gateway dies (a safety net: EOF also stops us)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: the closed connection is enough
+        pass
+
+
+class EmulatedBackend:
+    """Service time sampled from the profile, spent in a timed sleep."""
+
+    label = "emulated"
+
+    def __init__(self, model: str, type_name: str, seed: int, profile_path=None, prices_path=None):
+        import numpy as np
+
+        from kairos.profiles import load_catalogue
+
+        self.np = np
+        self.profile = load_catalogue(profile_path, prices_path).profile(model)
+        self.type_id = self.profile.type_index(type_name)
+        self.rng = np.random.default_rng(seed)
+
+    def serve(self, size: int, bucket: int, payload: bytes) -> tuple[bool, bytes]:
+        s = float(self.profile.sample_service_ms(self.np.array([bucket]), [self.type_id], self.rng)[0, 0])
+        time.sleep(s / 1000.0)
+        return True, b""
+
+
+class TorchBackend:
+    """The real model (kairos.models), on this machine's CPU or GPU."""
+
+    label = "torch"
+
+    def __init__(self, model: str, seed: int):
+        import numpy as np
+
+        from kairos.models import load_model  # lazy: torch only in torch workers
+
+        self.model = load_model(model, seed=0)
+        self.rng = np.random.default_rng(seed)
+
+    def serve(self, size: int, bucket: int, payload: bytes) -> tuple[bool, bytes]:
+        try:
+            batch = json.loads(payload) if payload else self.model.make_batch(size, self.rng)
+            out = self.model.infer(batch)
+            if hasattr(out, "detach"):
+                out = out.detach().cpu()
+            if hasattr(out, "tolist"):
+                out = out.tolist()
+            return True, json.dumps(out).encode()
+        except Exception as exc:  # a bad batch: report it, keep serving
+            return False, f"{type(exc).__name__}: {exc}".encode()
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    chunks = []
+    while n:
+        b = sock.recv(n)
+        if not b:
+            return None
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+def run(host: str, port: int, index: int, backend) -> int:
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    info = json.dumps({"mode": backend.label}).encode()
+    sock.sendall(tp.encode_hello(index, os.getpid(), info))
+    perf = time.perf_counter
+    while True:
+        head = _recv_exact(sock, 5)
+        if head is None:
+            return 0  # gateway gone
+        length, kind = tp.PREFIX.unpack(head)
+        body = _recv_exact(sock, length - 1) if length > 1 else b""
+        if body is None:
+            return 0
+        if kind == tp.SHUTDOWN:
+            return 0
+        if kind != tp.QUERY:
+            continue
+        qid, size, bucket = tp.QUERY_BODY.unpack_from(body)
+        t0 = perf()
+        ok, out = backend.serve(size, bucket, body[tp.QUERY_BODY.size:])
+        sock.sendall(tp.encode_result(qid, (perf() - t0) * 1000.0, ok, out))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="kairos-worker")
+    ap.add_argument("--connect", required=True)
+    ap.add_argument("--index", type=int, required=True)
+    ap.add_argument("--type", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--mode", choices=("emulated", "torch"), default="emulated")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", default=None)
+    ap.add_argument("--prices", default=None)
+    a = ap.parse_args(argv)
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop
+    host, port = a.connect.rsplit(":", 1)
+    if a.mode == "emulated":
+        backend = EmulatedBackend(a.model, a.type, a.seed * 100_003 + a.index, a.profile, a.prices)
+    else:
+        backend = TorchBackend(a.model, a.seed * 100_003 + a.index)
+    try:
+        return run(host, int(port), a.index, backend)
+    except (ConnectionError, OSError):
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Worker supervision, gateway side: spawn worker processes, accept their connections,
+route frames to the gateway, kill and restart them.
+
+Each instance ``j`` of the pool has one :class:`WorkerHandle`; a restart spawns a new
+process for the same ``j`` (a new *generation*). Frames from a connection that no
+longer belongs to the current generation are ignored, so a late answer from a worker
+that was declared hung can never complete a query twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+from kairos.serve import transport as tp
+
+
+class WorkerHandle:
+    """One instance's worker process and its connection."""
+
+    def __init__(self, index: int, type_name: str, name: str):
+        self.index = index
+        self.type_name = type_name
+        self.name = name
+        self.proc: asyncio.subprocess.Process | None = None
+        self.conn: "WorkerConnection | None" = None
+        self.pid: int | None = None
+        self.generation = 0
+        self.restarts = 0
+        self.state = "starting"  # starting | up | down | stopped
+        self.info: dict = {}
+
+    def send(self, frame: bytes) -> None:
+        self.conn.transport.write(frame)
+
+    def describe(self) -> dict:
+        return {"instance": self.name, "index": self.index, "type": self.type_name, "state": self.state,
+                "pid": self.pid, "restarts": self.restarts, "mode": self.info.get("mode")}
+
+
+class WorkerConnection(asyncio.Protocol):
+    """A worker's TCP connection; parses frames and calls the gateway."""
+
+    def __init__(self, gateway):
+        self.gw = gateway
+        self.dec = tp.FrameDecoder()
+        self.transport = None
+        self.handle: WorkerHandle | None = None
+        self.generation = -1
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.dec.feed(data)
+        except ValueError:
+            self.transport.close()
+            return
+        for kind, body in frames:
+            if kind == tp.RESULT:
+                qid, svc, ok = tp.RESULT_BODY.unpack_from(body)
+                if self.handle is not None and self.handle.conn is self:
+                    self.gw.on_result(self.handle.index, qid, svc, bool(ok), body[tp.RESULT_BODY.size:])
+            elif kind == tp.HELLO:
+                index, pid = tp.HELLO_BODY.unpack_from(body)
+                try:
+                    info = json.loads(body[tp.HELLO_BODY.size:] or b"{}")
+                except ValueError:
+                    info = {}
+                self.gw.on_hello(self, index, pid, info)
+
+    def connection_lost(self, exc) -> None:
+        h = self.handle
+        if h is not None and h.conn is self:
+            self.gw.on_worker_lost(h.index, "connection closed (worker exited)")
+
+
+class Supervisor:
+    """Spawns, tracks and stops the worker processes of a gateway."""
+
+    def __init__(self, gateway, worker_args: list[str], mode: str):
+        self.gw = gateway
+        self.worker_args = worker_args
+        self.mode = mode
+        self.server: asyncio.base_events.Server | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._reapers: set[asyncio.Task] = set()
+
+    async def listen(self, host: str = "127.0.0.1") -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: WorkerConnection(self.gw), host, 0)
+        self.host = host
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def spawn(self, h: WorkerHandle, seed: int) -> None:
+        h.generation += 1
+        h.state = "starting"
+        h.conn = None
+        args = [sys.executable, "-m", "kairos.serve.worker", "--connect", f"{self.host}:{self.port}",
+                "--index", str(h.index), "--type", h.type_name, "--mode", self.mode,
+                "--seed", str(seed * 1009 + h.generation), *self.worker_args]
+        # own session: a Ctrl-C or SIGTERM sent to the gateway's process group does not
+        # kill workers while in-flight queries are still being finished
+        h.proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL,
+                                                      start_new_session=True)
+        h.pid = h.proc.pid
+        proc = h.proc
+        t = asyncio.get_running_loop().create_task(self._reap(h, proc))
+        self._reapers.add(t)
+        t.add_done_callback(self._reapers.discard)
+
+    async def _reap(self, h: WorkerHandle, proc) -> None:
+        rc = await proc.wait()
+        if h.proc is proc and h.state in ("starting", "up"):
+            # exited (e.g. crashed before connecting): the gateway handles it like a death
+            self.gw.on_worker_lost(h.index, f"process exited with code {rc}")
+
+    @staticmethod
+    def kill(h: WorkerHandle) -> None:
+        if h.proc is not None and h.proc.returncode is None:
+            try:
+                h.proc.kill()
+            except ProcessLookupError:
+                pass
+        if h.conn is not None:
+            conn, h.conn = h.conn, None
+            conn.transport.close()
+
+    async def stop_all(self, handles: list[WorkerHandle], timeout_s: float = 5.0) -> None:
+        """SHUTDOWN every worker, wait for them, kill what is left; close the listener."""
+        for h in handles:
+            h.state = "stopped"
+            if h.conn is not None:
+                try:
+                    h.send(tp.encode_shutdown())
+                except Exception:
+                    pass
+        procs = [h.proc for h in handles if h.proc is not None]
+        if procs:
+            done, pending = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=timeout_s)
+            for p in procs:
+                if p.returncode is None:
+                    try:
+                        os.kill(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            if pending:
+                await asyncio.wait(pending, timeout=timeout_s)
+        for h in handles:
+            if h.conn is not None:
+                h.conn.transport.close()
+                h.conn = None
+        if self.server is not None:
+            self.server.close()
+        for t in list(self._reapers):
+            t.cancel()
