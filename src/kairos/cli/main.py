@@ -14,6 +14,7 @@ from kairos.errors import KairosInputError
 # and optional extras such as torch or ray are only imported by the commands that use them)
 COMMANDS = {
     "simulate": "kairos.cli.simulate:simulate",
+    "serve": "kairos.cli.serve:serve",
     "profile": "kairos.cli.profile:profile",
 }
 
