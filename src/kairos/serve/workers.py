@@ -101,6 +101,7 @@ class Supervisor:
         h.generation += 1
         h.state = "starting"
         h.conn = None
+        h.proc = None  # the old process's reaper must not see this instance as its own
         args = [sys.executable, "-m", "kairos.serve.worker", "--connect", f"{self.host}:{self.port}",
                 "--index", str(h.index), "--type", h.type_name, "--mode", self.mode,
                 "--seed", str(seed * 1009 + h.generation), *self.worker_args]

@@ -1,0 +1,76 @@
+"""``kairos loadgen``: open-loop Poisson load against a running gateway, or a max-QPS search."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from kairos.cli.common import console, emit_json, json_option
+from kairos.errors import KairosInputError
+from kairos.workload.sizes import parse_size_mix
+
+KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p50_ms", "p99_ms", "qos_met_fraction",
+        "passed", "max_send_lag_ms", "client_overhead_p50_ms", "client_overhead_p99_ms")
+
+
+@click.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The gateway (kairos serve).")
+@click.option("--qps", type=float, default=None, help="Poisson arrival rate (queries/s); with --max-qps, the first probe.")
+@click.option("--duration", type=float, default=10.0, show_default=True,
+              help="Seconds of arrivals (per probe with --max-qps).")
+@click.option("--workload", default="deeprecsys", show_default=True,
+              help="Query-size mix: deeprecsys, ribbon, fixed:N, or a file of sizes.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--qos-ms", type=float, default=None, help="QoS target (default: the gateway's).")
+@click.option("--max-qps", "find_max", is_flag=True,
+              help="Search the highest rate at which >= 99%% of queries meet QoS with nothing lost.")
+@click.option("--tolerance", default=0.02, show_default=True, type=float, help="--max-qps relative precision.")
+@click.option("--max-probes", default=10, show_default=True, type=int, help="--max-qps: at most this many runs.")
+@click.option("--drain-timeout", default=30.0, show_default=True, type=float,
+              help="Seconds to wait for answers after the last send; unanswered queries count as lost.")
+@json_option
+def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max_probes, drain_timeout, as_json):
+    """Send an open-loop Poisson stream of queries to a gateway and report what came back.
+
+    Reports sent, completed, errors, lost (= sent - completed - errors), achieved QPS,
+    latency percentiles (from each query's scheduled send time) and the QoS-met fraction.
+    """
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise KairosInputError("kairos loadgen needs aiohttp: pip install -e '.[serve]'") from None
+    from kairos.serve.loadgen import max_qps_search, run_load
+
+    mix = parse_size_mix(workload)
+    if duration <= 0:
+        raise KairosInputError(f"--duration must be > 0, got {duration}")
+    if qps is not None and not qps > 0:
+        raise KairosInputError(f"--qps must be > 0, got {qps}")
+    if qps is None and not find_max:
+        raise KairosInputError("give --qps RATE, or --max-qps to search the highest passing rate")
+    try:
+        if find_max:
+            def show(p):
+                if not as_json:
+                    console.print(f"probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
+                                  f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms lost={p['lost']} "
+                                  f"errors={p['errors']}")
+            s = asyncio.run(max_qps_search(url, duration, mix, seed, qps, tolerance, max_probes, qos_ms, show))
+            out = {"url": url, "max_qps": round(s.max_qps, 3), "probes": s.probes, "at_max": s.best,
+                   "lost": sum(p["lost"] for p in s.probes)}
+            if as_json:
+                emit_json(out)
+            else:
+                console.print(f"max QPS (>= 99% within QoS, lost = 0): {s.max_qps:.1f} "
+                              f"({len(s.probes)} probes of {duration:g} s; lost over all probes: {out['lost']})")
+            return
+        r = asyncio.run(run_load(url, qps, duration, mix, seed, qos_ms, drain_timeout))
+    except OSError as exc:  # aiohttp.ClientConnectorError is an OSError
+        raise KairosInputError(f"cannot reach the gateway at {url}: {exc}") from None
+    s = r.summary()
+    if as_json:
+        emit_json(s)
+        return
+    for k in ("url", "qos_ms", *KEYS, "error_kinds", "served_by"):
+        console.print(f"{k:24s} {s[k]}")

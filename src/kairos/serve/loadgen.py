@@ -1,0 +1,267 @@
+"""Open-loop load generator for the gateway (library behind ``kairos loadgen``).
+
+Open loop: all send times are drawn in advance from a Poisson process (seeded, the
+same unit-rate pattern scaled to every rate, as in the simulator) and each query is
+sent at its time whatever happened to earlier ones, on its own task: a slow answer
+never delays the next send (no coordinated omission). A query's latency is measured
+from its *scheduled* send time, so a client that falls behind is charged for it
+(``max_send_lag_ms`` reports how far behind it fell).
+
+Accounting: ``sent`` = queries sent; ``completed`` = 200 answers; ``errors`` = any other
+HTTP answer (503 overload, 4xx, 5xx) or a transport error; ``lost`` = sent - completed -
+errors = queries with no answer at all when the run's drain timeout expired (must be 0).
+``qos_met_fraction`` = completed within QoS / sent (errors and lost count as misses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from kairos.workload.arrivals import poisson_unit_times
+from kairos.workload.sizes import SizeMix
+
+QOS_TARGET_FRACTION = 0.99
+
+try:
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover
+    import json
+
+    _loads = json.loads
+
+
+@dataclass
+class LoadResult:
+    url: str
+    offered_qps: float
+    duration_s: float
+    qos_ms: float
+    sent: int = 0
+    completed: int = 0
+    errors: int = 0
+    lost: int = 0
+    error_kinds: dict = field(default_factory=dict)
+    achieved_qps: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    p999_ms: float | None = None
+    qos_met_fraction: float = 0.0
+    passed: bool = False
+    max_send_lag_ms: float = 0.0
+    client_overhead_p50_ms: float | None = None
+    client_overhead_p99_ms: float | None = None
+    gateway_overhead_p50_ms: float | None = None
+    gateway_overhead_p99_ms: float | None = None
+    served_by: dict = field(default_factory=dict)
+    # per-query arrays, for tests and benchmarks (not printed)
+    records: dict = field(default_factory=dict, repr=False)
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d.pop("records")
+        return d
+
+
+def _pct(x: np.ndarray, p: float) -> float | None:
+    return round(float(np.percentile(x, p, method="higher")), 3) if x.size else None
+
+
+def schedule(qps: float, duration_s: float, mix: SizeMix, seed: int, max_size: int | None = None):
+    """Send times (s from the start) and sizes of an open-loop Poisson run."""
+    if not qps > 0:
+        raise ValueError("qps must be > 0")
+    rng = np.random.default_rng(seed)
+    n = int(qps * duration_s * 1.3 + 20 + 6 * math.sqrt(qps * duration_s))
+    t = poisson_unit_times(n, rng) / 1000.0 / qps
+    t = t[t < duration_s]
+    sizes = mix.sample(len(t), seed + 1)
+    if max_size is not None and len(sizes) and sizes.max() > max_size:
+        sizes = np.minimum(sizes, max_size)
+    return t, sizes
+
+
+async def fetch_info(session, url: str) -> dict:
+    async with session.get(url.rstrip("/") + "/v1/info") as r:
+        return await r.json()
+
+
+async def run_load(url: str, qps: float, duration_s: float, mix: SizeMix, seed: int = 0,
+                   qos_ms: float | None = None, drain_timeout_s: float = 30.0, session=None,
+                   sizes=None, times=None) -> LoadResult:
+    """One open-loop run at ``qps`` for ``duration_s`` seconds against a gateway at ``url``."""
+    import aiohttp
+
+    own = session is None
+    if own:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False),
+                                        timeout=aiohttp.ClientTimeout(total=None))
+    try:
+        info = await fetch_info(session, url)
+        qos = float(qos_ms if qos_ms is not None else info["qos_ms"])
+        if times is None:
+            times, sizes = schedule(qps, duration_s, mix, seed, info.get("max_size"))
+        return await _run(session, url.rstrip("/") + "/v1/infer", url, qps, duration_s, qos, times, sizes,
+                          drain_timeout_s)
+    finally:
+        if own:
+            await session.close()
+
+
+async def _run(session, infer_url, url, qps, duration_s, qos, times, sizes, drain_timeout_s) -> LoadResult:
+    loop = asyncio.get_running_loop()
+    n = len(times)
+    lat = np.full(n, np.nan)
+    wait = np.full(n, np.nan)
+    svc = np.full(n, np.nan)
+    gw_lat = np.full(n, np.nan)
+    status = np.zeros(n, dtype=np.int32)
+    served = Counter()
+    kinds: Counter = Counter()
+    headers = {"content-type": "application/json"}
+    bodies = [b'{"size":%d}' % int(s) for s in sizes]
+    max_lag = 0.0
+
+    async def one(i: int, t_sched: float) -> None:
+        try:
+            async with session.post(infer_url, data=bodies[i], headers=headers) as r:
+                data = await r.read()
+                t = loop.time()
+                status[i] = r.status
+                if r.status == 200:
+                    d = _loads(data)
+                    lat[i] = (t - t_sched) * 1000.0
+                    wait[i] = d["wait_ms"]
+                    svc[i] = d["service_ms"]
+                    gw_lat[i] = d["gateway_latency_ms"]
+                    served[d["instance"]] += 1
+                else:
+                    kinds[str(r.status)] += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # connection refused/reset: an error, not a loss
+            status[i] = -1
+            kinds[type(exc).__name__] += 1
+
+    tasks = []
+    start = loop.time() + 0.02
+    for i in range(n):
+        target = start + float(times[i])
+        d = target - loop.time()
+        if d > 0.0005:
+            await asyncio.sleep(d)
+        lag = loop.time() - target
+        if lag > max_lag:
+            max_lag = lag
+        tasks.append(loop.create_task(one(i, target)))
+    sent = len(tasks)
+    if tasks:
+        done, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+    end = loop.time()
+    ok = status == 200
+    completed = int(ok.sum())
+    errors = int(((status != 200) & (status != 0)).sum())
+    l_ok = lat[ok]
+    finished = start + np.nanmax(np.where(ok, times + lat / 1000.0, np.nan)) if completed else end
+    span = max(duration_s, float(finished - start)) if completed else duration_s
+    met = int((l_ok <= qos).sum())
+    client_ovh = (lat - wait - svc)[ok]
+    gw_ovh = (gw_lat - wait - svc)[ok]
+    res = LoadResult(
+        url=url, offered_qps=qps, duration_s=duration_s, qos_ms=qos, sent=sent, completed=completed, errors=errors,
+        lost=sent - completed - errors, error_kinds=dict(kinds), achieved_qps=round(completed / span, 3),
+        p50_ms=_pct(l_ok, 50), p99_ms=_pct(l_ok, 99), p999_ms=_pct(l_ok, 99.9),
+        qos_met_fraction=round(met / sent, 5) if sent else 0.0, max_send_lag_ms=round(max_lag * 1000.0, 3),
+        client_overhead_p50_ms=_pct(client_ovh, 50), client_overhead_p99_ms=_pct(client_ovh, 99),
+        gateway_overhead_p50_ms=_pct(gw_ovh, 50), gateway_overhead_p99_ms=_pct(gw_ovh, 99),
+        served_by=dict(sorted(served.items())),
+        records={"send_s": np.asarray(times), "latency_ms": lat, "wait_ms": wait, "service_ms": svc,
+                 "gateway_latency_ms": gw_lat, "status": status},
+    )
+    res.passed = res.lost == 0 and res.qos_met_fraction >= QOS_TARGET_FRACTION
+    return res
+
+
+async def wait_idle(session, url: str, timeout_s: float = 60.0) -> None:
+    """Wait until the gateway has nothing in flight (between probes)."""
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        info = await fetch_info(session, url)
+        if info.get("in_flight", 0) == 0:
+            return
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class MaxQpsSearch:
+    max_qps: float
+    probes: list  # [summary dict of each probe]
+    best: dict | None
+
+
+async def max_qps_search(url: str, duration_s: float, mix: SizeMix, seed: int = 0, start_qps: float | None = None,
+                         rel_tol: float = 0.02, max_probes: int = 10, qos_ms: float | None = None,
+                         on_probe=None) -> MaxQpsSearch:
+    """Highest rate whose run passes (>= 99% of sent queries within QoS, nothing lost).
+
+    Starts at ``start_qps`` (default 0.85 x the gateway's fluid bound for the deeprecsys
+    mix), steps up by 10% / down by 20% to bracket, then bisects to ``rel_tol``.
+    """
+    import aiohttp
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=aiohttp.ClientTimeout(total=None)) as session:
+        info = await fetch_info(session, url)
+        if start_qps is None:
+            start_qps = 0.85 * float(info.get("fluid_bound_qps_deeprecsys") or 100.0)
+        probes: list = []
+        best: dict = {}
+
+        async def probe(rate: float) -> bool:
+            await wait_idle(session, url)
+            await asyncio.sleep(0.3)
+            r = await run_load(url, rate, duration_s, mix, seed, qos_ms, session=session)
+            s = r.summary()
+            probes.append(s)
+            if on_probe:
+                on_probe(s)
+            if r.passed and rate >= best.get("offered_qps", -1):
+                best.clear()
+                best.update(s)
+            return r.passed
+
+        lo, hi = 0.0, math.inf
+        if await probe(start_qps):
+            lo = start_qps
+        else:
+            hi = start_qps
+        while hi == math.inf and len(probes) < max_probes:
+            r = lo * 1.1
+            if await probe(r):
+                lo = r
+            else:
+                hi = r
+        while lo == 0.0 and len(probes) < max_probes:
+            r = hi * 0.8
+            if await probe(r):
+                lo = r
+            else:
+                hi = r
+        while lo > 0 and hi < math.inf and (hi - lo) > rel_tol * lo and len(probes) < max_probes:
+            mid = 0.5 * (lo + hi)
+            if await probe(mid):
+                lo = mid
+            else:
+                hi = mid
+        return MaxQpsSearch(lo, probes, best or None)
