@@ -15,6 +15,7 @@ from kairos.errors import KairosInputError
 COMMANDS = {
     "simulate": "kairos.cli.simulate:simulate",
     "serve": "kairos.cli.serve:serve",
+    "loadgen": "kairos.cli.loadgen:loadgen",
     "profile": "kairos.cli.profile:profile",
 }
 
