@@ -135,3 +135,19 @@ def test_ten_size_grid_under_a_minute():
     assert elapsed < 60, f"10-size grid took {elapsed:.1f} s"
     per = run.per_batch()
     assert per[-1]["infer_ms"] > per[0]["infer_ms"]  # 10x the samples costs more
+
+
+def test_all_five_models_into_one_profile(tmp_path, capsys):
+    """Every model profiles on CPU; one file holds them all and the catalogue loader reads it."""
+    from kairos.models import MODELS
+
+    out = tmp_path / "all.csv"
+    for m in MODELS:
+        code, _, err = run_cli(["profile", "--model", m, "--instance", "cpu-1t", "--threads", "1", "--batches",
+                                "1,8", "--reps", "2", "--warmup", "0", "--max-rows", "500", "--out", str(out),
+                                "--append", "--quiet", "--json"], capsys)
+        assert code == 0, err
+    profiles = load_profiles(out)
+    assert sorted(profiles) == sorted(MODELS)
+    for p in profiles.values():
+        assert p.types == ("cpu-1t",) and p.batches.tolist() == [1, 8] and (p.mean_ms > 0).all()
