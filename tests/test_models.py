@@ -129,3 +129,13 @@ def test_core_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+def test_local_type_settings():
+    from kairos.models.registry import local_type_settings as f
+
+    assert f("cpu-1t") == {"device": "cpu", "threads": 1}
+    assert f("cpu-2t") == {"device": "cpu", "threads": 2}
+    assert f("cuda") == {"device": "cuda"} and f("cuda:1") == {"device": "cuda:1"}
+    assert f("gpu-h200") == {"device": "cuda"}
+    assert f("r5n.large") == {} and f("cpu-0t") == {}

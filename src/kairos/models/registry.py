@@ -16,6 +16,7 @@ torch workers run:
 from __future__ import annotations
 
 import os
+import re
 
 from kairos.errors import KairosInputError
 
@@ -61,6 +62,28 @@ def check_device(device: str) -> str:
                 raise KairosInputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return device
     raise KairosInputError(f"unknown device {device!r}; use cpu or cuda")
+
+
+_CPU_THREADS = re.compile(r"^cpu-(\d+)t$")
+_CUDA = re.compile(r"^(cuda(:\d+)?|gpu)(-.*)?$")
+
+
+def local_type_settings(type_name: str) -> dict:
+    """How to run a *local* instance type named by the convention of docs/local-profiles.md.
+
+    ``cpu-<N>t`` -> ``{"device": "cpu", "threads": N}``; ``cuda``, ``cuda:N``, ``gpu`` (optionally
+    followed by ``-anything``) -> ``{"device": "cuda[:N]"}``; any other name -> ``{}`` (defaults).
+    ``kairos profile --instance cpu-2t --threads 2`` and a torch worker serving type ``cpu-2t``
+    then run the model the same way.
+    """
+    name = str(type_name).strip().lower()
+    m = _CPU_THREADS.match(name)
+    if m and int(m.group(1)) >= 1:
+        return {"device": "cpu", "threads": int(m.group(1))}
+    m = _CUDA.match(name)
+    if m:
+        return {"device": "cuda" + (m.group(2) or "")}
+    return {}
 
 
 class LoadedModel:
