@@ -38,12 +38,16 @@ class DispatchContext:
         type_of: instance index -> type id.
         qos_ms: the p99 latency target.
         seed: for policies that randomise.
+        size_probs: probability of each size bucket (profile.batches) when the query-size
+            mix is known in advance (the simulator, or a gateway told its workload);
+            None when unknown.
     """
 
     profile: Profile
     type_of: list[int]
     qos_ms: float
     seed: int = 0
+    size_probs: np.ndarray | None = None
 
     @property
     def n(self) -> int:

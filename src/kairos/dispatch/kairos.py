@@ -42,12 +42,29 @@ def heterogeneity_coefficients(mean_ms: np.ndarray, present_types) -> np.ndarray
     return base / last
 
 
+def fluid_coefficients(mean_ms, counts, probs, qos_ms) -> np.ndarray | None:
+    """C_t from the fluid LP's shadow prices of each type's capacity, relative to the
+    dearest type. Where the paper's C (a ratio of latencies at the largest size) guesses
+    how valuable a type's time is, the LP dual is that value for this pool, QoS and size
+    mix: it puts the small/large split between types where the optimum puts it."""
+    from kairos.plan.fluid import fluid_bound
+
+    fb = fluid_bound(mean_ms, counts, probs, qos_ms)
+    if fb.prices is None or fb.qps <= 0 or fb.prices.max() <= 0:
+        return None
+    return np.maximum(fb.prices / fb.prices.max(), 1e-3)
+
+
 class KairosPolicy(Policy):
     """Our Kairos matching (see module docstring)."""
 
     name = "kairos"
 
-    def __init__(self, tail_quantile: float = 0.9, age_weight: float = 1.0, hopeless: str = "leftover"):
+    def __init__(self, tail_quantile: float = 0.9, age_weight: float = 3.0, hopeless: str = "leftover",
+                 coefficients: str = "fluid"):
+        if coefficients not in ("fluid", "paper"):
+            raise ValueError("coefficients must be 'fluid' or 'paper'")
+        self.coefficients = coefficients
         self.tail_quantile = tail_quantile
         self.age_weight = age_weight
         if hopeless not in ("leftover", "defer"):
@@ -55,21 +72,33 @@ class KairosPolicy(Policy):
         self.hopeless = hopeless
 
     def describe(self) -> dict:
-        return {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless}
+        return {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
+                "coefficients": self.coefficients}
 
     def bind(self, ctx: DispatchContext) -> None:
         super().bind(ctx)
         prof = ctx.profile
         present = sorted(set(self.type_of))
-        self.C = heterogeneity_coefficients(prof.mean_ms, present)
         tail = np.maximum(prof.quantile_ms(self.tail_quantile), prof.mean_ms)
+        self.C = None
+        if self.coefficients == "fluid" and ctx.size_probs is not None:
+            self.C = fluid_coefficients(prof.mean_ms, ctx.type_counts(), ctx.size_probs, ctx.qos_ms)
+        if self.C is None:
+            self.C = heterogeneity_coefficients(prof.mean_ms, present)
         self.tail_np = tail
         self.tail = tail.tolist()
         self.Cl = self.C.tolist()
         self.type_np = np.asarray(self.type_of, dtype=np.int64)
         self.C_inst = self.C[self.type_np]
+        # per-instance tables [instances, buckets] so one fancy index builds a matrix
+        self.est_inst = self.est_np[self.type_np]
+        self.tail_inst = tail[self.type_np]
+        self.Cn_inst = self.C_inst / self.qos
+        self.cost_inst = self.Cn_inst[:, None] * self.est_inst
         # instances grouped by type, to keep only the useful columns of the matching
         self.by_type = [np.flatnonzero(self.type_np == t) for t in present]
+        # below this queue length, dropping columns pays for itself
+        self.max_per_type = max(len(ix) for ix in self.by_type) if self.n > 24 else 0
 
     # -- one queued query: the matching is an argmin over instances ------------------
     def _single(self, now, qid, pool):
@@ -105,54 +134,57 @@ class KairosPolicy(Policy):
         if m == 1:
             return self._single(now, queue[0], pool)
         T = self.qos
-        qb = np.fromiter((pool.q_bucket[q] for q in queue), np.int64, m)
-        W = now - np.fromiter((pool.q_arrival[q] for q in queue), float, m)
-        rem = np.maximum(np.asarray(pool.free_at, dtype=float) - now, 0.0)
-        busy = np.asarray(pool.busy, dtype=bool)
-        # Only the min(m, n_t) least-loaded instances of each type can be in an optimal
-        # matching (cost and feasibility grow with the remaining time): drop the rest.
+        qb, qa = pool.queue_arrays(queue)
+        W = now - qa
+        rem = np.array(pool.free_at) - now
+        np.maximum(rem, 0.0, out=rem)
+        cols = self._columns(rem, m)
+        if cols is None:
+            rc, tail, cst, cn, busy = rem, self.tail_inst, self.cost_inst, self.Cn_inst, pool.busy
+        else:
+            rc, tail, cst, cn = rem[cols], self.tail_inst[cols], self.cost_inst[cols], self.Cn_inst[cols]
+            busy = [pool.busy[j] for j in cols]
+        feas = (tail[:, qb].T + rc) <= (T - W)[:, None]  # [m, k]
+        # cost in units of the QoS target; the age term only decides which rows get matched.
+        # Infeasible pairs cost _BIG, so the matching maximises feasible pairs first; a row
+        # matched through an infeasible pair stays queued.
+        cost = np.where(feas, cst[:, qb].T + cn * rc - (self.age_weight / T) * W[:, None], _BIG)
+        r, c = linear_sum_assignment(cost)
+        out = []
+        used = set()
+        for i, k, ok in zip(r.tolist(), c.tolist(), feas[r, c].tolist()):
+            if ok:
+                used.add(k)
+                if not busy[k]:
+                    out.append((queue[i], k if cols is None else int(cols[k])))
+        spare = [k for k in range(len(busy)) if not busy[k] and k not in used]
+        if spare:
+            if True:
+                hopeless = np.flatnonzero(~feas.any(axis=1)).tolist()  # oldest first
+                if hopeless and (self.hopeless == "leftover" or len(hopeless) == m):
+                    S = self.est_inst if cols is None else self.est_inst[cols]
+                    for i in hopeless:
+                        if not spare:
+                            break
+                        # on the spare idle instance with the least C-weighted work
+                        k = min(spare, key=lambda k: cn[k] * S[k, qb[i]])
+                        spare.remove(k)
+                        j = k if cols is None else int(cols[k])
+                        if pool.up[j]:
+                            out.append((queue[i], j))
+        return out
+
+    def _columns(self, rem, m):
+        """Only the min(m, n_t) least-loaded instances of each type can be in an optimal
+        matching (cost and feasibility grow with remaining time); None = keep all."""
+        if m >= self.max_per_type:
+            return None
         cols = []
         for idx in self.by_type:
             if len(idx) > m:
-                idx = idx[np.argsort(rem[idx], kind="stable")[:m]]
+                idx = idx[np.argpartition(rem[idx], m - 1)[:m]]
             cols.append(idx)
-        cols = np.concatenate(cols)
-        tc = self.type_np[cols]
-        rc = rem[cols]
-        S = self.est_np[tc][:, qb].T  # [m, k]
-        feas = (W[:, None] + rc[None, :] + self.tail_np[tc][:, qb].T) <= T
-        hopeful = feas.any(axis=1)
-        out = []
-        idle_cols = ~busy[cols]
-        used = np.zeros(len(cols), dtype=bool)
-        if hopeful.any():
-            rows_h = np.flatnonzero(hopeful)
-            cost = (self.C[tc][None, :] * (rc[None, :] + S[rows_h])) / T
-            cost -= self.age_weight * (W[rows_h] / T)[:, None]
-            cost = np.where(feas[rows_h], cost, _BIG)
-            r, c = linear_sum_assignment(cost)
-            ok = feas[rows_h[r], c]
-            r, c = r[ok], c[ok]
-            used[c] = True
-            start = idle_cols[c]
-            for i, k in zip(rows_h[r[start]], c[start]):
-                out.append((queue[i], int(cols[k])))
-        if not hopeful.all():
-            if self.hopeless == "defer" and hopeful.any():
-                return out
-            spare = np.flatnonzero(idle_cols & ~used)
-            if spare.size:
-                hopeless_rows = np.flatnonzero(~hopeful)  # oldest first
-                # serve each on the spare idle instance with least C-weighted work
-                spare = list(spare)
-                for i in hopeless_rows:
-                    if not spare:
-                        break
-                    k = min(spare, key=lambda k: self.C[tc[k]] * S[i, k])
-                    spare.remove(k)
-                    if pool.up[cols[k]]:
-                        out.append((queue[i], int(cols[k])))
-        return out
+        return np.concatenate(cols)
 
 
 class KairosPaperPolicy(Policy):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
+
 
 class Pool:
     """Instance states plus the table of queries known to the dispatcher.
@@ -41,6 +43,14 @@ class Pool:
         self.q_arrival = q_arrival
         self.est = est_ms  # [types][buckets] list of lists, estimated service ms
         self.n_idle = self.n
+
+    def queue_arrays(self, queue: list[int]):
+        """(buckets, arrival times) of the queued ids as numpy arrays, oldest first."""
+        if isinstance(self.q_bucket, np.ndarray):
+            return self.q_bucket[queue], self.q_arrival[queue]
+        m = len(queue)
+        return (np.fromiter((self.q_bucket[q] for q in queue), np.int64, m),
+                np.fromiter((self.q_arrival[q] for q in queue), float, m))
 
     def assign(self, qid: int, j: int, now: float) -> bool:
         """Give query ``qid`` to instance ``j``. Returns True if it starts now."""

@@ -28,6 +28,9 @@ class FluidBound:
     qps: float
     routing: np.ndarray  # [types, buckets] queries/s of bucket b sent to type t (feasible + miss)
     utilisation: np.ndarray  # [types] busy fraction of each type at the bound
+    # [types] shadow price of one second of a type's capacity (LP dual, queries per
+    # instance-second): what the optimum would gain from one more unit of that type
+    prices: np.ndarray | None = None
 
 
 def fluid_bound(
@@ -52,7 +55,7 @@ def fluid_bound(
     types = np.flatnonzero(counts > 0)
     bks = np.flatnonzero(probs > 0)
     if types.size == 0 or bks.size == 0:
-        return FluidBound(0.0, np.zeros((T, B)), np.zeros(T))
+        return FluidBound(0.0, np.zeros((T, B)), np.zeros(T), np.zeros(T))
     s = service_ms[np.ix_(types, bks)] / 1000.0  # seconds
     ok = feas_t[np.ix_(types, bks)] <= qos_ms
     nt, nb = len(types), len(bks)
@@ -84,7 +87,11 @@ def fluid_bound(
     np.add.at(routing, (types[yt], bks[yb]), res.x[nx : nx + ny])
     util = np.zeros(T)
     util[types] = (routing[np.ix_(types, bks)] * s).sum(axis=1) / counts[types]
-    return FluidBound(qps, routing, util)
+    prices = np.zeros(T)
+    marg = getattr(getattr(res, "ineqlin", None), "marginals", None)
+    if marg is not None:
+        prices[types] = -np.asarray(marg)[:nt]
+    return FluidBound(qps, routing, util, prices)
 
 
 def config_fluid_bound(profile: Profile, config: dict[str, int], probs: np.ndarray, qos_ms: float, **kw) -> FluidBound:

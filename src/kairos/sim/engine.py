@@ -96,18 +96,20 @@ def simulate(
     abort_violations: int | None = None,
     seed: int = 0,
     check: bool = False,
+    size_probs: np.ndarray | None = None,
 ) -> SimResult:
     """Simulate ``workload`` at ``rate`` queries/s on ``config`` under ``policy``.
 
     abort_violations: stop as soon as more than this many queries have missed QoS
         (the run can no longer pass); the result is marked ``aborted``.
+    size_probs: the size-bucket mix, for policies that use it (None: unknown).
     check: verify the policy's decisions (no busy instance given a query by a
         central-queue policy, no query assigned twice or to a failed instance).
     """
     t0 = time.perf_counter()
     type_of = pool_type_ids(profile, config)
     n_inst = len(type_of)
-    policy.bind(DispatchContext(profile, type_of, qos_ms, seed))
+    policy.bind(DispatchContext(profile, type_of, qos_ms, seed, size_probs))
     arr = workload.arrivals_ms(rate)
     arr_l = arr.tolist()
     N = len(arr_l)

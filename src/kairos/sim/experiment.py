@@ -64,14 +64,16 @@ class Experiment:
 
     @property
     def probs(self) -> np.ndarray:
-        return self.mix.bucket_probabilities(self.profile.batches)
+        if getattr(self, "_probs", None) is None:
+            self._probs = self.mix.bucket_probabilities(self.profile.batches)
+        return self._probs
 
     def fluid_bound(self) -> float:
         return config_fluid_bound(self.profile, self.config, self.probs, self.qos_ms).qps
 
     def run(self, policy: str, rate: float | None, params: dict | None = None) -> SimResult:
         return simulate(self.profile, self.config, make_policy(policy, **(params or {})), self.workload,
-                        self.qos_ms, rate=rate, seed=self.seed)
+                        self.qos_ms, rate=rate, seed=self.seed, size_probs=self.probs)
 
     def max_qps(self, policy: str, params: dict | None = None):
         return max_qps(self.profile, self.config, policy, self.workload, self.qos_ms, self.probs,

@@ -39,9 +39,10 @@ def allowed_misses(n: int, target: float = QOS_TARGET_FRACTION) -> int:
     return int(math.floor((1.0 - target) * n + 1e-9))
 
 
-def _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit):
+def _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit, probs=None):
     pol = make_policy(policy_name, **params)
-    return simulate(profile, config, pol, workload, qos_ms, rate=rate, abort_violations=limit, seed=seed)
+    return simulate(profile, config, pol, workload, qos_ms, rate=rate, abort_violations=limit, seed=seed,
+                    size_probs=probs)
 
 
 def _score(res: SimResult) -> float:
@@ -106,7 +107,7 @@ def max_qps(
             state["th"] = th
             used = {"threshold": th}
         else:
-            res = _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit)
+            res = _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit, probs)
             used = params
         ok = (not res.aborted) and res.violations <= limit
         probes.append((rate, ok))

@@ -1,0 +1,100 @@
+"""`kairos simulate`: the JSON contract and one-line errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+KAIROS = [sys.executable, "-m", "kairos.cli.main"]
+
+
+def run(*args, check=False):
+    p = subprocess.run(KAIROS + list(args), capture_output=True, text=True, timeout=300)
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_max_qps_json_contract():
+    p = run("simulate", "--model", "rm2", "--config", "g4dn.xlarge=1,r5n.large=3", "--qos-ms", "350",
+            "--policy", "kairos", "--max-qps", "--queries", "2000", "--json", check=True)
+    out = json.loads(p.stdout)
+    for key in ("model", "config", "policy", "qos_ms", "queries", "max_qps", "fluid_bound_qps", "p99_ms",
+                "qos_met_fraction", "elapsed_s"):
+        assert key in out, key
+    assert out["config"] == {"g4dn.xlarge": 1, "r5n.large": 3}
+    assert out["queries"] == 2000
+    assert 0 < out["max_qps"] <= out["fluid_bound_qps"] * 1.03
+    assert out["qos_met_fraction"] >= 0.99
+    assert out["p99_ms"] <= 350.0
+
+
+def test_fixed_rate_json_and_table():
+    p = run("simulate", "--model", "ncf", "--qps", "1000", "--queries", "2000", "--json", check=True)
+    out = json.loads(p.stdout)
+    assert out["qps"] == 1000 and "max_qps" not in out
+    assert out["config"] == {"g4dn.xlarge": 1, "r5n.large": 13}  # the paper's pool for ncf
+    assert out["qos_ms"] == 5.0
+    assert len(out["instances"]) == 14
+    p = run("simulate", "--model", "ncf", "--qps", "1000", "--queries", "500", check=True)
+    assert "fluid bound" in p.stdout and "QoS met" in p.stdout
+
+
+def test_workload_file_and_schedule(tmp_path):
+    f = tmp_path / "sizes.txt"
+    f.write_text("100\n200\n")
+    p = run("simulate", "--model", "rm2", "--qps", "50", "--queries", "500", "--workload", str(f), "--json", check=True)
+    assert json.loads(p.stdout)["workload"] == str(f)
+    p = run("simulate", "--model", "rm2", "--schedule", "0:40,5:80", "--duration", "10", "--json", check=True)
+    out = json.loads(p.stdout)
+    assert 400 < out["queries"] < 800
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--model", "nope"], "unknown model"),
+        (["--config", "g4dn.xlarge=2,foo.large=1"], "instance type 'foo.large'"),
+        (["--config", ""], "empty"),
+        (["--config", "g4dn.xlarge=0"], "no instances"),
+        (["--qos-ms", "0"], "--qos-ms must be > 0"),
+        (["--qos-ms", "-5"], "--qos-ms must be > 0"),
+        (["--qos-ms", "1"], "cannot be met"),
+        (["--qps", "0"], "--qps must be > 0"),
+        (["--qps", "-3"], "--qps must be > 0"),
+        (["--queries", "0"], "--queries must be >= 1"),
+        (["--workload", "fixed:5000"], "beyond the largest measured size"),
+        (["--profile", "/nonexistent.csv"], "not found"),
+    ],
+)
+def test_bad_input_one_line_exit_2(args, needle):
+    p = run("simulate", *args)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("", "empty profile"),
+        ("model,instance,batch,latency_ms\n", "no rows"),
+        ("model,instance,batch,latency_ms\nrm2,g4dn.xlarge,10,x\n", "must be a number"),
+        ("model,instance,batch,latency_ms\nrm2,g4dn.xlarge,10,1\nrm2,r5n.large,20,1\n", "no measurement"),
+    ],
+)
+def test_bad_profile_files(tmp_path, content, needle):
+    f = tmp_path / "p.csv"
+    f.write_text(content)
+    p = run("simulate", "--profile", str(f), "--config", "g4dn.xlarge=1", "--qps", "1")
+    assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr
+
+
+def test_help_explains_every_flag():
+    p = run("simulate", "--help", check=True)
+    for flag in ("--model", "--config", "--qos-ms", "--policy", "--qps", "--max-qps", "--profile", "--prices",
+                 "--workload", "--queries", "--seed", "--json", "--trace", "--schedule"):
+        assert flag in p.stdout

@@ -1,0 +1,145 @@
+"""Each dispatch policy on hand-made cases whose optimal assignment is known."""
+
+import numpy as np
+import pytest
+
+from kairos.dispatch import make_policy
+from kairos.dispatch.kairos import heterogeneity_coefficients
+from kairos.errors import KairosInputError
+from conftest import Toy, make_profile
+
+GPU, CPU = 0, 1
+
+
+def test_heterogeneity_coefficient(toy_profile):
+    C = heterogeneity_coefficients(toy_profile.mean_ms, [GPU, CPU])
+    assert C.tolist() == pytest.approx([1.0, 100.0 / 400.0])
+
+
+@pytest.mark.parametrize("name", ["kairos", "kairos-paper"])
+def test_kairos_small_to_cpu_large_to_gpu(name, toy_profile):
+    # queries: 0 = size 10, 1 = size 1000; QoS 150 ms: the cpu cannot serve size 1000
+    t = Toy(make_policy(name), toy_profile, [GPU, CPU], 150.0, [10, 1000])
+    assert t.dispatch(0.0, [0, 1]) == [(0, 1), (1, 0)]
+    # the large query alone: only the gpu meets QoS
+    t = Toy(make_policy(name), toy_profile, [GPU, CPU], 150.0, [1000])
+    assert t.dispatch(0.0, [0]) == [(0, 0)]
+    # a small query alone goes to the cpu (C-weighted cost 0.25*5 < 1*10): the gpu keeps slack
+    t = Toy(make_policy(name), toy_profile, [GPU, CPU], 150.0, [10])
+    assert t.dispatch(0.0, [0]) == [(0, 1)]
+
+
+@pytest.mark.parametrize("name", ["kairos", "kairos-paper"])
+def test_kairos_waits_for_busy_gpu_rather_than_violate(name, toy_profile):
+    # gpu busy with query 0 (size 100: 20 ms); query 1 (size 1000) cannot meet QoS on the idle cpu
+    t = Toy(make_policy(name), toy_profile, [GPU, CPU], 150.0, [100, 1000])
+    t.occupy(GPU, 0, now=0.0)
+    assert t.dispatch(5.0, [1]) == []  # waits 15 ms for the gpu: 15 + 100 < 150
+    # a medium query 2 (size 100, 40 ms on cpu) arriving meanwhile takes the idle cpu
+    t = Toy(make_policy(name), toy_profile, [GPU, CPU], 150.0, [100, 1000, 100])
+    t.occupy(GPU, 0, now=0.0)
+    assert t.dispatch(5.0, [1, 2]) == [(2, 1)]
+
+
+def test_kairos_two_gpus_prefers_the_idle_one(toy_profile):
+    t = Toy(make_policy("kairos"), toy_profile, [GPU, GPU], 150.0, [100, 1000])
+    t.occupy(0, 0)
+    assert t.dispatch(1.0, [1]) == [(1, 1)]
+
+
+def test_kairos_hopeless_query_served_by_spare_instance(toy_profile):
+    # query 0 waited 140 ms already: no instance can finish it within 150 ms; it is not dropped
+    t = Toy(make_policy("kairos"), toy_profile, [GPU, CPU], 150.0, [1000], arrivals=[0.0])
+    assert t.dispatch(140.0, [0]) == [(0, 0)]  # least C-weighted work: gpu 100 vs cpu 0.25*400
+    # with a feasible query present, the feasible one is matched first, the hopeless one takes the rest
+    t = Toy(make_policy("kairos"), toy_profile, [GPU, CPU], 150.0, [1000, 10], arrivals=[0.0, 140.0])
+    assert t.dispatch(140.0, [0, 1]) == [(0, 0), (1, 1)]
+
+
+def test_kairos_age_term_matches_older_query_first():
+    # one cpu, two equal queries; the older one must be the one served
+    prof = make_profile([[10.0, 20.0, 100.0]], types=("cpu",))
+    t = Toy(make_policy("kairos"), prof, [0], 150.0, [100, 100], arrivals=[0.0, 30.0])
+    assert t.dispatch(30.0, [0, 1]) == [(0, 0)]
+
+
+def test_kairos_tail_quantile_guards_noisy_types():
+    # size 100: gpu 20 ms (cost 20), cpu 25 ms on average (cost 25*100/140 < 20) but +-50%:
+    # its p99 (about 37 ms) misses a 30 ms QoS, so a tail-aware dispatcher keeps it off the cpu
+    prof = make_profile([[10.0, 20.0, 100.0], [5.0, 25.0, 140.0]], spread=0.5)
+    mean_only = Toy(make_policy("kairos", tail_quantile=0.5), prof, [GPU, CPU], 30.0, [100])
+    tail = Toy(make_policy("kairos", tail_quantile=0.99), prof, [GPU, CPU], 30.0, [100])
+    assert mean_only.dispatch(0.0, [0]) == [(0, 1)]
+    assert tail.dispatch(0.0, [0]) == [(0, 0)]
+
+
+def test_kairos_paper_caps_queue_at_2n(toy_profile):
+    t = Toy(make_policy("kairos-paper"), toy_profile, [CPU], 1000.0, [10] * 5)
+    t.occupy(0, 0)
+    pol = t.policy
+    assert pol.cap == 2
+    # only the oldest 2 are looked at; the cpu is busy so nothing starts
+    assert t.dispatch(1.0, [1, 2, 3, 4]) == []
+
+
+def test_kairos_paper_integer_estimates_and_penalties():
+    prof = make_profile([[10.7, 20.2, 100.9], [5.5, 40.4, 400.1]])
+    pol = make_policy("kairos-paper")
+    Toy(pol, prof, [GPU, CPU], 150.0, [10])
+    assert pol.est_int[:, 0].tolist() == [10.0, 5.0]
+    assert pol.VIOLATION_PENALTY > pol.MARGIN_PENALTY > 0 and pol.MARGIN == 0.02
+
+
+def test_fcfs_head_to_first_free(toy_profile):
+    t = Toy(make_policy("fcfs"), toy_profile, [GPU, CPU, CPU], 150.0, [1000, 10, 10, 10])
+    t.occupy(1, 3)
+    # instances 0 and 2 idle: the head (size 1000) goes to the first free (0), next to 2
+    assert t.dispatch(0.0, [0, 1, 2]) == [(0, 0), (1, 2)]
+
+
+def test_deeprecsys_threshold(toy_profile):
+    t = Toy(make_policy("deeprecsys", threshold=50), toy_profile, [GPU, CPU], 150.0, [100, 10, 10])
+    # size 100 > 50 -> gpu; size 10 -> cpu; the second small query waits for a cpu
+    assert t.dispatch(0.0, [0, 1, 2]) == [(0, 0), (1, 1)]
+    t = Toy(make_policy("deeprecsys", threshold=50), toy_profile, [GPU, CPU], 150.0, [10, 10])
+    t.occupy(1, 0)
+    assert t.dispatch(0.0, [1]) == []  # small queries never go to the gpu
+
+
+def test_deeprecsys_default_threshold(toy_profile):
+    # cpu serves size 100 in 40 ms <= 150/2, size 1000 in 400 ms > 75: threshold 100
+    t = Toy(make_policy("deeprecsys"), toy_profile, [GPU, CPU], 150.0, [10])
+    assert t.policy.threshold == 100
+
+
+def test_clockwork_earliest_finish_and_hopeless(toy_profile):
+    # gpu busy until 20 ms; query 1 (size 1000): gpu finishes at 120, cpu at 400 -> waits for gpu
+    t = Toy(make_policy("clockwork"), toy_profile, [GPU, CPU], 150.0, [100, 1000, 10])
+    t.occupy(GPU, 0)
+    assert t.dispatch(0.0, [1, 2]) == [(2, 1)]
+    # a hopeless query (waited 500 ms) is served only by an otherwise idle instance
+    t = Toy(make_policy("clockwork"), toy_profile, [GPU, CPU], 150.0, [1000, 10], arrivals=[0.0, 500.0])
+    assert t.dispatch(500.0, [0, 1]) == [(0, 0), (1, 1)]
+
+
+def test_least_loaded_weighs_speed(toy_profile):
+    # median size 100: gpu 20 ms, cpu 40 ms -> gpu twice as fast; gpu holds 1, cpu 0
+    t = Toy(make_policy("least-loaded"), toy_profile, [GPU, CPU], 150.0, [10, 10, 10, 10])
+    t.occupy(GPU, 0)
+    # loads after assignment: gpu (1+1)*20=40, cpu (0+1)*40=40 -> tie -> faster gpu
+    assert t.dispatch(0.0, [1]) == [(1, 0)]
+    t.hold(GPU, 2)  # gpu now holds 2 (one queued locally)
+    assert t.dispatch(0.0, [3]) == [(3, 1)]
+
+
+def test_p2c_picks_less_loaded_of_two(toy_profile):
+    t = Toy(make_policy("p2c"), toy_profile, [GPU, CPU], 150.0, [10] * 4)
+    t.occupy(GPU, 0)
+    t.hold(GPU, 1)
+    # with two instances both are always sampled: the cpu holds fewer (0 < 2, then 1 < 2)
+    assert t.dispatch(0.0, [2, 3]) == [(2, 1), (3, 1)]
+
+
+def test_unknown_policy():
+    with pytest.raises(KairosInputError, match="unknown --policy"):
+        make_policy("nope")
