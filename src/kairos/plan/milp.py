@@ -1,0 +1,141 @@
+"""The default planner (``milp``): the fluid bound as a mixed-integer programme over counts.
+
+Variables: routing rates ``x_tb`` (size bucket b to type t, within QoS), ``y_tb``
+(traffic allowed to miss), the total rate ``lambda`` and integer counts ``n_t``.
+Maximise ``lambda`` subject to
+
+* ``sum_t x_tb + y_tb = p_b lambda`` (every bucket routed),
+* ``sum_b s'_tb (x_tb + y_tb) <= n_t`` (work fits in the instances),
+* ``sum y <= 1% lambda`` (the queries allowed to miss),
+* ``sum_t price_t n_t <= budget``, ``n_t`` integer.
+
+With ``s' = s`` this is exactly "the configuration with the highest fluid bound", for
+any number of types and without enumerating. The queueing correction
+(:mod:`kairos.plan.queueing`) inflates each pair's service time to
+``s'_tb = s_tb / rho_tb(n_t)``: utilisation headroom that grows with the query's
+slack and with the number of instances. Because ``rho`` depends on ``n``, the MILP is
+solved as a fixed point: counts -> rho -> MILP -> counts (a few rounds). Every
+candidate is re-scored with ``rho`` at its own counts (the corrected bound).
+Near-ties are then broken by at most a handful of simulations: the candidates are
+the fixed-point iterates and the optimum of each branch around the best one
+(``n_i <= n*_i - 1`` and ``n_i >= n*_i + 1`` for types it uses, ``n_j >= 1`` for the
+most valuable types it does not use), within ``tie_tol`` of the best corrected bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
+
+from kairos.plan.bounds import FluidLP
+from kairos.plan.queueing import EPS, KAPPA, pair_utilisation
+from kairos.plan.space import PlanProblem
+
+
+class FluidMILP:
+    """The (corrected) fluid MILP of one problem."""
+
+    def __init__(self, problem: PlanProblem, corrected: bool = True, eps: float = EPS, kappa: float = KAPPA):
+        self.problem, self.corrected, self.eps, self.kappa = problem, corrected, eps, kappa
+        self.nmax = problem.max_counts()
+        self._lp_cache: dict[tuple, tuple[float, np.ndarray]] = {}
+
+    # --------------------------------------------------------------- pieces
+    def service(self, counts) -> np.ndarray:
+        s = self.problem.profile.mean_ms
+        if not self.corrected:
+            return s
+        return s / pair_utilisation(s, self.problem.qos_ms, counts, self.eps, self.kappa)
+
+    def value(self, counts) -> tuple[float, np.ndarray]:
+        """(Corrected) bound of fixed counts -- an LP -- and its capacity duals."""
+        key = tuple(int(k) for k in counts)
+        if key not in self._lp_cache:
+            lp = FluidLP(self.problem, service_ms=self.service(counts))
+            self._lp_cache[key] = lp.solve(np.asarray(counts, dtype=float))
+        return self._lp_cache[key]
+
+    def solve(self, ref_counts, lo=None, hi=None) -> np.ndarray | None:
+        """Counts maximising the bound with service times taken at ``ref_counts``."""
+        p = self.problem
+        T = p.T
+        lp = FluidLP(p, service_ms=self.service(ref_counts))
+        nv0 = lp.nv
+        nvar = nv0 + T
+        A_eq = hstack([lp.A_eq, csr_matrix((lp.A_eq.shape[0], T))])
+        minus_n = coo_matrix((-np.ones(T), (np.arange(T), np.arange(T))), shape=(T + 1, T))
+        A_cap = hstack([lp.A_ub, minus_n])
+        A_cost = coo_matrix((p.prices, (np.zeros(T, int), nv0 + np.arange(T))), shape=(1, nvar))
+        A = vstack([A_cap, A_cost]).tocsr()
+        cons = [LinearConstraint(A_eq.tocsr(), 0.0, 0.0),
+                LinearConstraint(A, -np.inf, np.concatenate([np.zeros(T + 1), [p.budget + 1e-9]]))]
+        c = np.zeros(nvar)
+        c[lp.lam] = -1.0
+        integrality = np.zeros(nvar)
+        integrality[nv0:] = 1
+        lb = np.zeros(nvar)
+        ub = np.full(nvar, np.inf)
+        lb[nv0:] = 0 if lo is None else lo
+        ub[nv0:] = self.nmax if hi is None else np.minimum(hi, self.nmax)
+        if np.any(lb[nv0:] > ub[nv0:]):
+            return None
+        res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(lb, ub),
+                   options={"mip_rel_gap": 1e-6})
+        if res.status != 0 or res.x is None:
+            return None
+        n = np.round(res.x[nv0:]).astype(np.int64)
+        return n if n.sum() > 0 else None
+
+    def fixed_point(self, rounds: int = 4, lo=None, hi=None) -> list[np.ndarray]:
+        """Iterates counts -> rho(counts) -> MILP until they repeat; returns every iterate."""
+        ref = np.ones(self.problem.T, dtype=np.int64)
+        first = FluidMILP(self.problem, corrected=False).solve(ref, lo, hi)
+        if first is None:
+            return []
+        seen, out = set(), [first]
+        ref = first
+        if not self.corrected:
+            return out
+        for _ in range(rounds):
+            seen.add(tuple(ref))
+            n = self.solve(ref, lo, hi)
+            if n is None:
+                break
+            out.append(n)
+            if tuple(n) in seen:
+                break
+            ref = n
+        return out
+
+    def candidates(self, extra_outside: int = 3) -> list[tuple[float, np.ndarray]]:
+        """Distinct candidate counts with their corrected bound, best first."""
+        pts = self.fixed_point()
+        if not pts:
+            return []
+        scored = {tuple(n): self.value(n)[0] for n in pts}
+        best = np.array(max(scored, key=scored.get))
+        T = self.problem.T
+        branches = []
+        for i in np.flatnonzero(best > 0):
+            hi = self.nmax.copy()
+            hi[i] = best[i] - 1
+            branches.append((None, hi))
+            lo = np.zeros(T, dtype=np.int64)
+            lo[i] = best[i] + 1
+            branches.append((lo, None))
+        outside = np.flatnonzero(best == 0)
+        if outside.size and extra_outside:
+            _, u = self.value(best)
+            order = outside[np.argsort(-(u[outside] / self.problem.prices[outside]))][:extra_outside]
+            for j in order:
+                lo = np.zeros(T, dtype=np.int64)
+                lo[j] = 1
+                branches.append((lo, None))
+        for lo, hi in branches:
+            n = self.solve(best, lo, hi)  # rho at the best counts: one MILP per branch
+            if n is not None and tuple(n) not in scored:
+                scored[tuple(n)] = self.value(n)[0]
+        out = [(q, np.array(n)) for n, q in scored.items() if q > 0]
+        out.sort(key=lambda qn: -qn[0])
+        return out
