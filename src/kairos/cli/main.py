@@ -14,6 +14,7 @@ from kairos.errors import KairosInputError
 # and optional extras such as torch or ray are only imported by the commands that use them)
 COMMANDS = {
     "simulate": "kairos.cli.simulate:simulate",
+    "plan": "kairos.cli.plan:plan",
     "serve": "kairos.cli.serve:serve",
     "loadgen": "kairos.cli.loadgen:loadgen",
     "profile": "kairos.cli.profile:profile",
