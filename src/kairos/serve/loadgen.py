@@ -123,6 +123,8 @@ async def _run(session, infer_url, url, qps, duration_s, qos, times, sizes, drai
     svc = np.full(n, np.nan)
     gw_lat = np.full(n, np.nan)
     status = np.zeros(n, dtype=np.int32)
+    inst = np.full(n, -1, dtype=np.int32)
+    attempts = np.zeros(n, dtype=np.int32)
     served = Counter()
     kinds: Counter = Counter()
     headers = {"content-type": "application/json"}
@@ -142,6 +144,8 @@ async def _run(session, infer_url, url, qps, duration_s, qos, times, sizes, drai
                     svc[i] = d["service_ms"]
                     gw_lat[i] = d["gateway_latency_ms"]
                     served[d["instance"]] += 1
+                    inst[i] = d["instance_index"]
+                    attempts[i] = d["attempts"]
                 else:
                     kinds[str(r.status)] += 1
         except asyncio.CancelledError:
@@ -187,7 +191,8 @@ async def _run(session, infer_url, url, qps, duration_s, qos, times, sizes, drai
         gateway_overhead_p50_ms=_pct(gw_ovh, 50), gateway_overhead_p99_ms=_pct(gw_ovh, 99),
         served_by=dict(sorted(served.items())),
         records={"send_s": np.asarray(times), "latency_ms": lat, "wait_ms": wait, "service_ms": svc,
-                 "gateway_latency_ms": gw_lat, "status": status},
+                 "gateway_latency_ms": gw_lat, "status": status,
+                 "instance": inst, "attempts": attempts},
     )
     res.passed = res.lost == 0 and res.qos_met_fraction >= QOS_TARGET_FRACTION
     return res

@@ -1,0 +1,163 @@
+"""The gateway end to end (emulated workers): answers, metrics, bad requests, overload, SIGTERM, loadgen."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+
+import aiohttp
+import numpy as np
+import pytest
+from serve_helpers import Server, metric, pid_alive
+
+from kairos.serve.loadgen import max_qps_search, run_load
+from kairos.workload.sizes import parse_size_mix
+
+DIEN_SMALL = ("--model", "dien", "--config", "g4dn.xlarge=1,r5n.large=2", "--qos-ms", "35")
+
+
+@pytest.fixture(scope="module")
+def dien():
+    s = Server(*DIEN_SMALL)
+    yield s
+    s.stop()
+
+
+async def _post_many(url: str, bodies: list[bytes], concurrency: int = 50) -> list[tuple[int, dict]]:
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as s:
+        async def one(b):
+            async with sem:
+                async with s.post(url + "/v1/infer", data=b, headers={"content-type": "application/json"}) as r:
+                    return r.status, json.loads(await r.read())
+        return await asyncio.gather(*(one(b) for b in bodies))
+
+
+def test_query_answer_carries_instance_wait_and_service(dien):
+    (st, d), = asyncio.run(_post_many(dien.url, [b'{"size": 120}']))
+    assert st == 200
+    assert d["instance"] in ("g4dn.xlarge#0", "r5n.large#0", "r5n.large#1")
+    assert d["mode"] == "emulated" and d["result"] is None and d["attempts"] == 1
+    assert d["service_ms"] > 0 and d["wait_ms"] >= 0
+    assert d["gateway_latency_ms"] >= d["service_ms"] + d["wait_ms"] - 0.01
+    assert d["qos_met"] == (d["gateway_latency_ms"] <= 35.0)
+    # samples instead of a size: size = number of samples
+    (st, d), = asyncio.run(_post_many(dien.url, [json.dumps({"samples": [[0.1, 2]] * 7}).encode()]))
+    assert st == 200 and d["size"] == 7
+    h = dien.health()
+    assert h["mode"] == "emulated" and "EMULATED" in h["emulation"]
+    schema = json.loads(__import__("urllib.request").request.urlopen(dien.url + "/openapi.json").read())
+    assert "/v1/infer" in schema["paths"]
+
+
+def test_malformed_requests_all_4xx_and_server_keeps_serving(dien):
+    bad = [b"", b'{"size": ', b"not json", b"\xff\xfe", b"[1, 2]", b'{"size": "ten"}', b'{"size": 2.5}',
+           b'{"size": true}', b'{"size": 0}', b'{"size": -5}', b'{"samples": []}', b'{"samples": "abc"}',
+           b'{"size": 100000}', b'{"sizes": 3}', b'{"size": 2, "samples": [[1]]}', b"{}", b"null"]
+    bodies = [bad[i % len(bad)] for i in range(1000)]
+    before = dien.metrics()
+    try:
+        base = metric(before, "kairos_rejected_total", 'reason="bad_request"')
+    except KeyError:
+        base = 0.0
+    answers = asyncio.run(_post_many(dien.url, bodies))
+    statuses = [s for s, _ in answers]
+    assert len(statuses) == 1000
+    assert all(400 <= s < 500 for s in statuses), sorted(set(statuses))
+    assert all(d["error"] and d["status"] == s for s, d in answers)
+    assert metric(dien.metrics(), "kairos_rejected_total", 'reason="bad_request"') - base == 1000
+    ok = asyncio.run(_post_many(dien.url, [b'{"size": 50}'] * 20))
+    assert [s for s, _ in ok] == [200] * 20
+    assert dien.health()["status"] == "ok"
+
+
+def test_loadgen_counts_and_metrics_agree(dien):
+    m0 = dien.metrics()
+    r = asyncio.run(run_load(dien.url, 60.0, 3.0, parse_size_mix("deeprecsys"), seed=1))
+    assert r.sent > 100 and r.lost == 0 and r.errors == 0 and r.completed == r.sent
+    assert r.sent == r.completed + r.errors + r.lost
+    assert 0.0 <= r.qos_met_fraction <= 1.0 and r.p50_ms <= r.p99_ms
+    lat = r.records["latency_ms"]
+    assert r.qos_met_fraction == pytest.approx(float((lat <= 35.0).sum()) / r.sent, abs=1e-5)
+    assert sum(r.served_by.values()) == r.completed
+    m1 = dien.metrics()
+    done = sum(metric(m1, "kairos_queries_total", f'instance="{i}",qos="{q}"')
+               - metric(m0, "kairos_queries_total", f'instance="{i}",qos="{q}"')
+               for i in ("g4dn.xlarge#0", "r5n.large#0", "r5n.large#1") for q in ("met", "missed"))
+    assert done == r.completed
+    for name in ("kairos_queue_length", "kairos_latency_seconds_bucket", "kairos_instance_utilisation",
+                 "kairos_instance_queue_length", "kairos_instance_busy_seconds_total"):
+        assert name in m1
+    busy = metric(m1, "kairos_instance_busy_seconds_total", 'instance="g4dn.xlarge#0"')
+    assert busy > 0
+
+
+def test_loadgen_is_open_loop_under_a_saturated_server():
+    # one GPU instance, queries of the largest size (~260 ms each) at 20/s: the server falls
+    # far behind, but every query is still sent on schedule
+    s = Server("--model", "rm2", "--config", "g4dn.xlarge=1", "--qos-ms", "350")
+    try:
+        times = np.arange(40) / 20.0
+        sizes = np.full(40, 1000)
+        r = asyncio.run(run_load(s.url, 20.0, 2.0, parse_size_mix("fixed:1000"), times=times, sizes=sizes,
+                                 drain_timeout_s=60.0))
+        assert r.sent == 40 and r.completed == 40 and r.lost == 0
+        assert r.max_send_lag_ms < 200.0
+        send = r.records["send_s"]
+        lat = r.records["latency_ms"]
+        # measured from the scheduled send: the last query waited for the whole backlog
+        assert lat[-1] > 5000.0
+        assert np.all(np.diff(send) > 0)
+    finally:
+        s.stop()
+
+
+def test_overload_answers_503_and_counts_them():
+    s = Server("--model", "rm2", "--config", "g4dn.xlarge=1", "--qos-ms", "350", "--max-queue", "5")
+    try:
+        answers = asyncio.run(_post_many(s.url, [b'{"size": 1000}'] * 60, concurrency=60))
+        st = [a for a, _ in answers]
+        n503, n200 = st.count(503), st.count(200)
+        assert n200 + n503 == 60
+        assert 6 <= n200 <= 12 and n503 >= 48  # one running + 5 waiting at any time
+        assert all("queue full" in d["error"] for a, d in answers if a == 503)
+        m = s.metrics()
+        assert metric(m, "kairos_rejected_total", 'reason="overload"') == n503
+        assert metric(m, "kairos_requests_total", 'code="503"') == n503
+    finally:
+        s.stop()
+
+
+def test_sigterm_finishes_in_flight_queries_and_leaves_no_process():
+    s = Server("--model", "rm2", "--config", "g4dn.xlarge=1,r5n.large=1", "--qos-ms", "350")
+    pids = {w["pid"] for w in s.health()["workers"]}
+    assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+
+    async def go():
+        task = asyncio.ensure_future(_post_many(s.url, [b'{"size": 1000}'] * 4))
+        await asyncio.sleep(0.3)
+        s.proc.send_signal(signal.SIGTERM)
+        return await task
+
+    answers = asyncio.run(go())
+    assert [a for a, _ in answers] == [200] * 4
+    # drained, then exits as terminated by SIGTERM (uvicorn re-raises the signal it caught)
+    assert s.proc.wait(30) in (0, -signal.SIGTERM)
+    t_end = time.monotonic() + 10
+    while any(pid_alive(p) for p in pids) and time.monotonic() < t_end:
+        time.sleep(0.1)
+    assert not any(pid_alive(p) for p in pids)
+    ev = [e["event"] for e in s.events()]
+    assert "gateway_stopped" in ev
+    s.stop()
+
+
+def test_max_qps_search_brackets_with_passing_probe(dien):
+    res = asyncio.run(max_qps_search(dien.url, 1.5, parse_size_mix("deeprecsys"), seed=0, start_qps=80.0,
+                                     max_probes=3, rel_tol=0.1))
+    assert 1 <= len(res.probes) <= 3
+    passing = [p["offered_qps"] for p in res.probes if p["passed"]]
+    assert res.max_qps == (max(passing) if passing else 0.0)
+    assert all(p["lost"] == 0 for p in res.probes)

@@ -1,0 +1,135 @@
+"""Units of the serving package: transport framing, request validation, CLI input errors."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kairos.cli.main import cli
+from kairos.profiles import builtin_catalogue
+from kairos.serve import transport as tp
+from kairos.serve.loadgen import schedule
+from kairos.workload.sizes import parse_size_mix
+
+
+def test_frames_roundtrip_in_any_chunking():
+    frames = [tp.encode_hello(3, 1234, b'{"mode":"emulated"}'), tp.encode_query(2**40 + 7, 120, 11, b"[[1,2]]"),
+              tp.encode_result(99, 12.5, True, b"[0.5]"), tp.encode_result(100, 3.25, False, b"bad"),
+              tp.encode_shutdown()]
+    stream = b"".join(frames)
+    for chunk in (1, 3, 7, len(stream)):
+        dec = tp.FrameDecoder()
+        got = []
+        for i in range(0, len(stream), chunk):
+            got += dec.feed(stream[i:i + chunk])
+        assert [k for k, _ in got] == [tp.HELLO, tp.QUERY, tp.RESULT, tp.RESULT, tp.SHUTDOWN]
+        assert tp.HELLO_BODY.unpack_from(got[0][1]) == (3, 1234)
+        assert got[0][1][tp.HELLO_BODY.size:] == b'{"mode":"emulated"}'
+        assert tp.QUERY_BODY.unpack_from(got[1][1]) == (2**40 + 7, 120, 11)
+        assert got[1][1][tp.QUERY_BODY.size:] == b"[[1,2]]"
+        assert tp.RESULT_BODY.unpack_from(got[2][1]) == (99, 12.5, 1)
+        assert tp.RESULT_BODY.unpack_from(got[3][1]) == (100, 3.25, 0)
+        assert got[4][1] == b""
+        assert dec.buf == bytearray()
+
+
+def test_decoder_rejects_garbage_length():
+    with pytest.raises(ValueError):
+        tp.FrameDecoder().feed(b"\x00\x00\x00\x00\x02")
+
+
+class _FakeGw:
+    class cfg:
+        model = "rm2"
+        mode = "emulated"
+
+    def __init__(self):
+        p = builtin_catalogue().profile("rm2")
+        self.profile = p
+        self.max_size = p.max_batch
+
+    def bucket_of(self, size):
+        return int(self.profile.bucket_of([size])[0])
+
+
+@pytest.mark.parametrize("body,status,needle", [
+    (b"", 400, "empty body"),
+    (b'{"size": ', 400, "malformed JSON"),
+    (b"\xff\xfe", 400, "malformed JSON"),
+    (b"[1, 2]", 422, "JSON object"),
+    (b'{"size": "ten"}', 422, "integer"),
+    (b'{"size": 2.5}', 422, "integer"),
+    (b'{"size": true}', 422, "integer"),
+    (b'{"size": 0}', 422, "empty batch"),
+    (b'{"samples": []}', 422, "empty batch"),
+    (b'{"samples": "abc"}', 422, "list"),
+    (b'{"size": 1001}', 422, "beyond the largest profiled size 1000"),
+    (b'{"sizes": 3}', 422, "unknown field"),
+    (b'{"size": 2, "samples": [[1]]}', 422, "does not match"),
+    (b"{}", 422, "samples"),
+])
+def test_parse_query_rejects_with_clear_message(body, status, needle):
+    from kairos.serve.app import BadRequest, parse_query
+
+    with pytest.raises(BadRequest) as ei:
+        parse_query(body, _FakeGw())
+    assert ei.value.status == status
+    assert needle in str(ei.value)
+
+
+def test_parse_query_accepts_size_and_samples():
+    from kairos.serve.app import parse_query
+
+    gw = _FakeGw()
+    assert parse_query(b'{"size": 1000}', gw) == (1000, len(gw.profile.batches) - 1, b"")
+    size, bucket, payload = parse_query(b'{"samples": [[1, 2], [3, 4], [5, 6]]}', gw)
+    assert (size, bucket, payload) == (3, 0, b"")  # emulated: samples are not shipped to the worker
+    for s in (1, 10, 11, 95, 999):
+        assert gw.bucket_of(s) == parse_query(b'{"size": %d}' % s, gw)[1]
+
+
+def test_schedule_is_seeded_poisson_at_the_rate():
+    mix = parse_size_mix("deeprecsys")
+    t1, s1 = schedule(500.0, 20.0, mix, seed=3)
+    t2, s2 = schedule(500.0, 20.0, mix, seed=3)
+    assert np.array_equal(t1, t2) and np.array_equal(s1, s2)
+    assert abs(len(t1) / 20.0 - 500.0) < 500.0 * 0.05
+    assert t1.max() < 20.0 and np.all(np.diff(t1) >= 0)
+    gaps = np.diff(t1)
+    assert abs(gaps.std() / gaps.mean() - 1.0) < 0.1  # exponential gaps: cv = 1
+    t3, _ = schedule(250.0, 20.0, mix, seed=3)  # same pattern, stretched
+    assert np.allclose(t3[:100], 2 * t1[:100])
+
+
+def test_serve_input_errors_exit_2():
+    r = CliRunner().invoke(cli, ["serve", "--model", "rm2", "--qos-ms", "350"], standalone_mode=False)
+    assert "exactly one of --config" in str(r.exception)
+    r = CliRunner().invoke(cli, ["serve", "--model", "rm2", "--config", "nope=2"], standalone_mode=False)
+    assert "nope" in str(r.exception)
+
+
+def test_torch_workers_without_models_say_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "kairos.models", None)  # import fails as when torch is absent
+    r = CliRunner().invoke(cli, ["serve", "--model", "rm2", "--config", "g4dn.xlarge=1", "--workers", "torch"],
+                           standalone_mode=False)
+    assert "pip install -e '.[models]'" in str(r.exception)
+
+
+def test_cli_main_exit_code_2(capsys):
+    from kairos.cli.main import main
+
+    with pytest.raises(SystemExit) as ei:
+        main(["loadgen", "--url", "http://127.0.0.1:9", "--duration", "1"])
+    assert ei.value.code == 2
+    assert "--qps" in capsys.readouterr().err
+
+
+def test_core_import_does_not_pull_serving_deps():
+    import subprocess
+
+    code = "import sys, kairos, kairos.dispatch, kairos.sim; print(any(m in sys.modules for m in ('fastapi','uvicorn','prometheus_client','aiohttp')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False"
