@@ -22,6 +22,8 @@ from kairos.workload.sizes import parse_size_mix
 @click.option("--config", "config_text", default=None,
               help="Pool as TYPE=COUNT,... e.g. g4dn.xlarge=2,r5n.large=9 (default: the paper's pool for the model).")
 @click.option("--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the paper's for the model).")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
+              help="Plan file from `kairos plan --emit` (JSON/YAML): sets --model, --qos-ms and --config.")
 @click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True,
               help="Dispatch policy.")
 @click.option("--qps", type=float, default=None, help="Simulate this Poisson arrival rate (queries/s).")
@@ -35,7 +37,7 @@ from kairos.workload.sizes import parse_size_mix
 @click.option("--duration", type=float, default=None, help="Seconds of arrivals for --schedule.")
 @workload_options
 @json_option
-def simulate(model, profile_path, prices, config_text, qos_ms, policy, qps, find_max, trace, schedule, ramp,
+def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy, qps, find_max, trace, schedule, ramp,
              duration, workload, queries, seed, as_json):
     """Simulate a pool of instances serving a model under a dispatch policy.
 
@@ -43,6 +45,13 @@ def simulate(model, profile_path, prices, config_text, qos_ms, policy, qps, find
     configuration's fluid bound (the LP limit no dispatcher can pass).
     """
     t0 = time.perf_counter()
+    if plan_path is not None:
+        if config_text is not None:
+            raise KairosInputError("give either --plan or --config, not both")
+        from kairos.plan.planfile import load_plan
+
+        pf = load_plan(plan_path)
+        model, qos_ms, config_text = pf.model, pf.qos_ms, ",".join(f"{k}={v}" for k, v in pf.config.items())
     cat = get_catalogue(profile_path, prices)
     cat.profile(model)  # unknown model: say so first
     qos = resolve_qos(model, qos_ms)
