@@ -151,3 +151,11 @@ def test_all_five_models_into_one_profile(tmp_path, capsys):
     assert sorted(profiles) == sorted(MODELS)
     for p in profiles.values():
         assert p.types == ("cpu-1t",) and p.batches.tolist() == [1, 8] and (p.mean_ms > 0).all()
+
+
+def test_interleaved_order_gives_the_same_schema():
+    run = profile_model("ncf", "cpu-1t", threads=1, batches=[4, 2, 8], reps=3, warmup=1, max_rows=500,
+                        interleave=True)
+    assert [(r[2], r[3]) for r in run.rows] == [(b, k) for b in (2, 4, 8) for k in range(3)]
+    assert run.summary()["interleave"] is True
+    assert all(r[4] > 0 and r[5] > 0 for r in run.rows)

@@ -32,10 +32,13 @@ from kairos.profiles.profiler import DEFAULT_REPS, DEFAULT_WARMUP, parse_batches
               help="CSV to write (model,instance,batch,rep,infer_ms,load_ms).")
 @click.option("--append", is_flag=True,
               help="Add to an existing --out file (rows of the same model and instance are replaced).")
+@click.option("--interleave", is_flag=True,
+              help="Cycle through the sizes once per repetition instead of finishing one size at a time "
+                   "(spreads interference from other work on a shared machine over all sizes).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
 def profile(model, instance, device, threads, batches_text, reps, warmup, seed, max_rows, out_path, append,
-            quiet, as_json):
+            interleave, quiet, as_json):
     """Measure a model's latency per query size on this machine and write a profile CSV.
 
     Input preparation (load_ms) is timed apart from inference (infer_ms), as in the
@@ -62,7 +65,8 @@ def profile(model, instance, device, threads, batches_text, reps, warmup, seed, 
     t0 = time.perf_counter()
     total = len(batches) * reps
     if quiet:
-        run = profile_model(model, instance, device, threads, batches, reps, warmup, seed, max_rows)
+        run = profile_model(model, instance, device, threads, batches, reps, warmup, seed, max_rows,
+                                interleave=interleave)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -70,7 +74,7 @@ def profile(model, instance, device, threads, batches_text, reps, warmup, seed, 
                       TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as bar:
             task = bar.add_task(f"profile {model} on {instance}", total=total)
             run = profile_model(model, instance, device, threads, batches, reps, warmup, seed, max_rows,
-                                progress=lambda n: bar.advance(task, n))
+                                progress=lambda n: bar.advance(task, n), interleave=interleave)
     n_rows = write_profile_csv(out_path, run.rows, append=append)
     summary = run.summary()
     summary["out"] = str(out_path)

@@ -85,6 +85,7 @@ class ProfileRun:
     warmup: int
     seed: int
     max_rows: int
+    interleave: bool = False
     rows: list[tuple] = field(default_factory=list)
     elapsed_s: float = 0.0
 
@@ -109,6 +110,7 @@ class ProfileRun:
             "batches": self.batches,
             "reps": self.reps,
             "warmup": self.warmup,
+            "interleave": self.interleave,
             "seed": self.seed,
             "max_rows": self.max_rows,
             "rows": len(self.rows),
@@ -131,13 +133,17 @@ def profile_model(
     seed: int = 0,
     max_rows: int | None = None,
     progress: Callable[[int], None] | None = None,
+    interleave: bool = False,
 ) -> ProfileRun:
     """Profile ``model`` on ``device`` as instance type ``instance``.
 
     ``threads`` sets ``torch.set_num_threads`` (None: leave PyTorch's default).
     ``warmup`` untimed inferences run at every batch size before its repetitions
     (and once more at the largest size before anything is timed). ``progress`` is
-    called with the number of repetitions just completed.
+    called with the number of repetitions just completed. ``interleave`` measures
+    rep 0 of every size, then rep 1 of every size, ... instead of all repetitions of
+    one size after another: on a machine shared with other work, a busy spell then
+    spreads over all sizes instead of inflating a few.
     """
     from kairos.models.registry import MODELS, check_device, import_torch, load_model
 
@@ -161,7 +167,7 @@ def profile_model(
         torch.set_num_threads(int(threads))
     m = load_model(model, seed=seed, device=device, max_rows=max_rows)
     run = ProfileRun(model, instance, device, torch.get_num_threads(), batches, int(reps), int(warmup),
-                     int(seed), m.max_rows)
+                     int(seed), m.max_rows, bool(interleave))
     rng = np.random.default_rng(seed)
     clock = time.perf_counter
 
@@ -176,17 +182,29 @@ def profile_model(
         t2 = clock()
         return (t2 - t1) * 1e3, (t1 - t0) * 1e3
 
+    def record(b: int, r: int) -> None:
+        infer_ms, load_ms = once(b)
+        run.rows.append((model, instance, b, r, round(infer_ms, 4), round(load_ms, 4)))
+        if progress is not None:
+            progress(1)
+
     start = clock()
     for _ in range(max(1, int(warmup))):
         once(batches[-1])
-    for b in batches:
+    if interleave:
         for _ in range(int(warmup)):
-            once(b)
+            for b in batches:
+                once(b)
         for r in range(int(reps)):
-            infer_ms, load_ms = once(b)
-            run.rows.append((model, instance, b, r, round(infer_ms, 4), round(load_ms, 4)))
-            if progress is not None:
-                progress(1)
+            for b in batches:
+                record(b, r)
+        run.rows.sort(key=lambda row: (row[2], row[3]))
+    else:
+        for b in batches:
+            for _ in range(int(warmup)):
+                once(b)
+            for r in range(int(reps)):
+                record(b, r)
     run.elapsed_s = clock() - start
     return run
 
