@@ -86,8 +86,6 @@ class KairosPolicy(Policy):
         if self.C is None:
             self.C = heterogeneity_coefficients(prof.mean_ms, present)
         self.tail_np = tail
-        self.tail = tail.tolist()
-        self.Cl = self.C.tolist()
         self.type_np = np.asarray(self.type_of, dtype=np.int64)
         self.C_inst = self.C[self.type_np]
         # per-instance tables [instances, buckets] so one fancy index builds a matrix
@@ -95,6 +93,13 @@ class KairosPolicy(Policy):
         self.tail_inst = tail[self.type_np]
         self.Cn_inst = self.C_inst / self.qos
         self.cost_inst = self.Cn_inst[:, None] * self.est_inst
+        # the same, [buckets, instances]: a row gather is the fastest way to build [m, n]
+        self.tail_bi = np.ascontiguousarray(self.tail_inst.T)
+        self.cost_bi = np.ascontiguousarray(self.cost_inst.T)
+        # per bucket, per type (plain lists, for the one-query path)
+        self.Cnl = (self.C / self.qos).tolist()
+        self.cost_tb = ((self.C / self.qos)[:, None] * self.est_np).T.tolist()
+        self.tail_tb = tail.T.tolist()
         # instances grouped by type, to keep only the useful columns of the matching
         self.by_type = [np.flatnonzero(self.type_np == t) for t in present]
         # below this queue length, dropping columns pays for itself
@@ -102,11 +107,13 @@ class KairosPolicy(Policy):
 
     # -- one queued query: the matching is an argmin over instances ------------------
     def _single(self, now, qid, pool):
-        b = pool.q_bucket[qid]
-        w = now - pool.q_arrival[qid]
-        T = self.qos
+        b = int(pool.q_bucket[qid])
+        slack = self.qos - (now - float(pool.q_arrival[qid]))  # time left before the deadline
         free_at = pool.free_at
         busy = pool.busy
+        cost_b = self.cost_tb[b]  # per type: C_t * est / T
+        tail_b = self.tail_tb[b]
+        Cn = self.Cnl
         best = -1
         best_cost = _INF
         spare = -1  # idle instance for a hopeless query: least C-weighted work
@@ -115,9 +122,8 @@ class KairosPolicy(Policy):
             rem = free_at[j] - now
             if rem < 0.0:
                 rem = 0.0
-            s = self.est[t][b]
-            c = self.Cl[t] * (rem + s)
-            if w + rem + self.tail[t][b] <= T:
+            c = cost_b[t] + Cn[t] * rem
+            if rem + tail_b[t] <= slack:
                 # strict <: among equals the first (and idle before busy below) wins
                 if c < best_cost or (c == best_cost and not busy[j] and busy[best]):
                     best_cost = c
@@ -140,15 +146,17 @@ class KairosPolicy(Policy):
         np.maximum(rem, 0.0, out=rem)
         cols = self._columns(rem, m)
         if cols is None:
-            rc, tail, cst, cn, busy = rem, self.tail_inst, self.cost_inst, self.Cn_inst, pool.busy
+            rc, cn, busy = rem, self.Cn_inst, pool.busy
+            tail, cst = self.tail_bi[qb], self.cost_bi[qb]  # [m, n]
         else:
-            rc, tail, cst, cn = rem[cols], self.tail_inst[cols], self.cost_inst[cols], self.Cn_inst[cols]
+            rc, cn = rem[cols], self.Cn_inst[cols]
             busy = [pool.busy[j] for j in cols]
-        feas = (tail[:, qb].T + rc) <= (T - W)[:, None]  # [m, k]
+            tail, cst = self.tail_bi[qb][:, cols], self.cost_bi[qb][:, cols]
+        feas = (tail + rc) <= (T - W)[:, None]  # [m, k]
         # cost in units of the QoS target; the age term only decides which rows get matched.
         # Infeasible pairs cost _BIG, so the matching maximises feasible pairs first; a row
         # matched through an infeasible pair stays queued.
-        cost = np.where(feas, cst[:, qb].T + cn * rc - (self.age_weight / T) * W[:, None], _BIG)
+        cost = np.where(feas, cst + cn * rc - (self.age_weight / T) * W[:, None], _BIG)
         r, c = linear_sum_assignment(cost)
         out = []
         used = set()

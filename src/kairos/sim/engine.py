@@ -139,12 +139,6 @@ def simulate(
     aborted = False
     assigned = bytearray(N) if check else None
 
-    def begin(qid, j, t):
-        start[qid] = t
-        s = svc[qid][j]
-        busy_ms[j] += s
-        push(heap, (t + s, j, qid))
-
     while i < N or heap:
         if heap and (i >= N or heap[0][0] <= arr_l[i]):
             now, j, qid = pop(heap)
@@ -159,7 +153,10 @@ def simulate(
                     break
             nxt = pool.finish(j, now)
             if nxt >= 0:
-                begin(nxt, j, now)
+                start[nxt] = now
+                s = svc[nxt][j]
+                busy_ms[j] += s
+                push(heap, (now + s, j, nxt))
             if not queue:
                 continue
         else:
@@ -178,12 +175,17 @@ def simulate(
                 _check_pairs(pairs, queue, pool, binds, assigned)
             if len(pairs) == len(queue):
                 queue = []
+            elif len(pairs) == 1:
+                queue.remove(pairs[0][0])
             else:
                 taken = {q for q, _ in pairs}
                 queue = [q for q in queue if q not in taken]
             for qid, j in pairs:
                 if pool.assign(qid, j, now):
-                    begin(qid, j, now)
+                    start[qid] = now
+                    s = svc[qid][j]
+                    busy_ms[j] += s
+                    push(heap, (now + s, j, qid))
         if len(queue) > q_max:
             q_max = len(queue)
 

@@ -79,6 +79,41 @@ def tune_deeprecsys(profile, config, workload, qos_ms, rate, seed, limit, start=
     return int(batches[k]), best
 
 
+def _bracket(test, bound: float, workload, estimate: float | None) -> tuple[float, float]:
+    """A passing ``lo`` and a failing ``hi`` (lo may be 0 if nothing passes)."""
+    if estimate is not None:
+        step = 0.02
+        if test(estimate):
+            lo = estimate
+            while True:
+                cand = lo * (1 + step)
+                if not test(cand):
+                    return lo, cand
+                lo, step = cand, step * 2
+        hi = estimate
+        while hi > 1e-6 * bound:
+            cand = hi / (1 + step)
+            if test(cand):
+                return cand, hi
+            hi, step = cand, step * 2
+        return 0.0, hi
+    hi = bound * 1.05
+    lo = 0.0
+    for _ in range(20):  # a finite run can pass slightly above the bound: widen if so
+        if not test(hi):
+            break
+        lo, hi = hi, hi * 1.5
+    if lo > 0:
+        return lo, hi
+    # good policies land at 0.8-1.0 of the bound: step down geometrically from 0.9
+    cand = 0.9 * bound
+    while cand > 1e-6 * bound:
+        if test(cand):
+            return cand, hi
+        hi, cand = cand, cand * 0.85
+    return 0.0, hi
+
+
 def max_qps(
     profile: Profile,
     config: dict[str, int],
@@ -90,8 +125,14 @@ def max_qps(
     seed: int = 0,
     rel_tol: float = 0.005,
     target: float = QOS_TARGET_FRACTION,
+    coarse: bool = True,
 ) -> MaxQpsResult:
-    """Bisection for the highest passing rate; ``probs`` is the size-bucket mix for the bound."""
+    """Bisection for the highest passing rate; ``probs`` is the size-bucket mix for the bound.
+
+    With ``coarse`` (and at least 8,000 queries), a first search on the first fifth of the
+    queries to 2% gives an estimate; the full run then only brackets and refines around it.
+    The answer always comes from full-length runs.
+    """
     t0 = time.perf_counter()
     params = dict(policy_params or {})
     bound = config_fluid_bound(profile, config, probs, qos_ms).qps
@@ -115,19 +156,14 @@ def max_qps(
             best.update(rate=rate, res=res, params=dict(used))
         return ok
 
+    coarse_estimate = None
+    if coarse and workload.n >= 8000 and not tune:
+        pre = max_qps(profile, config, policy_name, workload.head(workload.n // 5), qos_ms, probs, params, seed,
+                      rel_tol=0.02, target=target, coarse=False)
+        coarse_estimate = pre.max_qps if pre.max_qps > 0 else None
     if bound <= 0:
         return MaxQpsResult(0.0, bound, None, probes, params, time.perf_counter() - t0)
-    lo, hi = 0.0, bound * 1.05
-    for _ in range(20):  # a finite run can pass slightly above the bound: widen if so
-        if not test(hi):
-            break
-        lo, hi = hi, hi * 1.5
-    guess = 0.9 * hi / 1.05 if lo == 0.0 else None
-    if guess is not None:  # most good policies land near 0.8-1.0 of the bound
-        if test(guess):
-            lo = guess
-        else:
-            hi = guess
+    lo, hi = _bracket(test, bound, workload, coarse_estimate)
     while lo == 0.0 or (hi - lo) > rel_tol * lo:
         mid = 0.5 * (lo + hi) if lo > 0 else hi / 2
         if mid < 1e-6 * bound:

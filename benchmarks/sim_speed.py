@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Simulator speed: simulated queries per second and the wall time of one --max-qps search.
+
+    python benchmarks/sim_speed.py [--queries 20000] [--repeat 3]
+
+On the paper's 14-instance pool (1 g4dn.xlarge + 13 r5n.large; models wnd and ncf)
+and the 11-instance rm2 pool, with the `kairos` policy near its max_qps, side by side
+with `fcfs` (cheapest possible dispatch: the simulator's own overhead) and
+`kairos-paper` (the published matching) in the same run. CPU seconds
+(time.process_time) are reported next to wall seconds: this machine is shared and
+noisy, and the ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
+from kairos.profiles import builtin_catalogue
+from kairos.sim.experiment import Experiment
+from kairos.workload import parse_size_mix
+
+
+def best_of(fn, repeat):
+    best = None
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = fn()
+        c, w = time.process_time() - c0, time.perf_counter() - w0
+        if best is None or c < best[0]:
+            best = (c, w, out)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--queries", type=int, default=20000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    cat = builtin_catalogue()
+    mix = parse_size_mix("deeprecsys")
+    rows = []
+    for model in ("ncf", "wnd", "rm2"):
+        exp = Experiment.build(cat, model, PAPER_CONFIGS[model], PAPER_QOS_MS[model], mix, args.queries, 0)
+        c, w, search = best_of(lambda: exp.max_qps("kairos"), 1)
+        rate = search.max_qps
+        row = {"model": model, "instances": sum(exp.config.values()), "max_qps": round(rate, 1),
+               "search_cpu_s": round(c, 2), "search_wall_s": round(w, 2), "search_probes": len(search.probes)}
+        for pol in ("kairos", "kairos-paper", "fcfs"):
+            c, w, res = best_of(lambda: exp.run(pol, rate), args.repeat)
+            row[f"{pol}_qps_cpu"] = round(args.queries / c)
+            row[f"{pol}_qps_wall"] = round(args.queries / w)
+        row["kairos_vs_fcfs"] = round(row["kairos_qps_cpu"] / row["fcfs_qps_cpu"], 3)
+        row["kairos_vs_paper"] = round(row["kairos_qps_cpu"] / row["kairos-paper_qps_cpu"], 3)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(f"simulated queries/s near max_qps ({args.queries} queries, best of {args.repeat}, CPU time; wall in brackets)")
+    print(f"{'model':6} {'inst':>4} {'rate':>8} {'kairos':>16} {'kairos-paper':>16} {'fcfs':>16} {'k/fcfs':>7} {'k/paper':>7}")
+    for r in rows:
+        print(f"{r['model']:6} {r['instances']:>4} {r['max_qps']:>8} "
+              f"{r['kairos_qps_cpu']:>7} ({r['kairos_qps_wall']:>6}) "
+              f"{r['kairos-paper_qps_cpu']:>7} ({r['kairos-paper_qps_wall']:>6}) "
+              f"{r['fcfs_qps_cpu']:>7} ({r['fcfs_qps_wall']:>6}) {r['kairos_vs_fcfs']:>7} {r['kairos_vs_paper']:>7}")
+    print("\none full --max-qps search (kairos policy):")
+    for r in rows:
+        print(f"  {r['model']:6} {r['search_cpu_s']:>6} s CPU, {r['search_wall_s']:>6} s wall, {r['search_probes']} probes")
+
+
+if __name__ == "__main__":
+    main()
