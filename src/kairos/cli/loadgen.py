@@ -29,18 +29,22 @@ KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p
 @click.option("--max-probes", default=10, show_default=True, type=int, help="--max-qps: at most this many runs.")
 @click.option("--drain-timeout", default=30.0, show_default=True, type=float,
               help="Seconds to wait for answers after the last send; unanswered queries count as lost.")
+@click.option("--realtime", is_flag=True, help="Run the generator under SCHED_RR (root/CAP_SYS_NICE), as the gateway.")
 @json_option
-def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max_probes, drain_timeout, as_json):
+def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max_probes, drain_timeout, realtime,
+            as_json):
     """Send an open-loop Poisson stream of queries to a gateway and report what came back.
 
     Reports sent, completed, errors, lost (= sent - completed - errors), achieved QPS,
     latency percentiles (from each query's scheduled send time) and the QoS-met fraction.
     """
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        raise KairosInputError("kairos loadgen needs aiohttp: pip install -e '.[serve]'") from None
-    from kairos.serve.loadgen import max_qps_search, run_load
+    from kairos.serve.loadgen import max_qps_search, run_load, use_uvloop
+
+    use_uvloop()
+    if realtime:
+        from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime
+
+        set_realtime(GATEWAY_PRIORITY)
 
     mix = parse_size_mix(workload)
     if duration <= 0:
@@ -66,7 +70,7 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
                               f"({len(s.probes)} probes of {duration:g} s; lost over all probes: {out['lost']})")
             return
         r = asyncio.run(run_load(url, qps, duration, mix, seed, qos_ms, drain_timeout))
-    except OSError as exc:  # aiohttp.ClientConnectorError is an OSError
+    except (OSError, ValueError) as exc:  # refused, reset, bad URL
         raise KairosInputError(f"cannot reach the gateway at {url}: {exc}") from None
     s = r.summary()
     if as_json:

@@ -49,8 +49,11 @@ def _need_torch_models() -> None:
               help="Added to the hang deadline (default 250 ms emulated, 10000 ms torch).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quiet", is_flag=True, help="Only warnings and errors in the logs.")
+@click.option("--realtime", is_flag=True,
+              help="Run the gateway and workers under SCHED_RR (root/CAP_SYS_NICE): tail latency unaffected by "
+                   "batch jobs sharing the machine.")
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, mode, host, port, max_queue,
-          hang_factor, hang_grace_ms, seed, quiet):
+          hang_factor, hang_grace_ms, seed, quiet, realtime):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
     POST /v1/infer with {"size": N} or {"samples": [...]}; GET /healthz, /metrics, /v1/info, /docs.
@@ -85,4 +88,4 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, m
     from kairos.serve.server import run_server
 
     run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
-               seed, quiet, profile_path, prices)
+               seed, quiet, profile_path, prices, realtime)

@@ -61,6 +61,7 @@ class GatewayConfig:
     start_timeout_s: float = 60.0
     profile_path: str | None = None
     prices_path: str | None = None
+    realtime: bool = False
 
 
 class Gateway:
@@ -101,6 +102,10 @@ class Gateway:
             args += ["--profile", cfg.profile_path]
         if cfg.prices_path:
             args += ["--prices", cfg.prices_path]
+        if cfg.realtime:
+            from kairos.serve.rt import WORKER_PRIORITY
+
+            args += ["--rt-priority", str(WORKER_PRIORITY)]
         self.sup = Supervisor(self, args, cfg.mode)
         self.metrics = None  # set by the app (GatewayMetrics)
         self.stopping = False
@@ -145,6 +150,9 @@ class Gateway:
         return bisect.bisect_left(self._batches, size)
 
     def waiting(self) -> int:
+        """Queries admitted and not yet being served (central queue + instances' local queues)."""
+        if not self.binds:
+            return len(self.queue)  # central-queue policies never use local queues
         return len(self.queue) + sum(len(loc) for loc in self.pool.local)
 
     async def submit(self, size: int, bucket: int, payload: bytes = b"") -> dict:
@@ -347,6 +355,7 @@ class Gateway:
             ),
             "model": self.cfg.model,
             "policy": self.cfg.policy,
+            "realtime": self.cfg.realtime,
             "qos_ms": self.qos,
             "workers_up": up,
             "workers": [{**h.describe(), "running_query": self.pool.running[h.index] if h.state == "up" else None,

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from kairos.serve.httpclient import HttpClient
 from kairos.workload.arrivals import poisson_unit_times
 from kairos.workload.sizes import SizeMix
 
@@ -36,6 +37,16 @@ except ImportError:  # pragma: no cover
     import json
 
     _loads = json.loads
+
+
+def use_uvloop() -> None:
+    """Run the generator on uvloop when installed (less CPU per request)."""
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
 
 
 @dataclass
@@ -88,34 +99,32 @@ def schedule(qps: float, duration_s: float, mix: SizeMix, seed: int, max_size: i
     return t, sizes
 
 
-async def fetch_info(session, url: str) -> dict:
-    async with session.get(url.rstrip("/") + "/v1/info") as r:
-        return await r.json()
+async def fetch_info(client: HttpClient) -> dict:
+    status, body = await client.request("GET", "/v1/info")
+    if status != 200:
+        raise ConnectionError(f"GET /v1/info answered {status}")
+    return _loads(body)
 
 
 async def run_load(url: str, qps: float, duration_s: float, mix: SizeMix, seed: int = 0,
-                   qos_ms: float | None = None, drain_timeout_s: float = 30.0, session=None,
+                   qos_ms: float | None = None, drain_timeout_s: float = 30.0, client: HttpClient | None = None,
                    sizes=None, times=None) -> LoadResult:
     """One open-loop run at ``qps`` for ``duration_s`` seconds against a gateway at ``url``."""
-    import aiohttp
-
-    own = session is None
+    own = client is None
     if own:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False),
-                                        timeout=aiohttp.ClientTimeout(total=None))
+        client = HttpClient(url)
     try:
-        info = await fetch_info(session, url)
+        info = await fetch_info(client)
         qos = float(qos_ms if qos_ms is not None else info["qos_ms"])
         if times is None:
             times, sizes = schedule(qps, duration_s, mix, seed, info.get("max_size"))
-        return await _run(session, url.rstrip("/") + "/v1/infer", url, qps, duration_s, qos, times, sizes,
-                          drain_timeout_s)
+        return await _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
     finally:
         if own:
-            await session.close()
+            client.close()
 
 
-async def _run(session, infer_url, url, qps, duration_s, qos, times, sizes, drain_timeout_s) -> LoadResult:
+async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s) -> LoadResult:
     loop = asyncio.get_running_loop()
     n = len(times)
     lat = np.full(n, np.nan)
@@ -124,30 +133,31 @@ async def _run(session, infer_url, url, qps, duration_s, qos, times, sizes, drai
     gw_lat = np.full(n, np.nan)
     status = np.zeros(n, dtype=np.int32)
     inst = np.full(n, -1, dtype=np.int32)
+    sent_at = np.full(n, np.nan)  # ms after the scheduled time that the request was written
     attempts = np.zeros(n, dtype=np.int32)
     served = Counter()
     kinds: Counter = Counter()
-    headers = {"content-type": "application/json"}
     bodies = [b'{"size":%d}' % int(s) for s in sizes]
     max_lag = 0.0
 
     async def one(i: int, t_sched: float) -> None:
         try:
-            async with session.post(infer_url, data=bodies[i], headers=headers) as r:
-                data = await r.read()
-                t = loop.time()
-                status[i] = r.status
-                if r.status == 200:
-                    d = _loads(data)
-                    lat[i] = (t - t_sched) * 1000.0
-                    wait[i] = d["wait_ms"]
-                    svc[i] = d["service_ms"]
-                    gw_lat[i] = d["gateway_latency_ms"]
-                    served[d["instance"]] += 1
-                    inst[i] = d["instance_index"]
-                    attempts[i] = d["attempts"]
-                else:
-                    kinds[str(r.status)] += 1
+            t_send = loop.time()
+            sent_at[i] = (t_send - t_sched) * 1000.0
+            st, data = await client.request("POST", "/v1/infer", bodies[i])
+            t = loop.time()
+            status[i] = st
+            if st == 200:
+                d = _loads(data)
+                lat[i] = (t - t_sched) * 1000.0
+                wait[i] = d["wait_ms"]
+                svc[i] = d["service_ms"]
+                gw_lat[i] = d["gateway_latency_ms"]
+                served[d["instance"]] += 1
+                inst[i] = d["instance_index"]
+                attempts[i] = d["attempts"]
+            else:
+                kinds[str(st)] += 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # connection refused/reset: an error, not a loss
@@ -180,7 +190,7 @@ async def _run(session, infer_url, url, qps, duration_s, qos, times, sizes, drai
     finished = start + np.nanmax(np.where(ok, times + lat / 1000.0, np.nan)) if completed else end
     span = max(duration_s, float(finished - start)) if completed else duration_s
     met = int((l_ok <= qos).sum())
-    client_ovh = (lat - wait - svc)[ok]
+    client_ovh = (lat - sent_at - wait - svc)[ok]  # from the actual send: the generator's lag is not the gateway's
     gw_ovh = (gw_lat - wait - svc)[ok]
     res = LoadResult(
         url=url, offered_qps=qps, duration_s=duration_s, qos_ms=qos, sent=sent, completed=completed, errors=errors,
@@ -192,17 +202,17 @@ async def _run(session, infer_url, url, qps, duration_s, qos, times, sizes, drai
         served_by=dict(sorted(served.items())),
         records={"send_s": np.asarray(times), "latency_ms": lat, "wait_ms": wait, "service_ms": svc,
                  "gateway_latency_ms": gw_lat, "status": status,
-                 "instance": inst, "attempts": attempts},
+                 "instance": inst, "attempts": attempts, "send_lag_ms": sent_at},
     )
     res.passed = res.lost == 0 and res.qos_met_fraction >= QOS_TARGET_FRACTION
     return res
 
 
-async def wait_idle(session, url: str, timeout_s: float = 60.0) -> None:
+async def wait_idle(client: HttpClient, timeout_s: float = 60.0) -> None:
     """Wait until the gateway has nothing in flight (between probes)."""
     t_end = time.monotonic() + timeout_s
     while time.monotonic() < t_end:
-        info = await fetch_info(session, url)
+        info = await fetch_info(client)
         if info.get("in_flight", 0) == 0:
             return
         await asyncio.sleep(0.2)
@@ -223,20 +233,18 @@ async def max_qps_search(url: str, duration_s: float, mix: SizeMix, seed: int = 
     Starts at ``start_qps`` (default 0.85 x the gateway's fluid bound for the deeprecsys
     mix), steps up by 10% / down by 20% to bracket, then bisects to ``rel_tol``.
     """
-    import aiohttp
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                     timeout=aiohttp.ClientTimeout(total=None)) as session:
-        info = await fetch_info(session, url)
+    client = HttpClient(url)
+    try:
+        info = await fetch_info(client)
         if start_qps is None:
             start_qps = 0.85 * float(info.get("fluid_bound_qps_deeprecsys") or 100.0)
         probes: list = []
         best: dict = {}
 
         async def probe(rate: float) -> bool:
-            await wait_idle(session, url)
+            await wait_idle(client)
             await asyncio.sleep(0.3)
-            r = await run_load(url, rate, duration_s, mix, seed, qos_ms, session=session)
+            r = await run_load(url, rate, duration_s, mix, seed, qos_ms, client=client)
             s = r.summary()
             probes.append(s)
             if on_probe:
@@ -270,3 +278,5 @@ async def max_qps_search(url: str, duration_s: float, mix: SizeMix, seed: int = 
             else:
                 hi = mid
         return MaxQpsSearch(lo, probes, best or None)
+    finally:
+        client.close()

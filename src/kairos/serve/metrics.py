@@ -17,10 +17,11 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 LAT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75,
                1.0, 2.5, 5.0, 10.0)
@@ -33,17 +34,15 @@ class GatewayMetrics:
         self.registry = r = CollectorRegistry()
         self.requests = Counter("kairos_requests", "HTTP answers to /v1/infer by status code", ["code"], registry=r)
         self.rejected = Counter("kairos_rejected", "Queries refused, by reason", ["reason"], registry=r)
-        self.queries = Counter("kairos_queries", "Completed queries per instance and QoS outcome",
-                               ["instance", "qos"], registry=r)
-        self.latency = Histogram("kairos_latency_seconds", "End-to-end latency in the gateway (wait + service "
-                                 "+ transport)", buckets=LAT_BUCKETS, registry=r)
-        self.wait = Histogram("kairos_wait_seconds", "Queueing wait in the gateway", buckets=LAT_BUCKETS, registry=r)
-        self.service = Histogram("kairos_service_seconds", "Service time reported by workers", ["instance_type"],
-                                 buckets=LAT_BUCKETS, registry=r)
+        # hot-path histograms and QoS counters are plain Python lists, turned into Prometheus
+        # families only at scrape time (prometheus_client's locking objects cost ~10 us per query)
+        self.latency = _Hist()
+        self.wait = _Hist()
+        self.service = {t: _Hist() for t in dict.fromkeys(gateway.instance_types)}
+        self.qos_counts = [[0, 0] for _ in gateway.instance_names]  # [met, missed] per instance
         self.redispatched = Counter("kairos_redispatched", "Queries re-dispatched after a worker failed", registry=r)
         names = gateway.instance_names
-        self._q = [(self.queries.labels(nm, "met"), self.queries.labels(nm, "missed")) for nm in names]
-        self._svc = [self.service.labels(t) for t in gateway.instance_types]
+        self._svc = [self.service[t] for t in gateway.instance_types]
         self._codes: dict[int, object] = {}
         self._last = (time.perf_counter(), [0.0] * len(names))
         r.register(_StateCollector(self))
@@ -55,10 +54,35 @@ class GatewayMetrics:
         c.inc()
 
     def completed(self, j: int, latency_ms: float, wait_ms: float, service_ms: float, met: bool) -> None:
-        self._q[j][0 if met else 1].inc()
+        self.qos_counts[j][0 if met else 1] += 1
         self.latency.observe(latency_ms / 1000.0)
         self.wait.observe(wait_ms / 1000.0)
         self._svc[j].observe(service_ms / 1000.0)
+
+
+class _Hist:
+    """Cumulative-bucket histogram without locks (the gateway is one event loop)."""
+
+    __slots__ = ("counts", "total", "n")
+
+    def __init__(self):
+        self.counts = [0] * (len(LAT_BUCKETS) + 1)
+        self.total = 0.0
+        self.n = 0
+
+    def observe(self, x: float) -> None:
+        self.counts[bisect.bisect_left(LAT_BUCKETS, x)] += 1
+        self.total += x
+        self.n += 1
+
+    def family(self, name: str, doc: str, labels=None):
+        fam = HistogramMetricFamily(name, doc, labels=list(labels or {}))
+        cum, acc = [], 0
+        for le, c in zip([*map(str, LAT_BUCKETS), "+Inf"], self.counts):
+            acc += c
+            cum.append((le, acc))
+        fam.add_metric(list((labels or {}).values()), cum, self.total)
+        return fam
 
 
 class _StateCollector:
@@ -94,3 +118,21 @@ class _StateCollector:
             bs.add_metric([nm], busy[j])
             rs.add_metric([nm], gw.workers[j].restarts)
         yield from (iq, up, util, bs, rs)
+        qc = CounterMetricFamily("kairos_queries", "Completed queries per instance and QoS outcome",
+                                 labels=["instance", "qos"])
+        for nm, (met, missed) in zip(names, self.m.qos_counts):
+            qc.add_metric([nm, "met"], met)
+            qc.add_metric([nm, "missed"], missed)
+        yield qc
+        yield self.m.latency.family("kairos_latency_seconds", "End-to-end latency in the gateway (wait + service "
+                                    "+ transport)")
+        yield self.m.wait.family("kairos_wait_seconds", "Queueing wait in the gateway")
+        svc = None
+        for t, h in self.m.service.items():
+            f = h.family("kairos_service_seconds", "Service time reported by workers", {"instance_type": t})
+            if svc is None:
+                svc = f
+            else:
+                svc.samples.extend(f.samples)
+        if svc is not None:
+            yield svc

@@ -22,12 +22,17 @@ def server_info(profile: Profile, gw: Gateway) -> dict:
 
 
 def run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
-               seed, quiet, profile_path=None, prices_path=None) -> None:
+               seed, quiet, profile_path=None, prices_path=None, realtime=False) -> None:
     import uvicorn
+
+    if realtime:
+        from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime
+
+        set_realtime(GATEWAY_PRIORITY)
 
     cfg = GatewayConfig(model=model, config=config, qos_ms=qos, policy=policy, mode=mode, seed=seed,
                         max_queue=max_queue, hang_factor=hang_factor, hang_grace_ms=hang_grace_ms,
-                        profile_path=profile_path, prices_path=prices_path)
+                        profile_path=profile_path, prices_path=prices_path, realtime=realtime)
     log = EventLog(quiet=quiet)
     gw = Gateway(profile, cfg, log)
     app = create_app(gw, server_info(profile, gw))
@@ -44,8 +49,9 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
 
         raise KairosInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     ucfg = uvicorn.Config(app, loop=loop, http=http, lifespan="on", access_log=False,
-                          log_level="warning", timeout_graceful_shutdown=60, backlog=4096)
-    log.event("gateway_listen", host=host, port=port, loop=loop, http=http)
+                          log_level="warning", timeout_graceful_shutdown=60, backlog=4096,
+                          proxy_headers=False, server_header=False, date_header=False)
+    log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime)
     server = uvicorn.Server(ucfg)
     server.run(sockets=[sock])
     if not server.started:

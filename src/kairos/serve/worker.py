@@ -41,6 +41,7 @@ class EmulatedBackend:
     """Service time sampled from the profile, spent in a timed sleep."""
 
     label = "emulated"
+    DRAWS = 256  # service times drawn per size bucket at a time (one numpy call, not one per query)
 
     def __init__(self, model: str, type_name: str, seed: int, profile_path=None, prices_path=None):
         import numpy as np
@@ -51,10 +52,18 @@ class EmulatedBackend:
         self.profile = load_catalogue(profile_path, prices_path).profile(model)
         self.type_id = self.profile.type_index(type_name)
         self.rng = np.random.default_rng(seed)
+        self.pending: dict[int, list[float]] = {}
+
+    def draw_ms(self, bucket: int) -> float:
+        """Next service time (ms) of this type at this size bucket, sampled from the profile."""
+        left = self.pending.get(bucket)
+        if not left:
+            b = self.np.full(self.DRAWS, bucket, dtype=self.np.int64)
+            left = self.pending[bucket] = self.profile.sample_service_ms(b, [self.type_id], self.rng)[:, 0].tolist()
+        return left.pop()
 
     def serve(self, size: int, bucket: int, payload: bytes) -> tuple[bool, bytes]:
-        s = float(self.profile.sample_service_ms(self.np.array([bucket]), [self.type_id], self.rng)[0, 0])
-        time.sleep(s / 1000.0)
+        time.sleep(self.draw_ms(bucket) / 1000.0)
         return True, b""
 
 
@@ -84,39 +93,27 @@ class TorchBackend:
             return False, f"{type(exc).__name__}: {exc}".encode()
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    chunks = []
-    while n:
-        b = sock.recv(n)
-        if not b:
-            return None
-        chunks.append(b)
-        n -= len(b)
-    return b"".join(chunks)
-
-
 def run(host: str, port: int, index: int, backend) -> int:
     sock = socket.create_connection((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     info = json.dumps({"mode": backend.label}).encode()
     sock.sendall(tp.encode_hello(index, os.getpid(), info))
     perf = time.perf_counter
+    dec = tp.FrameDecoder()
+    qbody = tp.QUERY_BODY
     while True:
-        head = _recv_exact(sock, 5)
-        if head is None:
+        data = sock.recv(1 << 16)
+        if not data:
             return 0  # gateway gone
-        length, kind = tp.PREFIX.unpack(head)
-        body = _recv_exact(sock, length - 1) if length > 1 else b""
-        if body is None:
-            return 0
-        if kind == tp.SHUTDOWN:
-            return 0
-        if kind != tp.QUERY:
-            continue
-        qid, size, bucket = tp.QUERY_BODY.unpack_from(body)
-        t0 = perf()
-        ok, out = backend.serve(size, bucket, body[tp.QUERY_BODY.size:])
-        sock.sendall(tp.encode_result(qid, (perf() - t0) * 1000.0, ok, out))
+        for kind, body in dec.feed(data):
+            if kind == tp.SHUTDOWN:
+                return 0
+            if kind != tp.QUERY:
+                continue
+            qid, size, bucket = qbody.unpack_from(body)
+            t0 = perf()
+            ok, out = backend.serve(size, bucket, body[qbody.size:])
+            sock.sendall(tp.encode_result(qid, (perf() - t0) * 1000.0, ok, out))
 
 
 def main(argv=None) -> int:
@@ -129,8 +126,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", default=None)
     ap.add_argument("--prices", default=None)
+    ap.add_argument("--rt-priority", type=int, default=0, help="SCHED_RR priority (0: normal scheduling)")
     a = ap.parse_args(argv)
     _die_with_parent()
+    if a.rt_priority > 0:
+        from kairos.serve.rt import set_realtime
+
+        set_realtime(a.rt_priority)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop
     host, port = a.connect.rsplit(":", 1)
     if a.mode == "emulated":
