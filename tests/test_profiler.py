@@ -101,6 +101,9 @@ def test_append_two_local_types_then_simulate(tmp_path, capsys):
     code, _, err = run_cli(["profile", "--model", "ncf", "--instance", "cpu-3t", "--batches", "10", "--reps", "1",
                             "--max-rows", "1000", "--out", str(out), "--append", "--quiet"], capsys)
     assert code == 2 and "different batch sizes" in err
+    code, _, err = run_cli(["profile", "--model", "ncf", "--instance", "x", "--out", str(tmp_path / "no" / "x.csv"),
+                            "--quiet"], capsys)
+    assert code == 2 and "does not exist" in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -9,7 +9,8 @@ import click
 from kairos.cli.common import console, emit_json, err_console, json_option
 from kairos.errors import KairosInputError
 from kairos.models.registry import MODELS
-from kairos.profiles.profiler import DEFAULT_REPS, DEFAULT_WARMUP, parse_batches, profile_model, write_profile_csv
+from kairos.profiles.profiler import (DEFAULT_REPS, DEFAULT_WARMUP, check_out_path, parse_batches, profile_model,
+                                      write_profile_csv)
 
 
 @click.command()
@@ -62,6 +63,7 @@ def profile(model, instance, device, threads, batches_text, reps, warmup, seed, 
     from kairos.models.registry import check_device
 
     device = check_device(device)  # no torch or no CUDA: one line, before anything runs
+    check_out_path(out_path, append, model, instance.strip(), batches)
     t0 = time.perf_counter()
     total = len(batches) * reps
     if quiet:

@@ -237,6 +237,19 @@ def write_profile_csv(path, rows, append: bool = False) -> int:
     return len(all_rows)
 
 
+def check_out_path(path, append: bool, model: str, instance: str, batches) -> None:
+    """Refuse, before measuring anything, an --out the run could not be written to."""
+    path = Path(path)
+    if path.is_dir():
+        raise KairosInputError(f"--out {path} is a directory; give a file name")
+    if not path.parent.exists():
+        raise KairosInputError(f"--out: folder {path.parent} does not exist")
+    if append and path.exists():
+        new = [(model, instance, int(b), 0, 0.0, 0.0) for b in batches]
+        old = [r for r in _read_rows(path) if (r[0], r[1]) != (model, instance)]
+        _check_same_grid(path, old + new)
+
+
 def _read_rows(path: Path) -> list[tuple]:
     text = path.read_text()
     reader = csv.reader(io.StringIO(text))
