@@ -30,7 +30,8 @@ from kairos.errors import KairosInputError
 from kairos.plan.bounds import FluidLP, paper_bound
 from kairos.plan.evaluate import Evaluator
 from kairos.plan.milp import FluidMILP
-from kairos.plan.space import PlanProblem, count_configurations, enumerate_configurations
+from kairos.plan.space import (PlanProblem, count_configurations, dominated_types, enumerate_configurations,
+                               restrict_problem)
 
 ENUM_LIMIT = 3_000_000  # configurations the enumerating methods accept
 
@@ -102,8 +103,14 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
               **_) -> PlanResult:
     """Corrected fluid MILP; simulate up to ``evals`` near-tied candidates (0: one-shot)."""
     t0 = time.perf_counter()
-    m = FluidMILP(problem)
-    cands = m.candidates() if evals > 1 else [(m.value(n)[0], n) for n in m.fixed_point()[-1:]]
+    keep = ~dominated_types(problem)
+    m = FluidMILP(restrict_problem(problem, keep))
+    sub = m.candidates() if evals > 1 else [(m.value(n)[0], n) for n in m.fixed_point()[-1:]]
+    cands = []
+    for q, n_sub in sub:  # back to the full type list
+        n = np.zeros(problem.T, dtype=np.int64)
+        n[keep] = n_sub
+        cands.append((q, n))
     if not cands:
         raise KairosInputError("no configuration within budget can serve 99% of the queries within QoS; "
                                "raise --budget or --qos-ms")
@@ -121,6 +128,8 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
         count = 0
     res = PlanResult("milp", problem.to_config(n), problem.cost(n), q, count, time.perf_counter() - t0,
                      measured.get(tuple(n)))
+    if (~keep).any():
+        res.notes.append(f"{int((~keep).sum())} of {problem.T} types dominated (no cheaper, no faster) and dropped")
     res.candidates = [_cand(problem, c, b, measured.get(tuple(c))) for b, c in cands[:8]]
     return res
 

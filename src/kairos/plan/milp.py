@@ -40,13 +40,21 @@ class FluidMILP:
         self.problem, self.corrected, self.eps, self.kappa = problem, corrected, eps, kappa
         self.nmax = problem.max_counts()
         self._lp_cache: dict[tuple, tuple[float, np.ndarray]] = {}
+        self._rho: dict[tuple[int, int], np.ndarray] = {}
 
     # --------------------------------------------------------------- pieces
     def service(self, counts) -> np.ndarray:
         s = self.problem.profile.mean_ms
         if not self.corrected:
             return s
-        return s / pair_utilisation(s, self.problem.qos_ms, counts, self.eps, self.kappa)
+        rows = []
+        for t, n in enumerate(counts):
+            key = (t, max(int(n), 1))
+            if key not in self._rho:
+                self._rho[key] = pair_utilisation(s[t : t + 1], self.problem.qos_ms, [key[1]], self.eps,
+                                                  self.kappa)[0]
+            rows.append(self._rho[key])
+        return s / np.array(rows)
 
     def value(self, counts) -> tuple[float, np.ndarray]:
         """(Corrected) bound of fixed counts -- an LP -- and its capacity duals."""

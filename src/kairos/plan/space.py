@@ -140,3 +140,32 @@ def enumerate_configurations(prices: np.ndarray, budget: float, limit: int | Non
         rows = np.concatenate([rows[idx], k[:, None]], axis=1)
         spent = spent[idx] + k * p
     return rows[rows.sum(axis=1) > 0]
+
+
+def dominated_types(problem: PlanProblem) -> np.ndarray:
+    """Mask [T] of types another allowed type dominates: no dearer and no slower at any size.
+
+    Replacing each instance of a dominated type by its dominator keeps the cost within
+    budget and every service time (hence feasibility, slack and capacity) at least as
+    good, so dropping dominated types never changes the best fluid (or corrected) bound.
+    Among identical types the first is kept.
+    """
+    s = problem.profile.mean_ms[:, problem.probs > 0]
+    p = problem.prices
+    T = problem.T
+    dom = np.zeros(T, dtype=bool)
+    for t in range(T):
+        better = (p <= p[t] + 1e-12) & np.all(s <= s[t] + 1e-12, axis=1)
+        better[t] = False
+        same = better & (np.abs(p - p[t]) <= 1e-12) & np.all(np.abs(s - s[t]) <= 1e-12, axis=1)
+        better &= ~same | (np.arange(T) < t)
+        dom[t] = bool(better.any())
+    return dom
+
+
+def restrict_problem(problem: PlanProblem, keep) -> PlanProblem:
+    """The same problem over the types where ``keep`` is true."""
+    keep = np.asarray(keep, dtype=bool)
+    types = tuple(t for t, k in zip(problem.types, keep) if k)
+    return PlanProblem(problem.catalogue, problem.model, problem.profile.restrict(types), types,
+                       problem.prices[keep], problem.probs, problem.mix, problem.qos_ms, problem.budget)
