@@ -166,20 +166,18 @@ class KairosPolicy(Policy):
                 if not busy[k]:
                     out.append((queue[i], k if cols is None else int(cols[k])))
         spare = [k for k in range(len(busy)) if not busy[k] and k not in used]
-        if spare:
-            if True:
-                hopeless = np.flatnonzero(~feas.any(axis=1)).tolist()  # oldest first
-                if hopeless and (self.hopeless == "leftover" or len(hopeless) == m):
-                    S = self.est_inst if cols is None else self.est_inst[cols]
-                    for i in hopeless:
-                        if not spare:
-                            break
-                        # on the spare idle instance with the least C-weighted work
-                        k = min(spare, key=lambda k: cn[k] * S[k, qb[i]])
-                        spare.remove(k)
-                        j = k if cols is None else int(cols[k])
-                        if pool.up[j]:
-                            out.append((queue[i], j))
+        if not spare:
+            return out
+        hopeless = np.flatnonzero(~feas.any(axis=1)).tolist()  # oldest first
+        if hopeless and (self.hopeless == "leftover" or len(hopeless) == m):
+            S = self.est_inst if cols is None else self.est_inst[cols]
+            for i in hopeless[: len(spare)]:
+                # on the spare idle instance with the least C-weighted work
+                k = min(spare, key=lambda k: cn[k] * S[k, qb[i]])
+                spare.remove(k)
+                j = k if cols is None else int(cols[k])
+                if pool.up[j]:
+                    out.append((queue[i], j))
         return out
 
     def _columns(self, rem, m):
