@@ -158,16 +158,17 @@ class KairosPolicy(Policy):
         # matched through an infeasible pair stays queued.
         cost = np.where(feas, cst + cn * rc - (self.age_weight / T) * W[:, None], _BIG)
         r, c = linear_sum_assignment(cost)
-        out = []
-        used = set()
-        for i, k, ok in zip(r.tolist(), c.tolist(), feas[r, c].tolist()):
-            if ok:
-                used.add(k)
-                if not busy[k]:
-                    out.append((queue[i], k if cols is None else int(cols[k])))
-        spare = [k for k in range(len(busy)) if not busy[k] and k not in used]
-        if not spare:
+        ok = feas[r, c]
+        idle = ~np.array(busy, dtype=bool)
+        go = ok & idle[c]
+        if cols is None:
+            out = [(queue[i], k) for i, k in zip(r[go].tolist(), c[go].tolist())]
+        else:
+            out = [(queue[i], int(cols[k])) for i, k in zip(r[go].tolist(), c[go].tolist())]
+        idle[c[ok]] = False  # idle instances no feasible query takes
+        if not idle.any():
             return out
+        spare = np.flatnonzero(idle).tolist()
         hopeless = np.flatnonzero(~feas.any(axis=1)).tolist()  # oldest first
         if hopeless and (self.hopeless == "leftover" or len(hopeless) == m):
             S = self.est_inst if cols is None else self.est_inst[cols]
