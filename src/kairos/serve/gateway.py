@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import time
 from dataclasses import dataclass
 
@@ -62,6 +63,9 @@ class GatewayConfig:
     profile_path: str | None = None
     prices_path: str | None = None
     realtime: bool = False
+    backend: str = "local"  # local: worker processes here; ray: Ray actors (kairos.serve.ray_backend)
+    ray_address: str | None = None  # ray: the cluster to join (None: start a one-node Ray here)
+    listen_host: str = "127.0.0.1"  # where workers connect to the gateway (ray: reachable from every node)
 
 
 class Gateway:
@@ -106,7 +110,12 @@ class Gateway:
             from kairos.serve.rt import WORKER_PRIORITY
 
             args += ["--rt-priority", str(WORKER_PRIORITY)]
-        self.sup = Supervisor(self, args, cfg.mode)
+        if cfg.backend == "ray":  # the same gateway; only how workers are started differs
+            from kairos.serve.ray_backend import RaySupervisor
+
+            self.sup = RaySupervisor(self, cfg)
+        else:
+            self.sup = Supervisor(self, args, cfg.mode)
         self.metrics = None  # set by the app (GatewayMetrics)
         self.stopping = False
         self.counts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0}
@@ -120,7 +129,7 @@ class Gateway:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._all_up = asyncio.Event()
-        await self.sup.listen()
+        await self.sup.listen(self.cfg.listen_host)
         for j in range(self.n):  # every instance is down until its worker says HELLO
             self.pool.take_down(j)
         for h in self.workers:
@@ -131,8 +140,23 @@ class Gateway:
             down = [h.name for h in self.workers if h.state != "up"]
             await self.stop()
             raise RuntimeError(f"workers did not start within {self.cfg.start_timeout_s:g} s: {', '.join(down)}")
+        # everything allocated so far (FastAPI, numpy, the profile) lives as long as the
+        # gateway: keep it out of the collector's way so collections stay sub-millisecond
+        gc.collect()
+        gc.freeze()
+        self._lag_tick(time.perf_counter() + 0.005)
         self.log.event("gateway_ready", model=self.cfg.model, config=self.cfg.config, qos_ms=self.qos,
                        policy=self.cfg.policy, mode=self.cfg.mode, workers=[h.pid for h in self.workers])
+
+    LAG_PERIOD_S = 0.005
+
+    def _lag_tick(self, expected: float) -> None:
+        """Event-loop lag probe: how late a 5 ms timer fires (a blocked loop delays every query)."""
+        now = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.loop_lag.observe(max(0.0, now - expected))
+        if not self.stopping:
+            self.loop.call_later(self.LAG_PERIOD_S, self._lag_tick, now + self.LAG_PERIOD_S)
 
     async def stop(self) -> None:
         self.stopping = True

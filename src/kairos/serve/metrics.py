@@ -12,7 +12,8 @@
 - ``kairos_instance_busy_seconds_total{instance}`` (rate() of it is utilisation) and
   ``kairos_instance_utilisation{instance}`` (busy fraction since the previous scrape);
 - ``kairos_instance_up{instance}``, ``kairos_worker_restarts_total{instance}``,
-  ``kairos_redispatched_total``.
+  ``kairos_redispatched_total``;
+- ``kairos_event_loop_lag_seconds``: how late a 5 ms timer fires in the gateway's loop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+LAG_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 LAT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75,
                1.0, 2.5, 5.0, 10.0)
 
@@ -40,6 +42,7 @@ class GatewayMetrics:
         self.wait = _Hist()
         self.service = {t: _Hist() for t in dict.fromkeys(gateway.instance_types)}
         self.qos_counts = [[0, 0] for _ in gateway.instance_names]  # [met, missed] per instance
+        self.loop_lag = _Hist(LAG_BUCKETS)
         self.redispatched = Counter("kairos_redispatched", "Queries re-dispatched after a worker failed", registry=r)
         names = gateway.instance_names
         self._svc = [self.service[t] for t in gateway.instance_types]
@@ -63,22 +66,23 @@ class GatewayMetrics:
 class _Hist:
     """Cumulative-bucket histogram without locks (the gateway is one event loop)."""
 
-    __slots__ = ("counts", "total", "n")
+    __slots__ = ("counts", "total", "n", "buckets")
 
-    def __init__(self):
-        self.counts = [0] * (len(LAT_BUCKETS) + 1)
+    def __init__(self, buckets=LAT_BUCKETS):
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
         self.total = 0.0
         self.n = 0
 
     def observe(self, x: float) -> None:
-        self.counts[bisect.bisect_left(LAT_BUCKETS, x)] += 1
+        self.counts[bisect.bisect_left(self.buckets, x)] += 1
         self.total += x
         self.n += 1
 
     def family(self, name: str, doc: str, labels=None):
         fam = HistogramMetricFamily(name, doc, labels=list(labels or {}))
         cum, acc = [], 0
-        for le, c in zip([*map(str, LAT_BUCKETS), "+Inf"], self.counts):
+        for le, c in zip([*map(str, self.buckets), "+Inf"], self.counts):
             acc += c
             cum.append((le, acc))
         fam.add_metric(list((labels or {}).values()), cum, self.total)
@@ -127,6 +131,8 @@ class _StateCollector:
         yield self.m.latency.family("kairos_latency_seconds", "End-to-end latency in the gateway (wait + service "
                                     "+ transport)")
         yield self.m.wait.family("kairos_wait_seconds", "Queueing wait in the gateway")
+        yield self.m.loop_lag.family("kairos_event_loop_lag_seconds", "How late a 5 ms timer fires in the "
+                                     "gateway's event loop (a busy or starved loop delays every query)")
         svc = None
         for t, h in self.m.service.items():
             f = h.family("kairos_service_seconds", "Service time reported by workers", {"instance_type": t})

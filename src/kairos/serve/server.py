@@ -22,7 +22,7 @@ def server_info(profile: Profile, gw: Gateway) -> dict:
 
 
 def run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
-               seed, quiet, profile_path=None, prices_path=None, realtime=False) -> None:
+               seed, quiet, profile_path=None, prices_path=None, realtime=False, **gateway_options) -> None:
     import uvicorn
 
     if realtime:
@@ -32,7 +32,7 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
 
     cfg = GatewayConfig(model=model, config=config, qos_ms=qos, policy=policy, mode=mode, seed=seed,
                         max_queue=max_queue, hang_factor=hang_factor, hang_grace_ms=hang_grace_ms,
-                        profile_path=profile_path, prices_path=prices_path, realtime=realtime)
+                        profile_path=profile_path, prices_path=prices_path, realtime=realtime, **gateway_options)
     log = EventLog(quiet=quiet)
     gw = Gateway(profile, cfg, log)
     app = create_app(gw, server_info(profile, gw))
