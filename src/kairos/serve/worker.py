@@ -68,22 +68,49 @@ class EmulatedBackend:
 
 
 class TorchBackend:
-    """The real model (kairos.models), on this machine's CPU or GPU."""
+    """The real model (kairos.models), on this machine's CPU or GPU.
+
+    The instance type picks the device when it follows the local naming convention of
+    ``kairos.models.local_type_settings`` (``cpu-2t``: CPU with 2 threads, ``cuda``/``gpu``:
+    the GPU); a cloud type name (``g4dn.xlarge``) runs on the CPU with torch's defaults.
+    """
 
     label = "torch"
 
-    def __init__(self, model: str, seed: int):
+    def __init__(self, model: str, type_name: str, seed: int):
         import numpy as np
+        import torch
 
         from kairos.models import load_model  # lazy: torch only in torch workers
+        from kairos.models.registry import local_type_settings
 
-        self.model = load_model(model, seed=0)
+        settings = local_type_settings(type_name)
+        if settings.get("threads"):
+            torch.set_num_threads(settings["threads"])
+        self.torch = torch
+        self.model = load_model(model, seed=0, device=settings.get("device", "cpu"))
         self.rng = np.random.default_rng(seed)
+
+    def batch_from_samples(self, samples: list) -> dict:
+        """[{"dense": [...], "sparse": [[...], ...]}, ...] -> the model's batch of tensors."""
+        if not all(isinstance(x, dict) for x in samples):
+            raise ValueError('each sample must be an object of input fields, e.g. {"dense": [...], "sparse": [[...]]}')
+        keys = samples[0].keys()
+        out = {}
+        for k in keys:
+            col = [x[k] for x in samples]
+            dtype = self.torch.float32 if k == "dense" else self.torch.int64
+            out[k] = self.torch.tensor(col, dtype=dtype)
+        return out
 
     def serve(self, size: int, bucket: int, payload: bytes) -> tuple[bool, bytes]:
         try:
-            batch = json.loads(payload) if payload else self.model.make_batch(size, self.rng)
-            out = self.model.infer(batch)
+            if payload:
+                batch = self.batch_from_samples(json.loads(payload))
+            else:
+                batch = self.model.make_batch(size, self.rng)
+            out = self.model.infer(self.model.to_device(batch))
+            self.model.synchronize()
             if hasattr(out, "detach"):
                 out = out.detach().cpu()
             if hasattr(out, "tolist"):
@@ -138,7 +165,7 @@ def main(argv=None) -> int:
     if a.mode == "emulated":
         backend = EmulatedBackend(a.model, a.type, a.seed * 100_003 + a.index, a.profile, a.prices)
     else:
-        backend = TorchBackend(a.model, a.seed * 100_003 + a.index)
+        backend = TorchBackend(a.model, a.type, a.seed * 100_003 + a.index)
     try:
         return run(host, int(port), a.index, backend)
     except (ConnectionError, OSError):
