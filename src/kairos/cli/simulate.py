@@ -124,6 +124,7 @@ def _print_table(out: dict) -> None:
         u.add_column("instance")
         u.add_column("utilisation", justify="right")
         u.add_column("served", justify="right")
+        u.add_column("max held", justify="right")
         for row in out["instances"]:
-            u.add_row(row["instance"], f"{100 * row['utilisation']:.1f}%", str(row["served"]))
+            u.add_row(row["instance"], f"{100 * row['utilisation']:.1f}%", str(row["served"]), str(row["max_held"]))
         console.print(u)

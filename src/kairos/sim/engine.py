@@ -34,6 +34,7 @@ class SimResult:
     makespan_ms: float
     busy_ms: np.ndarray  # [instances]
     served_count: np.ndarray  # [instances]
+    max_held: np.ndarray  # [instances] most queries an instance held at once (running + own queue)
     mean_queue: float
     max_queue: int
     aborted: bool
@@ -127,6 +128,7 @@ def simulate(
     served_by = [-1] * N
     busy_ms = [0.0] * n_inst
     served = [0] * n_inst
+    max_held = [1] * n_inst  # central-queue policies: one running query at most
     qos = float(qos_ms)
     limit = abort_violations if abort_violations is not None else N + 1
     violations = 0
@@ -181,6 +183,8 @@ def simulate(
                 taken = {q for q, _ in pairs}
                 queue = [q for q in queue if q not in taken]
             for qid, j in pairs:
+                if binds and pool.held[j] >= max_held[j]:
+                    max_held[j] = pool.held[j] + 1
                 if pool.assign(qid, j, now):
                     start[qid] = now
                     s = svc[qid][j]
@@ -204,6 +208,7 @@ def simulate(
         makespan_ms=makespan,
         busy_ms=np.minimum(np.array(busy_ms), makespan),
         served_count=np.array(served),
+        max_held=np.array(max_held),
         mean_queue=q_area / last_t if last_t > 0 else 0.0,
         max_queue=q_max,
         aborted=aborted,

@@ -87,7 +87,7 @@ def report(exp: Experiment, policy: str, res: SimResult, bound: float, prices: d
         "model": exp.profile.model,
         "config": exp.config,
         "policy": policy,
-        "policy_params": params or {},
+        "policy_params": {**make_policy(policy, **(params or {})).describe(), **(params or {})},
         "qos_ms": exp.qos_ms,
         "queries": exp.workload.n,
         "workload": exp.mix.name,
@@ -108,8 +108,8 @@ def report(exp: Experiment, policy: str, res: SimResult, bound: float, prices: d
         util = res.utilisation
         names = [f"{t}#{i}" for t, k in exp.config.items() for i in range(k)]
         out["instances"] = [
-            {"instance": nm, "utilisation": round(float(u), 4), "served": int(c)}
-            for nm, u, c in zip(names, util, res.served_count)
+            {"instance": nm, "utilisation": round(float(u), 4), "served": int(c), "max_held": int(h)}
+            for nm, u, c, h in zip(names, util, res.served_count, res.max_held)
         ]
     else:
         out.update({"p50_ms": None, "p99_ms": None, "qos_met_fraction": None})
