@@ -52,8 +52,17 @@ def _need_torch_models() -> None:
 @click.option("--realtime", is_flag=True,
               help="Run the gateway and workers under SCHED_RR (root/CAP_SYS_NICE): tail latency unaffected by "
                    "batch jobs sharing the machine.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one worker process per instance on this machine; ray: one Ray actor per instance, "
+                   "placed on a node with the custom resource kairos/TYPE (needs the ray extra).")
+@click.option("--address", "ray_address", default=None,
+              help="--backend ray: the Ray cluster to join ('auto': the one this machine belongs to); "
+                   "default: start a one-node Ray here offering every instance type.")
+@click.option("--listen-host", default="127.0.0.1", show_default=True,
+              help="Address the workers connect back to (--backend ray on several machines: this node's IP, or "
+                   "0.0.0.0 to listen everywhere and advertise this node's IP).")
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, mode, host, port, max_queue,
-          hang_factor, hang_grace_ms, seed, quiet, realtime):
+          hang_factor, hang_grace_ms, seed, quiet, realtime, backend, ray_address, listen_host):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
     POST /v1/infer with {"size": N} or {"samples": [...]}; GET /healthz, /metrics, /v1/info, /docs.
@@ -85,7 +94,19 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, m
     if hang_grace_ms is None:
         hang_grace_ms = 250.0 if mode == "emulated" else 10_000.0
 
+    extra = {}
+    if backend == "ray":
+        from kairos.serve.ray_backend import import_ray
+
+        import_ray()  # a one-line error now if the ray extra is missing
+        extra = {"backend": "ray", "ray_address": ray_address, "listen_host": listen_host,
+                 "start_timeout_s": 300.0}  # actors wait for Ray to place them
+    elif ray_address is not None:
+        raise KairosInputError("--address is for --backend ray")
+    elif listen_host != "127.0.0.1":
+        extra = {"listen_host": listen_host}
+
     from kairos.serve.server import run_server
 
     run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
-               seed, quiet, profile_path, prices, realtime)
+               seed, quiet, profile_path, prices, realtime, **extra)
