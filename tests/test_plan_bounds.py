@@ -64,7 +64,7 @@ def test_uncorrected_milp_is_exact_argmax_of_fluid_bound():
     lp = FluidLP(prob)
     X = enumerate_configurations(prob.prices, prob.budget)
     best = max(lp.solve(x)[0] for x in X)
-    m = FluidMILP(prob, corrected=False)
+    m = FluidMILP(prob, corrected=False, gap=1e-7)
     n = m.solve(np.ones(prob.T, dtype=np.int64))
     assert prob.within_budget(n)
     assert lp.solve(n)[0] == pytest.approx(best, rel=1e-6)

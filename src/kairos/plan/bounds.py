@@ -97,7 +97,9 @@ class FluidLP:
         s = s[:, bks]
         ok = f[:, bks] <= problem.qos_ms
         xt, xb = np.nonzero(ok)
-        yt, yb = np.nonzero(np.ones((T, nb), dtype=bool))
+        # missing traffic on a pair within QoS could as well be routed there (x): only pairs
+        # outside QoS need a miss variable (exact, and a much smaller LP)
+        yt, yb = np.nonzero(~ok)
         nx, ny = len(xt), len(yt)
         nv = nx + ny + 1
         lam = nv - 1

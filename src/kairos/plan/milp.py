@@ -36,8 +36,9 @@ from kairos.plan.space import PlanProblem
 class FluidMILP:
     """The (corrected) fluid MILP of one problem."""
 
-    def __init__(self, problem: PlanProblem, corrected: bool = True, eps: float = EPS, kappa: float = KAPPA):
-        self.problem, self.corrected, self.eps, self.kappa = problem, corrected, eps, kappa
+    def __init__(self, problem: PlanProblem, corrected: bool = True, eps: float = EPS, kappa: float = KAPPA,
+                 gap: float = 1e-4):
+        self.problem, self.corrected, self.eps, self.kappa, self.gap = problem, corrected, eps, kappa, gap
         self.nmax = problem.max_counts()
         self._lp_cache: dict[tuple, tuple[float, np.ndarray]] = {}
         self._rho: dict[tuple[int, int], np.ndarray] = {}
@@ -89,7 +90,7 @@ class FluidMILP:
         if np.any(lb[nv0:] > ub[nv0:]):
             return None
         res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(lb, ub),
-                   options={"mip_rel_gap": 1e-6})
+                   options={"mip_rel_gap": self.gap})
         if res.status != 0 or res.x is None:
             return None
         n = np.round(res.x[nv0:]).astype(np.int64)
@@ -98,7 +99,7 @@ class FluidMILP:
     def fixed_point(self, rounds: int = 4, lo=None, hi=None) -> list[np.ndarray]:
         """Iterates counts -> rho(counts) -> MILP until they repeat; returns every iterate."""
         ref = np.ones(self.problem.T, dtype=np.int64)
-        first = FluidMILP(self.problem, corrected=False).solve(ref, lo, hi)
+        first = FluidMILP(self.problem, corrected=False, gap=self.gap).solve(ref, lo, hi)
         if first is None:
             return []
         seen, out = set(), [first]
@@ -116,7 +117,7 @@ class FluidMILP:
             ref = n
         return out
 
-    def candidates(self, extra_outside: int = 3) -> list[tuple[float, np.ndarray]]:
+    def candidates(self, extra_outside: int = 2) -> list[tuple[float, np.ndarray]]:
         """Distinct candidate counts with their corrected bound, best first."""
         pts = self.fixed_point()
         if not pts:
