@@ -104,3 +104,17 @@ def test_property_within_budget_and_allowed_types(model, budget, types, method, 
 def test_every_registered_method_is_named():
     assert set(METHODS) == {"milp", "kairos", "kairos+", "exhaustive", "homogeneous", "ribbon",
                             "ribbon-kairos", "random"}
+
+
+def test_evaluator_disk_cache_resumes(tmp_path):
+    cat = tiny_catalogue()
+    mix = tiny_mix()
+    path = tmp_path / "cache.jsonl"
+    ev = Evaluator(cat, "toy", QOS, mix, queries=500, seed=0, cache_path=path)
+    q = ev({"t0": 1, "t2": 2})
+    assert ev.simulated == 1 and q > 0
+    again = Evaluator(cat, "toy", QOS, mix, queries=500, seed=0, cache_path=path)
+    assert again({"t2": 2, "t0": 1}) == q and again.simulated == 0  # same key whatever the order
+    other = Evaluator(cat, "toy", QOS, mix, queries=600, seed=0, cache_path=path)
+    other({"t0": 1, "t2": 2})
+    assert other.simulated == 1  # a different query count is a different evaluation

@@ -257,9 +257,10 @@ class _progress:
         return super().__new__(cls)
 
     def __init__(self, on: bool, total: int):
+        from rich.console import Console
         from rich.progress import Progress
 
-        self.p = Progress(transient=True)
+        self.p = Progress(transient=True, console=Console(stderr=True))
         self.p.start()
         self.task = self.p.add_task("exhaustive: pruned 0", total=total)
 
