@@ -291,9 +291,12 @@ class Gateway:
             conn.transport.close()
             return
         h = self.workers[index]
-        if h.pid != pid or h.state != "starting":
-            conn.transport.close()  # not the process we spawned for this instance
+        # the generation, not the pid: a fast worker can say HELLO before spawn() has
+        # returned its pid to us
+        if info.get("generation") != h.generation or h.state != "starting":
+            conn.transport.close()  # not the process we spawned last for this instance
             return
+        h.pid = pid
         conn.handle = h
         h.conn = conn
         h.state = "up"

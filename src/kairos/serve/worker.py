@@ -120,10 +120,10 @@ class TorchBackend:
             return False, f"{type(exc).__name__}: {exc}".encode()
 
 
-def run(host: str, port: int, index: int, backend) -> int:
+def run(host: str, port: int, index: int, backend, generation: int = 0) -> int:
     sock = socket.create_connection((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    info = json.dumps({"mode": backend.label}).encode()
+    info = json.dumps({"mode": backend.label, "generation": generation}).encode()
     sock.sendall(tp.encode_hello(index, os.getpid(), info))
     perf = time.perf_counter
     dec = tp.FrameDecoder()
@@ -151,6 +151,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True)
     ap.add_argument("--mode", choices=("emulated", "torch"), default="emulated")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--generation", type=int, default=0, help="spawn number of this instance (echoed in HELLO)")
     ap.add_argument("--profile", default=None)
     ap.add_argument("--prices", default=None)
     ap.add_argument("--rt-priority", type=int, default=0, help="SCHED_RR priority (0: normal scheduling)")
@@ -167,7 +168,7 @@ def main(argv=None) -> int:
     else:
         backend = TorchBackend(a.model, a.type, a.seed * 100_003 + a.index)
     try:
-        return run(host, int(port), a.index, backend)
+        return run(host, int(port), a.index, backend, a.generation)
     except (ConnectionError, OSError):
         return 0
 

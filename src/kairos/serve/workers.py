@@ -104,7 +104,7 @@ class Supervisor:
         h.proc = None  # the old process's reaper must not see this instance as its own
         args = [sys.executable, "-m", "kairos.serve.worker", "--connect", f"{self.host}:{self.port}",
                 "--index", str(h.index), "--type", h.type_name, "--mode", self.mode,
-                "--seed", str(seed * 1009 + h.generation), *self.worker_args]
+                "--seed", str(seed * 1009 + h.generation), "--generation", str(h.generation), *self.worker_args]
         # own session: a Ctrl-C or SIGTERM sent to the gateway's process group does not
         # kill workers while in-flight queries are still being finished
         h.proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL,
