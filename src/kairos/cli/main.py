@@ -18,6 +18,7 @@ COMMANDS = {
     "serve": "kairos.cli.serve:serve",
     "loadgen": "kairos.cli.loadgen:loadgen",
     "profile": "kairos.cli.profile:profile",
+    "reproduce": "kairos.cli.reproduce:reproduce",
 }
 
 
