@@ -1,0 +1,182 @@
+"""PNG figures (matplotlib, Agg backend) from the tables of :func:`kairos.reproduce.report.tables`.
+
+matplotlib is optional (extra ``reproduce``): :func:`available` says whether it can be
+imported, and :func:`draw_all` returns the files it wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kairos.reproduce.experiments import DISPATCHERS, TABLE1
+from kairos.reproduce.report import LABEL, models_of
+
+
+def available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def fig_throughput(t: dict, path: Path) -> None:
+    plt = _plt()
+    rows = t["table1_throughput"]
+    ms = models_of(rows)
+    by = {(r["model"], r["scheme"]): r for r in rows}
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(ms) + 3), 4))
+    w = 0.8 / len(TABLE1)
+    for i, s in enumerate(TABLE1):
+        v = [by[(m, s)]["norm_to_optimum"] or 0 if (m, s) in by else 0 for m in ms]
+        ax.bar(np.arange(len(ms)) + (i - len(TABLE1) / 2 + 0.5) * w, v, w, label=LABEL[s])
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(ms)), ms)
+    ax.set_ylabel("QoS-throughput / optimum")
+    ax.set_title("QoS-throughput at $2.5/h, normalised to the exhaustive optimum")
+    ax.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, -0.35))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def fig_exploration(t: dict, path: Path) -> None:
+    plt = _plt()
+    rows = t["table2_exploration"]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    marks = "o s ^ D v P X *".split()
+    for i, s in enumerate(("kairos", "ours", "homogeneous", "kairos+", "ribbon", "random", "optimum")):
+        pts = [(r["evaluations"], r["norm_to_optimum"] or 0) for r in rows if r["scheme"] == s]
+        if pts:
+            x, y = zip(*pts)
+            ax.scatter(np.asarray(x) + 0.5, y, marker=marks[i % len(marks)], label=LABEL[s], s=40)
+    ax.set_xscale("log")
+    ax.set_xlabel("simulated evaluations + 0.5 (log)")
+    ax.set_ylabel("QoS-throughput of the choice / optimum")
+    ax.set_title("Exploration cost (one point per model)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def fig_sensitivity(t: dict, path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    schemes = ("homogeneous", "deeprecsys", "clockwork", "kairos", "ours")
+    for ax, key, rows, xl in ((axes[0], "budget", t["table3a_budget"], "budget ($/h)"),
+                              (axes[1], "qos_factor", t["table3b_qos"], "QoS target / paper's")):
+        for s in schemes:
+            pts = {}
+            for r in rows:
+                if r["scheme"] == s and r.get("norm_to_optimum") is not None:
+                    pts.setdefault(r[key], []).append(r["norm_to_optimum"])
+            if pts:
+                xs = sorted(pts)
+                ax.plot(xs, [np.mean(pts[x]) for x in xs], marker="o", label=LABEL[s])
+        ax.set_xlabel(xl)
+        ax.set_ylabel("mean over models of QPS / optimum")
+        ax.set_ylim(0, 1.1)
+        ax.legend(fontsize=7)
+    ax = axes[2]
+    nz = t["table3c_noise"]
+    for p in sorted({r["policy"] for r in nz}):
+        pts = {}
+        for r in nz:
+            if r["policy"] == p and r["mean_vs_exact"] is not None:
+                pts.setdefault(r["noise"], []).append(r["mean_vs_exact"])
+        xs = [0.0] + sorted(pts)
+        ax.plot([100 * x for x in xs], [1.0] + [np.mean(pts[x]) for x in xs[1:]], marker="o", label=p)
+    ax.set_xlabel("estimate noise (+-%)")
+    ax.set_ylabel("mean over models of QPS / exact-estimate QPS")
+    ax.legend(fontsize=7)
+    axes[0].set_title("budget")
+    axes[1].set_title("QoS target")
+    ax.set_title("noisy latency estimates")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def fig_load(t: dict, path: Path) -> None:
+    plt = _plt()
+    win = t["load_windows"]
+    ms = models_of(win) if win else []
+    if not ms:
+        return
+    fig, axes = plt.subplots(len(ms), 2, figsize=(13, 3.2 * len(ms)), squeeze=False)
+    for i, m in enumerate(ms):
+        a1, a2 = axes[i]
+        for p in DISPATCHERS:
+            rows = [r for r in win if r["model"] == m and r["policy"] == p]
+            if not rows:
+                continue
+            x = [r["t_s"] for r in rows]
+            a1.plot(x, [100 * r["met"] for r in rows], label=p, lw=1)
+            a2.plot(x, [max(r["p99_ms"], 1e-3) for r in rows], label=p, lw=1)
+        w = next(r for r in t["table4_load"] if r["model"] == m)["window_s"]
+        for a in (a1, a2):
+            a.set_xlabel("time (s)")
+            a.axvspan(40 * w, 50 * w, color="red", alpha=0.1)
+        a1.set_ylabel("% within QoS per window")
+        a1.set_ylim(0, 101)
+        a2.set_yscale("log")
+        a2.set_ylabel("p99 per window (ms)")
+        a1.set_title(f"{m}: QoS met (burst shaded)")
+        a2.set_title(f"{m}: p99")
+        a1.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fig_dispatch(t: dict, path: Path) -> None:
+    plt = _plt()
+    rows = t["table5_dispatch"]
+    ms = models_of(rows)
+    by = {(r["model"], r["policy"]): r for r in rows}
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(ms) + 3), 4))
+    w = 0.8 / len(DISPATCHERS)
+    for i, p in enumerate(DISPATCHERS):
+        v = [(by[(m, p)]["fraction_of_bound"] or 0) if (m, p) in by else 0 for m in ms]
+        ax.bar(np.arange(len(ms)) + (i - len(DISPATCHERS) / 2 + 0.5) * w, v, w, label=p)
+    ax.set_xticks(np.arange(len(ms)), ms)
+    ax.set_ylabel("max QPS / fluid bound")
+    ax.set_title("Dispatchers on the paper's pools")
+    ax.legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+FIGURES = {
+    "fig1_throughput": fig_throughput,
+    "fig2_exploration": fig_exploration,
+    "fig3_sensitivity": fig_sensitivity,
+    "fig4_load": fig_load,
+    "fig5_dispatch": fig_dispatch,
+}
+
+
+def draw_all(t: dict, out: Path) -> list[str]:
+    """Draw every figure that has data; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fn in FIGURES.items():
+        p = out / f"{name}.png"
+        p.unlink(missing_ok=True)
+        fn(t, p)
+        if p.exists():
+            written.append(str(p))
+    return written
