@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 METHODS = ["milp", "kairos", "homogeneous", "exhaustive", "kairos+", "ribbon", "ribbon-kairos", "random"]
 
 
-def run_cell(model: str, budget: float, args) -> dict:
+def run_cell(model: str, budget: float, args, methods=METHODS) -> dict:
     cat = builtin_catalogue()
     mix = parse_size_mix("deeprecsys")
     qos = PAPER_QOS_MS[model]
@@ -39,7 +39,7 @@ def run_cell(model: str, budget: float, args) -> dict:
     ev = Evaluator(cat, model, qos, mix, args.queries, 0, args.cache, args.workers)
     row = {"model": model, "budget": budget, "qos_ms": qos, "queries": args.queries,
            "configurations": count_configurations(prob.prices, budget)}
-    for m in METHODS:
+    for m in methods:
         opts = {"seed": 0}
         if m in ("ribbon", "ribbon-kairos", "random"):
             opts["evals"] = args.ribbon_evals
@@ -115,6 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=str(HERE / "results" / "plan_quality_cache.jsonl"))
     ap.add_argument("--cells", default=str(HERE / "results" / "plan_quality_cells.jsonl"))
     ap.add_argument("--out", default=str(HERE / "results" / "plan_quality.md"))
+    ap.add_argument("--rerun", default="", help="Comma-separated methods to recompute in finished cells "
+                    "(after a change to them; cached simulations are reused).")
     args = ap.parse_args(argv)
     cells = Path(args.cells)
     done = {}
@@ -126,6 +128,13 @@ def main(argv=None) -> int:
                 continue
             if r.get("queries") == args.queries:
                 done[(r["model"], float(r["budget"]))] = r
+    rerun = [m for m in args.rerun.split(",") if m]
+    if rerun and done:
+        for key, row in done.items():
+            print(f"rerun {', '.join(rerun)} in {key[0]} ${key[1]:g}/h", flush=True)
+            row.update(run_cell(key[0], key[1], args, rerun))
+        cells.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+        write_outputs(list(done.values()), Path(args.out))
     for budget in [float(b) for b in args.budgets.split(",")]:
         for model in args.models.split(","):
             if (model, budget) in done:

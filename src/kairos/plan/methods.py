@@ -101,7 +101,8 @@ def _enumerate(problem: PlanProblem) -> np.ndarray:
 # ---------------------------------------------------------------------- milp (default)
 def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: int = 4, tie_tol: float = 0.15,
               **_) -> PlanResult:
-    """Corrected fluid MILP; simulate up to ``evals`` near-tied candidates (0: one-shot)."""
+    """Corrected fluid MILP; simulate up to ``evals`` candidates (0: one-shot): the best by
+    corrected bound within ``tie_tol`` of the top, and the uncorrected fluid optimum."""
     t0 = time.perf_counter()
     keep = ~dominated_types(problem)
     m = FluidMILP(restrict_problem(problem, keep))
@@ -116,6 +117,14 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
                                "raise --budget or --qos-ms")
     top = cands[0][0]
     close = [(q, n) for q, n in cands if q >= (1.0 - tie_tol) * top][: max(evals, 1)]
+    if evals > 1 and m.fluid_optimum is not None:
+        # the correction is a model: always try the uncorrected fluid optimum too (the
+        # optimistic end), in the last evaluation slot if it is not already a candidate
+        fo = np.zeros(problem.T, dtype=np.int64)
+        fo[keep] = m.fluid_optimum
+        if not any((n == fo).all() for _, n in close):
+            q_fo = next((q for q, n in cands if (n == fo).all()), 0.0)
+            close = close[: evals - 1] + [(q_fo, fo)]
     measured = {}
     if evaluator is not None and evals > 0 and len(close) > 1:
         ev = Counted(evaluator)

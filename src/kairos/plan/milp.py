@@ -42,6 +42,7 @@ class FluidMILP:
         self.nmax = problem.max_counts()
         self._lp_cache: dict[tuple, tuple[float, np.ndarray]] = {}
         self._rho: dict[tuple[int, int], np.ndarray] = {}
+        self.fluid_optimum: np.ndarray | None = None
 
     # --------------------------------------------------------------- pieces
     def service(self, counts) -> np.ndarray:
@@ -102,6 +103,7 @@ class FluidMILP:
         first = FluidMILP(self.problem, corrected=False, gap=self.gap).solve(ref, lo, hi)
         if first is None:
             return []
+        self.fluid_optimum = first  # the configuration with the highest (uncorrected) fluid bound
         seen, out = set(), [first]
         ref = first
         if not self.corrected:
