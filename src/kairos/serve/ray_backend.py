@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 from kairos.serve import transport as tp
 from kairos.serve.workers import WorkerConnection, WorkerHandle
@@ -94,7 +95,7 @@ class _Instance:
 
         return os.getpid(), ray.util.get_node_ip_address()
 
-    def serve(self, host: str, port: int, index: int, seed: int) -> int:
+    def serve(self, host: str, port: int, index: int, seed: int, generation: int) -> int:
         """The worker loop of ``kairos.serve.worker`` until SHUTDOWN or the gateway is gone."""
         from kairos.serve.worker import EmulatedBackend, TorchBackend, run
 
@@ -103,7 +104,7 @@ class _Instance:
         else:
             backend = TorchBackend(self.model, self.type_name, seed)
         try:
-            return run(host, port, index, backend)
+            return run(host, port, index, backend, generation)
         except (ConnectionError, OSError):
             return 0
 
@@ -139,6 +140,7 @@ class RaySupervisor:
         self.nodes: dict[int, str] = {}
         self._tasks: dict[int, asyncio.Task] = {}  # instance index -> its actor's task
         self._own_ray = False
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kairos-ray")
 
     async def listen(self, host: str = "127.0.0.1") -> None:
         """Listen for the actors' connections on ``host`` and connect to Ray. The actors
@@ -161,19 +163,26 @@ class RaySupervisor:
         h.generation += 1
         h.state = "starting"
         h.conn = None
-        h.pid = None  # set when Ray has placed the actor; a HELLO before that is refused
+        h.pid = None  # known once Ray has placed the actor
+        generation = h.generation
         old = self.actors.pop(h.index, None)
         if old is not None:
             self._kill_actor(old)
         cfg = self.cfg
-        actor = _actor_class().options(
-            resources={resource_name(h.type_name): 1}, num_cpus=ACTOR_NUM_CPUS, max_restarts=0,
-            max_task_retries=0, name=None,
-        ).remote(cfg.model, h.type_name, cfg.mode, _abs(cfg.profile_path), _abs(cfg.prices_path))
+        options = dict(resources={resource_name(h.type_name): 1}, num_cpus=ACTOR_NUM_CPUS, max_restarts=0,
+                       max_task_retries=0)
+        args = (cfg.model, h.type_name, cfg.mode, _abs(cfg.profile_path), _abs(cfg.prices_path))
+        # creating an actor is a blocking call to Ray's GCS (slow while it handles a node's
+        # death): never on the event loop, whose timers and sockets serve every query
+        actor = await asyncio.get_running_loop().run_in_executor(
+            self._pool, lambda: _actor_class().options(**options).remote(*args))
+        if h.generation != generation or h.state != "starting":  # killed or stopped meanwhile
+            self._kill_actor(actor)
+            return
         self.actors[h.index] = actor
         # the same seeds as a local worker process of this generation
-        wseed = (seed * 1009 + h.generation) * 100_003 + h.index
-        self._tasks[h.index] = asyncio.get_running_loop().create_task(self._run(h, h.generation, actor, wseed))
+        wseed = (seed * 1009 + generation) * 100_003 + h.index
+        self._tasks[h.index] = asyncio.get_running_loop().create_task(self._run(h, generation, actor, wseed))
 
     async def _run(self, h: WorkerHandle, generation: int, actor, wseed: int) -> None:
         """Wait for Ray to place the actor (pending while no node has a free unit of its
@@ -185,7 +194,7 @@ class RaySupervisor:
                 return
             h.pid = pid
             self.nodes[h.index] = node
-            await actor.serve.remote(self.host, self.port, h.index, wseed)
+            await actor.serve.remote(self.host, self.port, h.index, wseed, generation)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # RayActorError (actor or node lost), or the worker failed
@@ -194,6 +203,14 @@ class RaySupervisor:
             self.gw.on_worker_lost(h.index, f"ray actor lost ({reason})")
 
     def _kill_actor(self, actor) -> None:
+        """ray.kill, off the event loop (it is an RPC to Ray's GCS)."""
+        try:
+            self._pool.submit(self._kill_now, actor)
+        except RuntimeError:  # stopped: no more threads
+            self._kill_now(actor)
+
+    @staticmethod
+    def _kill_now(actor) -> None:
         try:
             import_ray().kill(actor, no_restart=True)
         except Exception:  # already dead, or its node is gone
@@ -229,6 +246,7 @@ class RaySupervisor:
         self._tasks.clear()
         if self.server is not None:
             self.server.close()
+        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)  # kills done
         if self._own_ray:
             import_ray().shutdown()
             self._own_ray = False
