@@ -47,7 +47,7 @@ def reproduce(out_dir, quick, profile_path, jobs, models, docs_path, report_only
             raise KairosInputError(f"--profile has no profile for {', '.join(missing)}; pass --models")
     argv = ["kairos reproduce", f"--out {out_dir}"] + (["--quick"] if quick else []) + \
         ([f"--profile {profile_path}"] if profile_path else []) + [f"--jobs {jobs}"] + \
-        ([f"--models {models}"] if models else [])
+        ([f"--models {models}"] if models else []) + (["--report-only"] if report_only else [])
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description:14s}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -133,10 +133,6 @@ def evaluator(cell: dict, cache_dir: str, qos_ms: float) -> Evaluator:
                      cell["seed"], path, 1)
 
 
-def _cfg_text(config: dict) -> str:
-    return " ".join(f"{t.split('.')[0]}={k}" for t, k in sorted(config.items()) if k)
-
-
 # ---------------------------------------------------------------------------- plan cells
 def plan_cell(cell: dict, cache_dir: str) -> dict:
     """Every scheme of ``cell['schemes']`` at one (model, budget, QoS)."""

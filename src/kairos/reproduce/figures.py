@@ -14,6 +14,11 @@ from kairos.reproduce.experiments import DISPATCHERS, TABLE1
 from kairos.reproduce.report import LABEL, models_of
 
 
+_SCHEME_ORDER = ("homogeneous", "ribbon", "deeprecsys", "clockwork", "kairos", "kairos+", "ours", "optimum", "random")
+COLOUR = {s: f"C{i}" for i, s in enumerate(_SCHEME_ORDER)}
+POLICY_COLOUR = {p: f"C{i}" for i, p in enumerate(DISPATCHERS)}
+
+
 def available() -> bool:
     try:
         import matplotlib  # noqa: F401
@@ -40,7 +45,7 @@ def fig_throughput(t: dict, path: Path) -> None:
     w = 0.8 / len(TABLE1)
     for i, s in enumerate(TABLE1):
         v = [by[(m, s)]["norm_to_optimum"] or 0 if (m, s) in by else 0 for m in ms]
-        ax.bar(np.arange(len(ms)) + (i - len(TABLE1) / 2 + 0.5) * w, v, w, label=LABEL[s])
+        ax.bar(np.arange(len(ms)) + (i - len(TABLE1) / 2 + 0.5) * w, v, w, label=LABEL[s], color=COLOUR[s])
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(ms)), ms)
     ax.set_ylabel("QoS-throughput / optimum")
@@ -60,7 +65,7 @@ def fig_exploration(t: dict, path: Path) -> None:
         pts = [(r["evaluations"], r["norm_to_optimum"] or 0) for r in rows if r["scheme"] == s]
         if pts:
             x, y = zip(*pts)
-            ax.scatter(np.asarray(x) + 0.5, y, marker=marks[i % len(marks)], label=LABEL[s], s=40)
+            ax.scatter(np.asarray(x) + 0.5, y, marker=marks[i % len(marks)], label=LABEL[s], s=40, color=COLOUR[s])
     ax.set_xscale("log")
     ax.set_xlabel("simulated evaluations + 0.5 (log)")
     ax.set_ylabel("QoS-throughput of the choice / optimum")
@@ -84,7 +89,7 @@ def fig_sensitivity(t: dict, path: Path) -> None:
                     pts.setdefault(r[key], []).append(r["norm_to_optimum"])
             if pts:
                 xs = sorted(pts)
-                ax.plot(xs, [np.mean(pts[x]) for x in xs], marker="o", label=LABEL[s])
+                ax.plot(xs, [np.mean(pts[x]) for x in xs], marker="o", label=LABEL[s], color=COLOUR[s])
         ax.set_xlabel(xl)
         ax.set_ylabel("mean over models of QPS / optimum")
         ax.set_ylim(0, 1.1)
@@ -97,7 +102,8 @@ def fig_sensitivity(t: dict, path: Path) -> None:
             if r["policy"] == p and r["mean_vs_exact"] is not None:
                 pts.setdefault(r["noise"], []).append(r["mean_vs_exact"])
         xs = [0.0] + sorted(pts)
-        ax.plot([100 * x for x in xs], [1.0] + [np.mean(pts[x]) for x in xs[1:]], marker="o", label=p)
+        ax.plot([100 * x for x in xs], [1.0] + [np.mean(pts[x]) for x in xs[1:]], marker="o", label=p,
+                color=POLICY_COLOUR.get(p))
     ax.set_xlabel("estimate noise (+-%)")
     ax.set_ylabel("mean over models of QPS / exact-estimate QPS")
     ax.legend(fontsize=7)
@@ -123,8 +129,8 @@ def fig_load(t: dict, path: Path) -> None:
             if not rows:
                 continue
             x = [r["t_s"] for r in rows]
-            a1.plot(x, [100 * r["met"] for r in rows], label=p, lw=1)
-            a2.plot(x, [max(r["p99_ms"], 1e-3) for r in rows], label=p, lw=1)
+            a1.plot(x, [100 * r["met"] for r in rows], label=p, lw=1, color=POLICY_COLOUR[p])
+            a2.plot(x, [max(r["p99_ms"], 1e-3) for r in rows], label=p, lw=1, color=POLICY_COLOUR[p])
         w = next(r for r in t["table4_load"] if r["model"] == m)["window_s"]
         for a in (a1, a2):
             a.set_xlabel("time (s)")
@@ -150,7 +156,7 @@ def fig_dispatch(t: dict, path: Path) -> None:
     w = 0.8 / len(DISPATCHERS)
     for i, p in enumerate(DISPATCHERS):
         v = [(by[(m, p)]["fraction_of_bound"] or 0) if (m, p) in by else 0 for m in ms]
-        ax.bar(np.arange(len(ms)) + (i - len(DISPATCHERS) / 2 + 0.5) * w, v, w, label=p)
+        ax.bar(np.arange(len(ms)) + (i - len(DISPATCHERS) / 2 + 0.5) * w, v, w, label=p, color=POLICY_COLOUR[p])
     ax.set_xticks(np.arange(len(ms)), ms)
     ax.set_ylabel("max QPS / fluid bound")
     ax.set_title("Dispatchers on the paper's pools")

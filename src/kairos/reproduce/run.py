@@ -42,6 +42,19 @@ def write_outputs(s: Settings, results: dict, out: Path, meta: dict, docs_path=N
     return Outcome(out, meta.get("wall_s", 0.0), t, figs, skipped, files)
 
 
+def _describe(cells: list[dict]) -> list[str]:
+    groups: dict[str, list[str]] = {}
+    for c in cells:
+        if c["kind"] == "plan":
+            what = f"plan cells at ${c['budget']:g}/h" if c["qos_factor"] == 1.0 else f"plan cells at {c['qos_factor']:g}x QoS"
+        else:
+            what = f"noise {100 * c['noise']:.0f}% draw {c['draw']}" if c["noise"] else "dispatch ablation"
+        groups.setdefault(what, [])
+        if c["model"] not in groups[what]:
+            groups[what].append(c["model"])
+    return [f"{k} ({', '.join(v)})" for k, v in groups.items()]
+
+
 def _relpath(target: Path, start: Path) -> str:
     import os
 
@@ -58,10 +71,12 @@ def reproduce(s: Settings, out, jobs: int = 1, progress: Callable[[str, int, int
     else:
         results = run_all(s, out, jobs, progress)
     wall = time.perf_counter() - t0
-    expected = len(main_cells(s)) + len(sensitivity_cells(s))
-    have = sum(len(v) for k, v in results.items() if k != "load")
-    status = "" if have >= expected else (f"Partial: {have} of {expected} plan/dispatch cells finished so far "
-                                           "(rerun the same command to continue).")
+    expected = main_cells(s) + sensitivity_cells(s)
+    got = {json.dumps(c, sort_keys=True) for k, v in results.items() if k != "load" for c, _ in v}
+    missing = [c for c in expected if json.dumps(c, sort_keys=True) not in got]
+    status = "" if not missing else (
+        f"Partial: {len(expected) - len(missing)} of {len(expected)} plan/dispatch cells finished; missing: "
+        + "; ".join(_describe(missing)) + " (rerun the same command to continue).")
     meta = {"command": command, "wall_s": round(wall, 1), "jobs": jobs, "status": status,
             "cells": {k: len(v) for k, v in results.items()}}
     return write_outputs(s, results, out, meta, docs_path)
