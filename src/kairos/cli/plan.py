@@ -105,6 +105,8 @@ def _print(out: dict) -> None:
     t.add_column("estimate (q/s)", justify="right")
     t.add_column("simulated max QPS", justify="right")
     sim = out.get("simulated_qps")
+    if sim is None and out.get("policy") == "kairos":
+        sim = out.get("measured_qps")
     t.add_row("[bold]chosen[/bold]", _fmt(out["config"]), f"{out['cost_per_hour']:.3f}",
               f"{out['predicted_qps']:.1f}", "" if sim is None else f"{sim:.1f}")
     shown = {tuple(sorted(out["config"].items()))}
