@@ -1,0 +1,118 @@
+"""The gateway's dispatch loop in-process, with fake worker connections (no processes):
+the policy's pairs reach the right worker, a lost worker's query is re-dispatched,
+stale HELLOs are refused, and a query failing on every attempt is answered 502."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kairos.profiles import builtin_catalogue
+from kairos.serve import transport as tp
+from kairos.serve.gateway import Gateway, GatewayConfig, QueryFailed
+from kairos.serve.logs import EventLog
+
+
+class _FakeTransport:
+    def __init__(self):
+        self.frames = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.frames += [body for kind, body in tp.FrameDecoder().feed(data) if kind == tp.QUERY]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _FakeConn:
+    def __init__(self):
+        self.transport = _FakeTransport()
+        self.handle = None
+
+    def queries(self):
+        return [tp.QUERY_BODY.unpack_from(b) for b in self.transport.frames]
+
+
+def _gateway(config, **kw):
+    import io
+
+    profile = builtin_catalogue().profile("dien")
+    gw = Gateway(profile, GatewayConfig(model="dien", config=config, qos_ms=35.0, **kw), EventLog(io.StringIO()))
+    gw.loop = asyncio.get_running_loop()
+    spawned = []
+
+    async def fake_spawn(h, seed):
+        h.generation += 1
+        h.state = "starting"
+        spawned.append(h.index)
+
+    gw.sup.spawn = fake_spawn
+    gw.sup.kill = lambda h: setattr(h, "conn", None)
+    for j in range(gw.n):
+        gw.pool.take_down(j)
+    conns = []
+    for j in range(gw.n):
+        gw.workers[j].generation = 1
+        c = _FakeConn()
+        gw.on_hello(c, j, 1000 + j, {"generation": 1, "mode": "emulated"})
+        conns.append(c)
+    return gw, conns, spawned
+
+
+def test_stale_hello_refused_and_current_one_accepted():
+    async def go():
+        gw, conns, _ = _gateway({"g4dn.xlarge": 1})
+        assert gw.workers[0].state == "up" and gw.workers[0].pid == 1000 and gw.pool.up[0]
+        late = _FakeConn()
+        gw.on_hello(late, 0, 999, {"generation": 0})  # an older process of the same instance
+        assert late.transport.closed and gw.workers[0].pid == 1000
+
+    asyncio.run(go())
+
+
+def test_lost_worker_query_is_redispatched_and_answered_once():
+    async def go():
+        gw, conns, spawned = _gateway({"g4dn.xlarge": 1, "r5n.large": 1})
+        task = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        await asyncio.sleep(0)
+        first = [j for j, c in enumerate(conns) if c.queries()]
+        assert len(first) == 1
+        j = first[0]
+        (qid, size, bucket), = conns[j].queries()
+        assert (qid, size) == (0, 10)
+        gw.on_worker_lost(j, "test: connection closed")
+        other = 1 - j
+        assert conns[other].queries() == [(0, 10, bucket)]
+        assert not gw.pool.up[j] and gw.workers[j].state == "down"
+        gw.on_result(j, 0, 5.0, True, b"")  # a late answer from the dead worker: ignored
+        assert not task.done()
+        gw.on_result(other, 0, 4.0, True, b"")
+        out = await asyncio.wait_for(task, 5)
+        assert out["instance_index"] == other and out["attempts"] == 2 and out["service_ms"] == 4.0
+        assert gw.counts["redispatched"] == 1 and gw.counts["completed"] == 1
+        await asyncio.sleep(0.01)
+        assert spawned == [j]  # restarted
+
+    asyncio.run(go())
+
+
+def test_query_failing_on_every_attempt_gets_502():
+    async def go():
+        gw, conns, _ = _gateway({"g4dn.xlarge": 1}, max_attempts=2)
+        task = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        await asyncio.sleep(0)
+        gw.on_worker_lost(0, "crash 1")
+        await asyncio.sleep(0.01)  # the restart is spawned
+        assert gw.workers[0].state == "starting" and gw.workers[0].generation == 2
+        # the instance comes back, takes the query again, dies again
+        back = _FakeConn()
+        gw.on_hello(back, 0, 2000, {"generation": 2})
+        assert back.queries() == [(0, 10, gw.bucket_of(10))]
+        gw.on_worker_lost(0, "crash 2")
+        with pytest.raises(QueryFailed) as ei:
+            await asyncio.wait_for(task, 5)
+        assert ei.value.status == 502 and gw.counts["failed"] == 1
+
+    asyncio.run(go())
