@@ -42,10 +42,13 @@ def _fmt(config: dict) -> str:
               help="Write the plan to FILE for `kairos simulate --plan` / `kairos serve --plan`.")
 @click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json", show_default=True,
               help="Format of --emit.")
+@click.option("--emit-ray-cluster", "ray_cluster_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a Ray cluster YAML renting the chosen configuration (for `ray up`, then "
+                   "`kairos serve --backend ray --address auto`).")
 @workload_options
 @json_option
 def plan(model, profile_path, prices, budget, qos_ms, types_text, method, evals, max_evals, compare, cache_path,
-         workers, emit_path, fmt, workload, queries, seed, as_json):
+         workers, emit_path, fmt, workload, queries, seed, as_json, ray_cluster_path=None):
     """Choose how many instances of each type to rent within a $/hour budget.
 
     Maximises the QoS-throughput (the highest query rate with >= 99% of queries within
@@ -90,6 +93,11 @@ def plan(model, profile_path, prices, budget, qos_ms, types_text, method, evals,
             meta["simulated_qps"] = out["simulated_qps"]
         write_plan(PlanFile(model, qos, res.config, meta), emit_path, fmt)
         out["emitted"] = str(emit_path)
+    if ray_cluster_path:
+        from kairos.serve.ray_cluster import write_ray_cluster
+
+        write_ray_cluster(res.config, ray_cluster_path, model)
+        out["emitted_ray_cluster"] = str(ray_cluster_path)
     if as_json:
         emit_json(out)
         return
@@ -132,5 +140,7 @@ def _print(out: dict) -> None:
         lines.append(n)
     if out.get("emitted"):
         lines.append(f"plan written to {out['emitted']}")
+    if out.get("emitted_ray_cluster"):
+        lines.append(f"Ray cluster YAML written to {out['emitted_ray_cluster']} (ray up it; see docs/ray.md)")
     for line in lines:
         console.print(line)
