@@ -116,3 +116,21 @@ def test_query_failing_on_every_attempt_gets_502():
         assert ei.value.status == 502 and gw.counts["failed"] == 1
 
     asyncio.run(go())
+
+
+def test_binding_policy_local_queue_starts_on_finish():
+    async def go():
+        gw, conns, _ = _gateway({"g4dn.xlarge": 1}, policy="least-loaded")
+        t1 = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        t2 = asyncio.ensure_future(gw.submit(20, gw.bucket_of(20)))
+        await asyncio.sleep(0)
+        assert [q for q, _, _ in conns[0].queries()] == [0]  # one query at a time per worker
+        assert gw.pool.held[0] == 2 and gw.waiting() == 1
+        gw.on_result(0, 0, 3.0, True, b"")
+        assert [q for q, _, _ in conns[0].queries()] == [0, 1]  # the local queue's next starts now
+        gw.on_result(0, 1, 3.0, True, b"")
+        a, b = await asyncio.wait_for(asyncio.gather(t1, t2), 5)
+        assert (a["id"], b["id"]) == (0, 1) and b["wait_ms"] >= 0
+        assert gw.pool.held[0] == 0 and gw.pool.n_idle == 1
+
+    asyncio.run(go())
