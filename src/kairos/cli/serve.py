@@ -61,8 +61,11 @@ def _need_torch_models() -> None:
 @click.option("--listen-host", default="127.0.0.1", show_default=True,
               help="Address the workers connect back to (--backend ray on several machines: this node's IP, or "
                    "0.0.0.0 to listen everywhere and advertise this node's IP).")
+@click.option("--workload", default="deeprecsys", show_default=True,
+              help="Query-size mix the dispatcher should expect (deeprecsys, ribbon, fixed:N or a file of sizes); "
+                   "the kairos policy derives its coefficients from it. 'unknown' uses the paper's coefficients.")
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, mode, host, port, max_queue,
-          hang_factor, hang_grace_ms, seed, quiet, realtime, backend, ray_address, listen_host):
+          hang_factor, hang_grace_ms, seed, quiet, realtime, backend, ray_address, listen_host, workload):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
     POST /v1/infer with {"size": N} or {"samples": [...]}; GET /healthz, /metrics, /v1/info, /docs.
@@ -94,17 +97,21 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, m
     if hang_grace_ms is None:
         hang_grace_ms = 250.0 if mode == "emulated" else 10_000.0
 
-    extra = {}
+    if workload != "unknown":
+        from kairos.workload import parse_size_mix
+
+        parse_size_mix(workload).bucket_probabilities(profile.batches)  # bad mix: one line now
+    extra = {"workload": None if workload == "unknown" else workload}
     if backend == "ray":
         from kairos.serve.ray_backend import import_ray
 
         import_ray()  # a one-line error now if the ray extra is missing
-        extra = {"backend": "ray", "ray_address": ray_address, "listen_host": listen_host,
-                 "start_timeout_s": 300.0}  # actors wait for Ray to place them
+        extra.update({"backend": "ray", "ray_address": ray_address, "listen_host": listen_host,
+                      "start_timeout_s": 300.0})  # actors wait for Ray to place them
     elif ray_address is not None:
         raise KairosInputError("--address is for --backend ray")
     elif listen_host != "127.0.0.1":
-        extra = {"listen_host": listen_host}
+        extra["listen_host"] = listen_host
 
     from kairos.serve.server import run_server
 

@@ -141,7 +141,7 @@ class KairosPolicy(Policy):
             return self._single(now, queue[0], pool)
         T = self.qos
         qb, qa = pool.queue_arrays(queue)
-        W = now - qa
+        neg_w = qa - now  # minus the time each query has waited
         rem = np.array(pool.free_at) - now
         np.maximum(rem, 0.0, out=rem)
         cols = self._columns(rem, m)
@@ -152,11 +152,11 @@ class KairosPolicy(Policy):
             rc, cn = rem[cols], self.Cn_inst[cols]
             busy = [pool.busy[j] for j in cols]
             tail, cst = self.tail_bi[qb][:, cols], self.cost_bi[qb][:, cols]
-        feas = (tail + rc) <= (T - W)[:, None]  # [m, k]
+        feas = (tail + rc) <= (neg_w + T)[:, None]  # [m, k]: finishes before the deadline
         # cost in units of the QoS target; the age term only decides which rows get matched.
         # Infeasible pairs cost _BIG, so the matching maximises feasible pairs first; a row
         # matched through an infeasible pair stays queued.
-        cost = np.where(feas, cst + cn * rc - (self.age_weight / T) * W[:, None], _BIG)
+        cost = np.where(feas, cst + cn * rc + (neg_w * (self.age_weight / T))[:, None], _BIG)
         r, c = linear_sum_assignment(cost)
         ok = feas[r, c]
         idle = ~np.array(busy, dtype=bool)

@@ -47,7 +47,8 @@ class Pool:
     def queue_arrays(self, queue: list[int]):
         """(buckets, arrival times) of the queued ids as numpy arrays, oldest first."""
         if isinstance(self.q_bucket, np.ndarray):
-            return self.q_bucket[queue], self.q_arrival[queue]
+            idx = np.array(queue)
+            return self.q_bucket[idx], self.q_arrival[idx]
         m = len(queue)
         return (np.fromiter((self.q_bucket[q] for q in queue), np.int64, m),
                 np.fromiter((self.q_arrival[q] for q in queue), float, m))

@@ -66,6 +66,8 @@ class GatewayConfig:
     backend: str = "local"  # local: worker processes here; ray: Ray actors (kairos.serve.ray_backend)
     ray_address: str | None = None  # ray: the cluster to join (None: start a one-node Ray here)
     listen_host: str = "127.0.0.1"  # where workers connect to the gateway (ray: reachable from every node)
+    # the query-size mix the dispatcher expects (kairos uses it for its coefficients); None: unknown
+    workload: str | None = "deeprecsys"
 
 
 class Gateway:
@@ -79,7 +81,12 @@ class Gateway:
         self.instance_types = [profile.types[t] for t in self.type_of]
         self.instance_names = [f"{t}#{i}" for t, k in cfg.config.items() for i in range(k)]
         self.policy = make_policy(cfg.policy)
-        self.policy.bind(DispatchContext(profile, self.type_of, self.qos, cfg.seed))
+        probs = None
+        if cfg.workload:
+            from kairos.workload import parse_size_mix
+
+            probs = parse_size_mix(cfg.workload).bucket_probabilities(profile.batches)
+        self.policy.bind(DispatchContext(profile, self.type_of, self.qos, cfg.seed, probs))
         self.binds = self.policy.binds_on_arrival
         self.q_bucket: dict[int, int] = {}
         self.q_arrival: dict[int, float] = {}
