@@ -394,8 +394,9 @@ def _burst_p99(t: dict) -> str:
             parts.append(f"{m} {peak['kairos']:.0f} vs {rest:.0f} ms")
     if not parts:
         return ""
-    return ("In the burst kairos keeps most queries within QoS by letting the ones already late wait, so its "
-            "per-window p99 peaks higher (kairos vs the highest other: " + ", ".join(parts) + ").")
+    return ("In the burst kairos keeps most queries within QoS by serving the ones already late last, so the few "
+            "it misses wait long: its per-window p99 peaks as high as the others' (peak p99, kairos vs the highest "
+            "other dispatcher: " + ", ".join(parts) + ").")
 
 
 def _ratios(d: dict, unit: str = "x") -> str:
