@@ -211,3 +211,22 @@ def test_ray_gateway_stops_cleanly_without_orphans(ray_gateway):
     assert s.proc.wait(60) in (0, -signal.SIGTERM)
     assert "gateway_stopped" in [e["event"] for e in s.events()]  # drained, not killed by Ray's handler
     _wait(lambda: not any(pid_alive(p) for p in pids), 30, "the actors to exit")
+
+
+def test_ray_backend_without_address_starts_its_own_ray(monkeypatch):
+    """`kairos serve --backend ray` with no --address: a one-node Ray offering every type."""
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
+    s = Server("--backend", "ray", "--model", "rm2", "--config", "g4dn.xlarge=1,r5n.large=2", "--qos-ms", "350",
+               start_timeout=180.0)
+    try:
+        pids = [w["pid"] for w in s.health()["workers"]]
+        assert len(pids) == 3 and all(pids)
+        res = asyncio.run(run_load(s.url, 10.0, 3.0, MIX, seed=15, drain_timeout_s=60.0))
+        assert res.lost == 0 and res.errors == 0 and res.completed == res.sent > 0, res.summary()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(60) in (0, -signal.SIGTERM)
+        assert "gateway_stopped" in [e["event"] for e in s.events()]
+        _wait(lambda: not any(pid_alive(p) for p in pids), 30, "the actors to exit")
+    finally:
+        s.stop()
