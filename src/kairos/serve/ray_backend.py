@@ -250,6 +250,3 @@ class RaySupervisor:
         if self._own_ray:
             import_ray().shutdown()
             self._own_ray = False
-
-    def describe(self) -> dict:
-        return {"backend": "ray", "listen": f"{self.host}:{self.port}", "nodes": dict(self.nodes)}
