@@ -50,9 +50,10 @@ def fluid_coefficients(mean_ms, counts, probs, qos_ms) -> np.ndarray | None:
     from kairos.plan.fluid import fluid_bound
 
     fb = fluid_bound(mean_ms, counts, probs, qos_ms)
-    if fb.prices is None or fb.qps <= 0 or fb.prices.max() <= 0:
+    present = np.asarray(counts) > 0
+    if fb.prices is None or fb.qps <= 0 or fb.prices[present].max() <= 0:
         return None
-    return np.maximum(fb.prices / fb.prices.max(), 1e-3)
+    return np.maximum(fb.prices / fb.prices[present].max(), 1e-3)
 
 
 class KairosPolicy(Policy):

@@ -15,9 +15,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linprog
-from scipy.sparse import coo_matrix
 
+from kairos.plan.fluid import FluidLP as _FluidLP
 from kairos.plan.space import MISS_FRACTION, PlanProblem
 
 
@@ -77,55 +76,16 @@ def paper_bound(problem: PlanProblem, X: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
-class FluidLP:
-    """The fluid-bound LP for every type of a problem, solved with HiGHS for given counts.
+class FluidLP(_FluidLP):
+    """The fluid-bound LP (:class:`kairos.plan.fluid.FluidLP`) over every type of a problem.
 
-    ``service_ms``/``feasible_ms`` default to the profile's means; ``miss_fraction`` is the
-    share of traffic that may go to pairs outside QoS. :meth:`solve` returns the bound
-    (queries/s) and the capacity duals ``u`` [T] (queries/s per instance): for any counts
-    ``m``, ``bound(m) <= u . m``.
+    ``service_ms``/``feasible_ms`` default to the profile's means; :meth:`solve` returns
+    the bound (queries/s) and the capacity duals ``u`` [T] (queries/s per instance): for
+    any counts ``m``, ``bound(m) <= u . m``.
     """
 
     def __init__(self, problem: PlanProblem, service_ms=None, feasible_ms=None, miss_fraction: float = MISS_FRACTION):
         self.problem = problem
-        s = np.asarray(problem.profile.mean_ms if service_ms is None else service_ms, dtype=float) / 1000.0
-        f = np.asarray(problem.profile.mean_ms if feasible_ms is None else feasible_ms, dtype=float)
-        p = problem.probs
-        T = problem.T
-        bks = np.flatnonzero(p > 0)
-        nb = len(bks)
-        s = s[:, bks]
-        ok = f[:, bks] <= problem.qos_ms
-        xt, xb = np.nonzero(ok)
-        # missing traffic on a pair within QoS could as well be routed there (x): only pairs
-        # outside QoS need a miss variable (exact, and a much smaller LP)
-        yt, yb = np.nonzero(~ok)
-        nx, ny = len(xt), len(yt)
-        nv = nx + ny + 1
-        lam = nv - 1
-        rows = np.concatenate([xb, yb, np.arange(nb)])
-        cols = np.concatenate([np.arange(nx), nx + np.arange(ny), np.full(nb, lam)])
-        vals = np.concatenate([np.ones(nx + ny), -p[bks]])
-        self.A_eq = coo_matrix((vals, (rows, cols)), shape=(nb, nv)).tocsr()
-        rows = np.concatenate([xt, yt, np.full(ny, T), [T]])
-        cols = np.concatenate([np.arange(nx), nx + np.arange(ny), nx + np.arange(ny), [lam]])
-        vals = np.concatenate([s[xt, xb], s[yt, yb], np.ones(ny), [-miss_fraction]])
-        self.A_ub = coo_matrix((vals, (rows, cols)), shape=(T + 1, nv)).tocsr()
-        self.nb, self.nv, self.lam = nb, nv, lam
-        self.c = np.zeros(nv)
-        self.c[lam] = -1.0
-        # pieces the MILP reuses
-        self.s, self.ok, self.bks = s, ok, bks
-        self.xt, self.xb, self.yt, self.yb = xt, xb, yt, yb
-        self.miss_fraction = miss_fraction
-
-    def solve(self, capacity) -> tuple[float, np.ndarray]:
-        """Bound and capacity duals for per-type capacities (instances, or effective instances)."""
-        cap = np.asarray(capacity, dtype=float)
-        b_ub = np.concatenate([cap, [0.0]])
-        res = linprog(self.c, A_ub=self.A_ub, b_ub=b_ub, A_eq=self.A_eq, b_eq=np.zeros(self.nb),
-                      bounds=(0, None), method="highs")
-        if res.status != 0:
-            raise RuntimeError(f"fluid LP failed: {res.message}")
-        u = -np.asarray(res.ineqlin.marginals[: len(cap)], dtype=float)
-        return float(res.x[self.lam]), np.maximum(u, 0.0)
+        mean = problem.profile.mean_ms
+        super().__init__(mean if service_ms is None else service_ms, problem.probs, problem.qos_ms, miss_fraction,
+                         mean if feasible_ms is None else feasible_ms)

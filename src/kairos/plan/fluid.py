@@ -33,6 +33,65 @@ class FluidBound:
     prices: np.ndarray | None = None
 
 
+class FluidLP:
+    """The fluid-bound LP for fixed service times, mix and QoS; solved for any capacities.
+
+    Variables: x[t,b] for pairs within QoS, y[t,b] (miss flow) only for pairs outside QoS
+    (missed traffic on a pair within QoS could as well be counted in x: exact, and a much
+    smaller LP), and lambda. The capacities only appear in the right-hand side, so one
+    instance serves every configuration (the planner solves it many times).
+    """
+
+    def __init__(self, service_ms, probs, qos_ms: float, miss_fraction: float = 0.01, feasible_ms=None):
+        service_ms = np.asarray(service_ms, dtype=float)
+        p = np.asarray(probs, dtype=float)
+        f = service_ms if feasible_ms is None else np.asarray(feasible_ms, dtype=float)
+        self.T, self.B = service_ms.shape
+        bks = np.flatnonzero(p > 0)
+        nb = len(bks)
+        s = service_ms[:, bks] / 1000.0  # seconds
+        ok = f[:, bks] <= qos_ms
+        xt, xb = np.nonzero(ok)
+        yt, yb = np.nonzero(~ok)
+        nx, ny = len(xt), len(yt)
+        nv = nx + ny + 1
+        lam = nv - 1
+        T = self.T
+        # equalities: per bucket, sum of flows - p_b * lambda = 0
+        rows = np.concatenate([xb, yb, np.arange(nb)])
+        cols = np.concatenate([np.arange(nx), nx + np.arange(ny), np.full(nb, lam)])
+        vals = np.concatenate([np.ones(nx + ny), -p[bks]])
+        self.A_eq = coo_matrix((vals, (rows, cols)), shape=(nb, nv)).tocsr()
+        # inequalities: per type capacity (instance-seconds per second); total miss flow
+        rows = np.concatenate([xt, yt, np.full(ny, T), [T]])
+        cols = np.concatenate([np.arange(nx), nx + np.arange(ny), nx + np.arange(ny), [lam]])
+        vals = np.concatenate([s[xt, xb], s[yt, yb], np.ones(ny), [-miss_fraction]])
+        self.A_ub = coo_matrix((vals, (rows, cols)), shape=(T + 1, nv)).tocsr()
+        self.nb, self.nv, self.lam = nb, nv, lam
+        self.c = np.zeros(nv)
+        self.c[lam] = -1.0
+        self.s, self.ok, self.bks = s, ok, bks
+        self.xt, self.xb, self.yt, self.yb = xt, xb, yt, yb
+        self.miss_fraction = miss_fraction
+
+    def solve_full(self, capacity):
+        """(qps, capacity duals [T], solution vector) for per-type capacities."""
+        cap = np.asarray(capacity, dtype=float)
+        if self.nb == 0 or not np.any(cap > 0):
+            return 0.0, np.zeros(self.T), None
+        res = linprog(self.c, A_ub=self.A_ub, b_ub=np.concatenate([cap, [0.0]]), A_eq=self.A_eq,
+                      b_eq=np.zeros(self.nb), bounds=(0, None), method="highs")
+        if res.status != 0:
+            raise RuntimeError(f"fluid-bound LP failed: {res.message}")
+        duals = np.maximum(-np.asarray(res.ineqlin.marginals[: self.T], dtype=float), 0.0)
+        return float(res.x[self.lam]), duals, res.x
+
+    def solve(self, capacity) -> tuple[float, np.ndarray]:
+        """Bound (queries/s) and capacity duals for per-type capacities."""
+        qps, duals, _ = self.solve_full(capacity)
+        return qps, duals
+
+
 def fluid_bound(
     service_ms: np.ndarray,
     counts,
@@ -47,50 +106,20 @@ def fluid_bound(
     probs: [buckets] probability of each size bucket.
     feasible_ms: [types, buckets] the time compared with QoS (default: service_ms).
     """
-    service_ms = np.asarray(service_ms, dtype=float)
     counts = np.asarray(counts, dtype=float)
-    probs = np.asarray(probs, dtype=float)
-    feas_t = service_ms if feasible_ms is None else np.asarray(feasible_ms, dtype=float)
-    T, B = service_ms.shape
-    types = np.flatnonzero(counts > 0)
-    bks = np.flatnonzero(probs > 0)
-    if types.size == 0 or bks.size == 0:
-        return FluidBound(0.0, np.zeros((T, B)), np.zeros(T), np.zeros(T))
-    s = service_ms[np.ix_(types, bks)] / 1000.0  # seconds
-    ok = feas_t[np.ix_(types, bks)] <= qos_ms
-    nt, nb = len(types), len(bks)
-    # variable layout: x[t,b] (feasible pairs), y[t,b] (all pairs), lambda
-    xt, xb = np.nonzero(ok)
-    yt, yb = np.nonzero(np.ones((nt, nb), dtype=bool))
-    nx, ny = len(xt), len(yt)
-    nv = nx + ny + 1
-    lam = nv - 1
-    # equalities: per bucket, sum of flows - p_b * lambda = 0
-    rows = np.concatenate([xb, yb, np.arange(nb)])
-    cols = np.concatenate([np.arange(nx), nx + np.arange(ny), np.full(nb, lam)])
-    vals = np.concatenate([np.ones(nx + ny), -probs[bks]])
-    A_eq = coo_matrix((vals, (rows, cols)), shape=(nb, nv)).tocsr()
-    # inequalities: per type capacity; total miss flow
-    rows = np.concatenate([xt, yt, np.full(ny, nt), [nt]])
-    cols = np.concatenate([np.arange(nx), nx + np.arange(ny), nx + np.arange(ny), [lam]])
-    vals = np.concatenate([s[xt, xb], s[yt, yb], np.ones(ny), [-miss_fraction]])
-    A_ub = coo_matrix((vals, (rows, cols)), shape=(nt + 1, nv)).tocsr()
-    b_ub = np.concatenate([counts[types], [0.0]])
-    c = np.zeros(nv)
-    c[lam] = -1.0
-    res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=np.zeros(nb), bounds=(0, None), method="highs")
-    if res.status != 0:
-        raise RuntimeError(f"fluid-bound LP failed: {res.message}")
-    qps = float(res.x[lam])
+    lp = FluidLP(service_ms, probs, qos_ms, miss_fraction, feasible_ms)
+    T, B = lp.T, lp.B
+    qps, prices, x = lp.solve_full(counts)
     routing = np.zeros((T, B))
-    np.add.at(routing, (types[xt], bks[xb]), res.x[:nx])
-    np.add.at(routing, (types[yt], bks[yb]), res.x[nx : nx + ny])
     util = np.zeros(T)
-    util[types] = (routing[np.ix_(types, bks)] * s).sum(axis=1) / counts[types]
-    prices = np.zeros(T)
-    marg = getattr(getattr(res, "ineqlin", None), "marginals", None)
-    if marg is not None:
-        prices[types] = -np.asarray(marg)[:nt]
+    if x is None:
+        return FluidBound(0.0, routing, util, np.zeros(T))
+    nx = len(lp.xt)
+    np.add.at(routing, (lp.xt, lp.bks[lp.xb]), x[:nx])
+    np.add.at(routing, (lp.yt, lp.bks[lp.yb]), x[nx : nx + len(lp.yt)])
+    busy = (routing[:, lp.bks] * lp.s).sum(axis=1)
+    used = counts > 0
+    util[used] = busy[used] / counts[used]
     return FluidBound(qps, routing, util, prices)
 
 
