@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -51,7 +52,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "kairos.cli.main", "serve", "--port", str(self.port), *args]
-        self.log_path = f"/tmp/kairos-serve-test-{os.getpid()}-{self.port}.log"
+        self.log_path = os.path.join(tempfile.gettempdir(), f"kairos-serve-test-{os.getpid()}-{self.port}.log")
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.worker_pids: set[int] = set()

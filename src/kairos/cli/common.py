@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 
 from kairos.errors import KairosInputError
+from kairos.jsonio import json_default
 from kairos.paper import PAPER_QOS_MS
 from kairos.profiles.catalogue import Catalogue, load_catalogue
 
@@ -58,19 +59,9 @@ def resolve_qos(model: str, qos_ms: float | None) -> float:
 
 
 def emit_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=None, default=_default))
+    click.echo(json.dumps(obj, indent=None, default=json_default))
 
 
-def _default(o):
-    import numpy as np
-
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
 
 
 def fail(message: str) -> None:

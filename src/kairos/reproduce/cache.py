@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from kairos.jsonio import json_default
+
 VERSION = 1  # bump when the meaning of a cell's result changes
 
 
@@ -40,22 +42,10 @@ class CellCache:
         key = cell_key(cell)
         self.data[key] = result
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"key": key, "result": result}, default=_default) + "\n"
+        line = json.dumps({"key": key, "result": result}, default=json_default) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _default(o):
-    import numpy as np
-
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
