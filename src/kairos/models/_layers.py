@@ -67,6 +67,17 @@ class StackedEmbeddings(nn.Module):
                 start += n
 
 
+class DenseSparseInput:
+    """Mixin: a query's samples as dense features plus sparse lookups into ``self.emb``
+    (DLRM, WND and MT-WND share this input; ``dense_features``/``lookups`` set by the model)."""
+
+    def make_batch(self, size: int, rng: np.random.Generator) -> dict:
+        return {
+            "dense": torch.from_numpy(rng.random((size, self.dense_features), dtype=np.float32)),
+            "sparse": self.emb.random_indices(size, self.lookups, rng),
+        }
+
+
 def mlp(sizes: list[int], sigmoid_last: bool = False) -> nn.Sequential:
     """Linear(sizes[i-1], sizes[i]) + ReLU for each layer; sigmoid after the last if asked."""
     layers: list[nn.Module] = []

@@ -18,11 +18,10 @@ Scaling changes (and only these):
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from kairos.models._layers import DEFAULT_MAX_ROWS, StackedEmbeddings, capped, mlp
+from kairos.models._layers import DEFAULT_MAX_ROWS, DenseSparseInput, StackedEmbeddings, capped, mlp
 
 CONFIG = {
     "dense_features": 512,
@@ -35,7 +34,7 @@ CONFIG = {
 }
 
 
-class MultiTaskWideAndDeep(nn.Module):
+class MultiTaskWideAndDeep(DenseSparseInput, nn.Module):
     def __init__(self, max_rows: int = DEFAULT_MAX_ROWS, config: dict = CONFIG, num_tasks: int | None = None):
         super().__init__()
         c = config
@@ -46,12 +45,6 @@ class MultiTaskWideAndDeep(nn.Module):
         self.top = mlp([n_int] + c["top_mlp"])
         tasks = c["num_tasks"] if num_tasks is None else int(num_tasks)
         self.tasks = nn.ModuleList([mlp(c["task_mlp"], sigmoid_last=True) for _ in range(tasks)])
-
-    def make_batch(self, size: int, rng: np.random.Generator) -> dict:
-        return {
-            "dense": torch.from_numpy(rng.random((size, self.dense_features), dtype=np.float32)),
-            "sparse": self.emb.random_indices(size, self.lookups, rng),
-        }
 
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         e = self.emb(sparse).flatten(1)

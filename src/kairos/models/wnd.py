@@ -18,11 +18,10 @@ Scaling changes (and only these):
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from kairos.models._layers import DEFAULT_MAX_ROWS, StackedEmbeddings, capped, mlp
+from kairos.models._layers import DEFAULT_MAX_ROWS, DenseSparseInput, StackedEmbeddings, capped, mlp
 
 CONFIG = {
     "dense_features": 512,
@@ -33,7 +32,7 @@ CONFIG = {
 }
 
 
-class WideAndDeep(nn.Module):
+class WideAndDeep(DenseSparseInput, nn.Module):
     def __init__(self, max_rows: int = DEFAULT_MAX_ROWS, config: dict = CONFIG):
         super().__init__()
         c = config
@@ -42,12 +41,6 @@ class WideAndDeep(nn.Module):
         self.emb = StackedEmbeddings(capped(c["table_rows"], max_rows), c["embedding_dim"])
         n_int = c["dense_features"] + len(c["table_rows"]) * c["embedding_dim"]
         self.top = mlp([n_int] + c["top_mlp"], sigmoid_last=True)
-
-    def make_batch(self, size: int, rng: np.random.Generator) -> dict:
-        return {
-            "dense": torch.from_numpy(rng.random((size, self.dense_features), dtype=np.float32)),
-            "sparse": self.emb.random_indices(size, self.lookups, rng),
-        }
 
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         e = self.emb(sparse).flatten(1)
