@@ -31,8 +31,7 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-from kairos.serve import transport as tp
-from kairos.serve.workers import WorkerConnection, WorkerHandle
+from kairos.serve.workers import WorkerConnection, WorkerHandle, request_shutdown
 
 RESOURCE_PREFIX = "kairos/"
 #: CPU reserved per actor: the emulated workers sleep, so many fit on one core
@@ -227,16 +226,10 @@ class RaySupervisor:
     async def stop_all(self, handles: list[WorkerHandle], timeout_s: float = 5.0) -> None:
         """SHUTDOWN every worker, wait for their loops to end, kill the actors, disconnect."""
         connected = []
-        for h in handles:
-            h.state = "stopped"
-            if h.conn is not None:
-                try:
-                    h.send(tp.encode_shutdown())
-                except Exception:
-                    pass
-                t = self._tasks.get(h.index)
-                if t is not None and not t.done():
-                    connected.append(t)
+        for h in request_shutdown(handles):
+            t = self._tasks.get(h.index)
+            if t is not None and not t.done():
+                connected.append(t)
         if connected:  # (a pending actor has nothing to finish)
             await asyncio.wait(connected, timeout=timeout_s)
         for h in handles:

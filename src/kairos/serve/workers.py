@@ -41,6 +41,20 @@ class WorkerHandle:
                 "pid": self.pid, "restarts": self.restarts, "mode": self.info.get("mode")}
 
 
+def request_shutdown(handles: list[WorkerHandle]) -> list[WorkerHandle]:
+    """Mark every worker stopped and send SHUTDOWN to the connected ones (returned)."""
+    sent = []
+    for h in handles:
+        h.state = "stopped"
+        if h.conn is not None:
+            try:
+                h.send(tp.encode_shutdown())
+            except Exception:
+                pass
+            sent.append(h)
+    return sent
+
+
 class WorkerConnection(asyncio.Protocol):
     """A worker's TCP connection; parses frames and calls the gateway."""
 
@@ -134,13 +148,7 @@ class Supervisor:
 
     async def stop_all(self, handles: list[WorkerHandle], timeout_s: float = 5.0) -> None:
         """SHUTDOWN every worker, wait for them, kill what is left; close the listener."""
-        for h in handles:
-            h.state = "stopped"
-            if h.conn is not None:
-                try:
-                    h.send(tp.encode_shutdown())
-                except Exception:
-                    pass
+        request_shutdown(handles)
         procs = [h.proc for h in handles if h.proc is not None]
         if procs:
             done, pending = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=timeout_s)
