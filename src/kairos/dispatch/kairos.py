@@ -148,7 +148,7 @@ class KairosPolicy(Policy):
         cols = self._columns(rem, m)
         if cols is None:
             rc, cn, busy = rem, self.Cn_inst, pool.busy
-            tail, cst = self.tail_bi[qb], self.cost_bi[qb]  # [m, n]
+            tail, cst = self.tail_bi.take(qb, axis=0), self.cost_bi.take(qb, axis=0)  # [m, n]
         else:
             rc, cn = rem[cols], self.Cn_inst[cols]
             busy = [pool.busy[j] for j in cols]
@@ -157,19 +157,24 @@ class KairosPolicy(Policy):
         # cost in units of the QoS target; the age term only decides which rows get matched.
         # Infeasible pairs cost _BIG, so the matching maximises feasible pairs first; a row
         # matched through an infeasible pair stays queued.
-        cost = np.where(feas, cst + cn * rc + (neg_w * (self.age_weight / T))[:, None], _BIG)
+        cost = cst + cn * rc
+        cost += (neg_w * (self.age_weight / T))[:, None]
+        cost[~feas] = _BIG
         r, c = linear_sum_assignment(cost)
-        ok = feas[r, c]
-        idle = ~np.array(busy, dtype=bool)
-        go = ok & idle[c]
-        if cols is None:
-            out = [(queue[i], k) for i, k in zip(r[go].tolist(), c[go].tolist())]
-        else:
-            out = [(queue[i], int(cols[k])) for i, k in zip(r[go].tolist(), c[go].tolist())]
-        idle[c[ok]] = False  # idle instances no feasible query takes
-        if not idle.any():
+        ok = feas[r, c].tolist()
+        # plain Python from here: at most min(m, k) pairs, and usually one idle instance
+        out = []
+        taken = set()  # idle instances given a feasible query
+        for i, k, f in zip(r.tolist(), c.tolist(), ok):
+            if f:
+                if not busy[k]:
+                    out.append((queue[i], k if cols is None else int(cols[k])))
+                    taken.add(k)
+        if pool.n_idle <= len(taken):
             return out
-        spare = np.flatnonzero(idle).tolist()
+        spare = [k for k in range(len(busy)) if not busy[k] and k not in taken]
+        if not spare:
+            return out
         hopeless = np.flatnonzero(~feas.any(axis=1)).tolist()  # oldest first
         if hopeless and (self.hopeless == "leftover" or len(hopeless) == m):
             S = self.est_inst if cols is None else self.est_inst[cols]

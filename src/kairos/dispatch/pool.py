@@ -48,7 +48,7 @@ class Pool:
         """(buckets, arrival times) of the queued ids as numpy arrays, oldest first."""
         if isinstance(self.q_bucket, np.ndarray):
             idx = np.array(queue)
-            return self.q_bucket[idx], self.q_arrival[idx]
+            return self.q_bucket.take(idx), self.q_arrival.take(idx)
         m = len(queue)
         return (np.fromiter((self.q_bucket[q] for q in queue), np.int64, m),
                 np.fromiter((self.q_arrival[q] for q in queue), float, m))
