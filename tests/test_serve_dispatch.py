@@ -134,3 +134,27 @@ def test_binding_policy_local_queue_starts_on_finish():
         assert gw.pool.held[0] == 0 and gw.pool.n_idle == 1
 
     asyncio.run(go())
+
+
+def test_online_policy_learns_from_the_gateways_observed_service_times():
+    """kairos-online in the gateway: every answered query is an observation (the time the
+    instance was taken, transport included); after REFRESH of them the pool's estimates
+    follow what was observed (here: answers arrive at once, far below the profile)."""
+    from kairos.dispatch.online import REFRESH
+
+    async def go():
+        gw, conns, _ = _gateway({"g4dn.xlarge": 1}, policy="kairos-online")
+        b = gw.bucket_of(500)
+        t = gw.type_of[0]
+        before = gw.pool.est[t][b]
+        for i in range(REFRESH + 1):
+            task = asyncio.ensure_future(gw.submit(500, b))
+            await asyncio.sleep(0)
+            qid = conns[0].queries()[-1][0]
+            gw.on_result(0, qid, 0.01, True, b"")
+            await asyncio.wait_for(task, 5)
+        assert gw.policy.online.total == REFRESH + 1
+        assert gw.pool.est[t][b] < 0.5 * before  # learned: answers took well under the profile's time
+        assert gw.counts["completed"] == REFRESH + 1
+
+    asyncio.run(go())

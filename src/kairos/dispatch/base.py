@@ -62,6 +62,7 @@ class Policy:
 
     name = "policy"
     binds_on_arrival = False
+    observes = False  # True: call observe() with every completed query's service time
 
     def bind(self, ctx: DispatchContext) -> None:
         self.ctx = ctx
@@ -73,6 +74,10 @@ class Policy:
 
     def dispatch(self, now: float, queue: list[int], pool) -> list[tuple[int, int]]:
         raise NotImplementedError
+
+    def observe(self, bucket: int, j: int, service_ms: float) -> None:
+        """A query of size bucket ``bucket`` took ``service_ms`` on instance ``j`` (only
+        called when ``observes`` is True; the simulator and the gateway both call it)."""
 
     def describe(self) -> dict:
         """Parameters worth reporting (for --json)."""

@@ -62,7 +62,7 @@ class KairosPolicy(Policy):
     name = "kairos"
 
     def __init__(self, tail_quantile: float = 0.9, age_weight: float = 3.0, hopeless: str = "leftover",
-                 coefficients: str = "fluid"):
+                 coefficients: str = "fluid", learn: bool = False):
         if coefficients not in ("fluid", "paper"):
             raise ValueError("coefficients must be 'fluid' or 'paper'")
         self.coefficients = coefficients
@@ -71,40 +71,76 @@ class KairosPolicy(Policy):
         if hopeless not in ("leftover", "defer"):
             raise ValueError("hopeless must be 'leftover' or 'defer'")
         self.hopeless = hopeless
+        self.learn = learn
+        self.observes = learn
 
     def describe(self) -> dict:
         return {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
-                "coefficients": self.coefficients}
+                "coefficients": self.coefficients, "learn": self.learn}
 
     def bind(self, ctx: DispatchContext) -> None:
         super().bind(ctx)
         prof = ctx.profile
-        present = sorted(set(self.type_of))
+        self.present = sorted(set(self.type_of))
         tail = np.maximum(prof.quantile_ms(self.tail_quantile), prof.mean_ms)
+        self.type_np = np.asarray(self.type_of, dtype=np.int64)
+        self._coefficients(prof.mean_ms)
+        self._tables(prof.mean_ms, tail)
+        # instances grouped by type, to keep only the useful columns of the matching
+        self.by_type = [np.flatnonzero(self.type_np == t) for t in self.present]
+        # below this queue length, dropping columns pays for itself
+        self.max_per_type = max(len(ix) for ix in self.by_type) if self.n > 24 else 0
+        self.online = None
+        if self.learn:
+            from kairos.dispatch.online import OnlineEstimates
+
+            self.online = OnlineEstimates(prof.mean_ms)
+            self._tail_shape = np.where(prof.mean_ms > 0, tail / np.where(prof.mean_ms > 0, prof.mean_ms, 1.0), 1.0)
+            self._dirty = False
+            self._next_coeff = 256  # refresh the coefficients at 256, 1024, 4096, ... observations
+
+    def _coefficients(self, mean_ms) -> None:
+        ctx = self.ctx
         self.C = None
         if self.coefficients == "fluid" and ctx.size_probs is not None:
-            self.C = fluid_coefficients(prof.mean_ms, ctx.type_counts(), ctx.size_probs, ctx.qos_ms)
+            self.C = fluid_coefficients(mean_ms, ctx.type_counts(), ctx.size_probs, ctx.qos_ms)
         if self.C is None:
-            self.C = heterogeneity_coefficients(prof.mean_ms, present)
-        self.tail_np = tail
-        self.type_np = np.asarray(self.type_of, dtype=np.int64)
+            self.C = heterogeneity_coefficients(mean_ms, self.present)
         self.C_inst = self.C[self.type_np]
-        # per-instance tables [instances, buckets] so one fancy index builds a matrix
-        self.est_inst = self.est_np[self.type_np]
-        self.tail_inst = tail[self.type_np]
         self.Cn_inst = self.C_inst / self.qos
+
+    def _tables(self, mean_ms, tail) -> None:
+        """Per-instance and per-bucket lookup tables from mean and tail estimates."""
+        self.est_np = mean_ms
+        self.tail_np = tail
+        # per-instance tables [instances, buckets] so one fancy index builds a matrix
+        self.est_inst = mean_ms[self.type_np]
+        self.tail_inst = tail[self.type_np]
         self.cost_inst = self.Cn_inst[:, None] * self.est_inst
         # the same, [buckets, instances]: a row gather is the fastest way to build [m, n]
         self.tail_bi = np.ascontiguousarray(self.tail_inst.T)
         self.cost_bi = np.ascontiguousarray(self.cost_inst.T)
         # per bucket, per type (plain lists, for the one-query path)
         self.Cnl = (self.C / self.qos).tolist()
-        self.cost_tb = ((self.C / self.qos)[:, None] * self.est_np).T.tolist()
+        self.cost_tb = ((self.C / self.qos)[:, None] * mean_ms).T.tolist()
         self.tail_tb = tail.T.tolist()
-        # instances grouped by type, to keep only the useful columns of the matching
-        self.by_type = [np.flatnonzero(self.type_np == t) for t in present]
-        # below this queue length, dropping columns pays for itself
-        self.max_per_type = max(len(ix) for ix in self.by_type) if self.n > 24 else 0
+
+    # -- online correction of the estimates (learn=True) -----------------------------
+    def observe(self, bucket: int, j: int, service_ms: float) -> None:
+        if self.online.observe(self.type_of[j], bucket, service_ms):
+            self._dirty = True
+
+    def _refresh(self, pool) -> None:
+        """Rebuild the tables (and the pool's estimates of remaining work) from what was observed."""
+        self._dirty = False
+        mean = self.online.estimates()
+        if self.online.total >= self._next_coeff:
+            self._next_coeff *= 4
+            self._coefficients(mean)
+        self._tables(mean, mean * self._tail_shape)
+        rows = mean.tolist()
+        for t in range(len(rows)):
+            pool.est[t] = rows[t]
 
     # -- one queued query: the matching is an argmin over instances ------------------
     def _single(self, now, qid, pool):
@@ -137,6 +173,8 @@ class KairosPolicy(Policy):
         return [(qid, spare)] if spare >= 0 else []
 
     def dispatch(self, now, queue, pool):
+        if self.learn and self._dirty:
+            self._refresh(pool)
         m = len(queue)
         if m == 1:
             return self._single(now, queue[0], pool)
@@ -198,6 +236,16 @@ class KairosPolicy(Policy):
                 idx = idx[np.argpartition(rem[idx], m - 1)[:m]]
             cols.append(idx)
         return np.concatenate(cols)
+
+
+class KairosOnlinePolicy(KairosPolicy):
+    """``kairos-online``: our matching with the latency estimates corrected online from
+    observed service times (:mod:`kairos.dispatch.online`)."""
+
+    name = "kairos-online"
+
+    def __init__(self, learn: bool = True, **kw):
+        super().__init__(learn=learn, **kw)
 
 
 class KairosPaperPolicy(Policy):

@@ -10,11 +10,12 @@ from kairos.dispatch.baselines import (
     PowerOfTwoPolicy,
 )
 from kairos.dispatch.base import Policy
-from kairos.dispatch.kairos import KairosPaperPolicy, KairosPolicy
+from kairos.dispatch.kairos import KairosOnlinePolicy, KairosPaperPolicy, KairosPolicy
 from kairos.errors import KairosInputError
 
 POLICIES: dict[str, type[Policy]] = {
     "kairos": KairosPolicy,
+    "kairos-online": KairosOnlinePolicy,
     "kairos-paper": KairosPaperPolicy,
     "fcfs": FCFSPolicy,
     "deeprecsys": DeepRecSysPolicy,

@@ -46,7 +46,7 @@ from kairos.workload.arrivals import RateSchedule
 from kairos.workload.sizes import parse_size_mix
 
 MIX = "deeprecsys"
-DISPATCHERS = ("kairos", "kairos-paper", "fcfs", "deeprecsys", "clockwork", "least-loaded", "p2c")
+DISPATCHERS = ("kairos", "kairos-online", "kairos-paper", "fcfs", "deeprecsys", "clockwork", "least-loaded", "p2c")
 
 # scheme -> (planner that chooses the configuration, dispatch policy that serves it)
 # "optimum" means: the configuration found by the exhaustive search (the paper gave the
@@ -88,7 +88,7 @@ class Settings:
     qos_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0)
     noise_levels: tuple[float, ...] = (0.1, 0.2, 0.3)
     noise_draws: int = 2
-    noise_policies: tuple[str, ...] = ("kairos", "kairos-paper", "deeprecsys", "clockwork")
+    noise_policies: tuple[str, ...] = ("kairos", "kairos-online", "kairos-paper", "deeprecsys", "clockwork")
     search_evals: int = 15  # RIBBON's and random search's evaluations
     load_models: tuple[str, ...] = MODELS
     load_per_window: int = 500  # queries per window at 1x (so that 99% per window is not a coin toss)
@@ -101,7 +101,7 @@ class Settings:
 
 FULL = Settings()
 QUICK = Settings(models=("rm2", "ncf"), queries=3000, budgets=(1.5, 2.5), qos_factors=(1.0, 2.0),
-                 noise_levels=(0.1, 0.3), noise_draws=1, noise_policies=("kairos", "kairos-paper", "clockwork"),
+                 noise_levels=(0.1, 0.3), noise_draws=1, noise_policies=("kairos", "kairos-online", "kairos-paper", "clockwork"),
                  search_evals=6, load_models=("rm2",), load_per_window=200, quick=True)
 
 

@@ -351,6 +351,7 @@ def claims(t: dict) -> dict[str, str]:
     b = [r for r in t["table3a_budget"] if r.get("scheme") in ("kairos", "ours")]
     q = [r for r in t["table3b_qos"] if r.get("scheme") in ("kairos", "ours")]
     nz = [r for r in t["table3c_noise"] if r["policy"] == "kairos"]
+    nzo = [r for r in t["table3c_noise"] if r["policy"] == "kairos-online"]
 
     def rng(rows, s):
         v = [r["norm_to_optimum"] for r in rows if r["scheme"] == s and r["norm_to_optimum"] is not None]
@@ -368,7 +369,15 @@ def claims(t: dict) -> dict[str, str]:
                      f"dispatcher keeps {min(r['mean_vs_exact'] for r in nz):.2f}-{max(r['mean_vs_exact'] for r in nz):.2f} "
                      f"of its exact-estimate QPS on average (worst single draw {worst['min_vs_exact']:.2f}, {worst['model']} "
                      f"at {100 * worst['noise']:.0f}%)")
-    ok_noise = all((r["mean_vs_exact"] or 0) >= 0.9 for r in nz)
+    if nzo:
+        v = [r["mean_vs_exact_kairos"] or 0 for r in nzo]
+        worst = min(nzo, key=lambda r: r["mean_vs_exact_kairos"] or 0)
+        parts.append(f"kairos-online (the same matching, estimates corrected from the service times it observes) "
+                     f"keeps {min(v):.2f}-{max(v):.2f} of kairos's exact-estimate QPS on average under the same noise "
+                     f"(lowest: {worst['model']} at {100 * worst['noise']:.0f}%)")
+    noisy = nzo or nz
+    key = "mean_vs_exact_kairos" if nzo else "mean_vs_exact"
+    ok_noise = bool(noisy) and all((r[key] or 0) >= 0.9 for r in noisy)
     ok_b = (rng(b, "ours") or (0,))[0] >= 0.9
     ok_q = (rng(q, "ours") or (0,))[0] >= 0.9
     pk = [r for r in b + q if r["scheme"] == "kairos" and r["norm_to_optimum"] is not None]

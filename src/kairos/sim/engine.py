@@ -119,6 +119,7 @@ def simulate(
     pool = Pool(type_of, profile.mean_ms.tolist(), bucket, arr)
     binds = policy.binds_on_arrival
     dispatch = policy.dispatch
+    observe = policy.observe if policy.observes else None
 
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
@@ -146,6 +147,8 @@ def simulate(
             now, j, qid = pop(heap)
             finish[qid] = now
             served_by[qid] = j
+            if observe is not None:
+                observe(bucket[qid], j, svc[qid][j])
             served[j] += 1
             completed += 1
             if now - arr_l[qid] > qos:
