@@ -39,6 +39,8 @@ def main() -> int:
     ap.add_argument("--duration-dien", type=float, default=15.0)
     ap.add_argument("--max-probes", type=int, default=6)
     ap.add_argument("--realtime", action="store_true", help="SCHED_RR for gateway, workers and this generator")
+    ap.add_argument("--qos-margin-ms", type=float, default=0.0,
+                    help="passed to kairos serve (the simulator's figure is for the plain QoS target)")
     a = ap.parse_args()
     use_uvloop()
     if a.realtime:
@@ -55,7 +57,7 @@ def main() -> int:
         t_sim = time.perf_counter() - t0
         cfg = ",".join(f"{k}={v}" for k, v in config.items())
         srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(qos), "--policy", a.policy,
-                           *(["--realtime"] if a.realtime else []))
+                           "--qos-margin-ms", str(a.qos_margin_ms), *(["--realtime"] if a.realtime else []))
         dur = a.duration_rm2 if model == "rm2" else a.duration_dien
         la = loadavg()
         t0 = time.perf_counter()
@@ -68,7 +70,7 @@ def main() -> int:
                                            max_probes=a.max_probes, on_probe=show))
         finally:
             srv.stop()
-        row = {"model": model, "config": config, "qos_ms": qos, "policy": a.policy, "sim_max_qps": round(sim, 2),
+        row = {"model": model, "config": config, "qos_ms": qos, "policy": a.policy, "qos_margin_ms": a.qos_margin_ms, "sim_max_qps": round(sim, 2),
                "live_max_qps": round(s.max_qps, 2), "ratio": round(s.max_qps / sim, 4) if sim else None,
                "probes": len(s.probes), "probe_duration_s": dur, "lost_total": sum(p["lost"] for p in s.probes),
                "errors_total": sum(p["errors"] for p in s.probes), "at_max": s.best, "loadavg_before": la,

@@ -158,3 +158,16 @@ def test_online_policy_learns_from_the_gateways_observed_service_times():
         assert gw.counts["completed"] == REFRESH + 1
 
     asyncio.run(go())
+
+
+def test_qos_margin_tightens_what_the_policy_sees_not_the_answers():
+    async def go():
+        gw, conns, _ = _gateway({"g4dn.xlarge": 1}, qos_margin_ms=5.0)
+        assert gw.policy.qos == 30.0 and gw.qos == 35.0
+        t = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        await asyncio.sleep(0)
+        gw.on_result(0, conns[0].queries()[-1][0], 3.0, True, b"")
+        a = await asyncio.wait_for(t, 5)
+        assert a["qos_ms"] == 35.0
+
+    asyncio.run(go())

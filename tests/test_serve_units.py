@@ -109,6 +109,9 @@ def test_serve_input_errors_exit_2():
     assert "exactly one of --config" in str(r.exception)
     r = CliRunner().invoke(cli, ["serve", "--model", "rm2", "--config", "nope=2"], standalone_mode=False)
     assert "nope" in str(r.exception)
+    r = CliRunner().invoke(cli, ["serve", "--model", "dien", "--config", "g4dn.xlarge=1", "--qos-margin-ms", "40"],
+                           standalone_mode=False)
+    assert "--qos-margin-ms must be >= 0 and below the QoS target (35 ms)" in str(r.exception)
 
 
 def test_torch_workers_without_models_say_how_to_install(monkeypatch):

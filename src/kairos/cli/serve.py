@@ -64,8 +64,12 @@ def _need_torch_models() -> None:
 @click.option("--workload", default="deeprecsys", show_default=True,
               help="Query-size mix the dispatcher should expect (deeprecsys, ribbon, fixed:N or a file of sizes); "
                    "the kairos policy derives its coefficients from it. 'unknown' uses the paper's coefficients.")
+@click.option("--qos-margin-ms", type=float, default=0.0, show_default=True,
+              help="Dispatch as if the QoS target were this much tighter (room for what the gateway cannot "
+                   "see: the client's HTTP and network time); answers and metrics still use --qos-ms.")
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, mode, host, port, max_queue,
-          hang_factor, hang_grace_ms, seed, quiet, realtime, backend, ray_address, listen_host, workload):
+          hang_factor, hang_grace_ms, seed, quiet, realtime, backend, ray_address, listen_host, workload,
+          qos_margin_ms):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
     POST /v1/infer with {"size": N} or {"samples": [...]}; GET /healthz, /metrics, /v1/info, /docs.
@@ -94,6 +98,8 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, m
         raise KairosInputError(f"--max-queue must be >= 1, got {max_queue}")
     if not 0 < port < 65536:
         raise KairosInputError(f"--port must be in 1..65535, got {port}")
+    if not 0 <= qos_margin_ms < qos:
+        raise KairosInputError(f"--qos-margin-ms must be >= 0 and below the QoS target ({qos:g} ms), got {qos_margin_ms:g}")
     if hang_grace_ms is None:
         hang_grace_ms = 250.0 if mode == "emulated" else 10_000.0
 
@@ -101,7 +107,7 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, m
         from kairos.workload import parse_size_mix
 
         parse_size_mix(workload).bucket_probabilities(profile.batches)  # bad mix: one line now
-    extra = {"workload": None if workload == "unknown" else workload}
+    extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms}
     if backend == "ray":
         from kairos.serve.ray_backend import import_ray
 

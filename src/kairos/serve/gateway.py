@@ -68,6 +68,8 @@ class GatewayConfig:
     listen_host: str = "127.0.0.1"  # where workers connect to the gateway (ray: reachable from every node)
     # the query-size mix the dispatcher expects (kairos uses it for its coefficients); None: unknown
     workload: str | None = "deeprecsys"
+    # the policy dispatches for qos_ms - qos_margin_ms (room for the client's HTTP/network time)
+    qos_margin_ms: float = 0.0
 
 
 class Gateway:
@@ -86,7 +88,7 @@ class Gateway:
             from kairos.workload import parse_size_mix
 
             probs = parse_size_mix(cfg.workload).bucket_probabilities(profile.batches)
-        self.policy.bind(DispatchContext(profile, self.type_of, self.qos, cfg.seed, probs))
+        self.policy.bind(DispatchContext(profile, self.type_of, self.qos - cfg.qos_margin_ms, cfg.seed, probs))
         self.binds = self.policy.binds_on_arrival
         self.q_bucket: dict[int, int] = {}
         self.q_arrival: dict[int, float] = {}
