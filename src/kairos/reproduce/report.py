@@ -434,7 +434,9 @@ def results_markdown(t: dict, s: Settings, fig_prefix: str, figures: list[str], 
         f"models {', '.join(s.models)}; {s.queries:,} queries per simulation, seed {s.seed}; deeprecsys size mix; "
         f"built-in AWS catalogue unless a profile was given). Every QoS-throughput is the highest Poisson rate at "
         f"which >= 99% of queries finish within the p99 QoS target, found by the same max-QPS search "
-        f"(`kairos simulate --max-qps`) on the same queries. {meta.get('status', '')}",
+        f"(`kairos simulate --max-qps`) on the same queries." + (f" {meta['status']}" if meta.get("status") else "")
+        + (f" This invocation ran {meta['wall_s']:.0f} s (wall) with --jobs {meta.get('jobs', 1)}; cells found in "
+           f"the cache were not re-run." if meta.get("wall_s") else ""),
         "",
         "Schemes: *best homogeneous* -- the best single-type pool (kairos dispatch); *RIBBON* -- "
         f"`run_method('ribbon')`, Bayesian optimisation with {s.search_evals} evaluations and FCFS dispatch; "
