@@ -24,6 +24,8 @@ most valuable types it does not use), within ``tie_tol`` of the best corrected b
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
@@ -31,6 +33,20 @@ from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
 from kairos.plan.bounds import FluidLP
 from kairos.plan.queueing import EPS, KAPPA, pair_utilisation
 from kairos.plan.space import PlanProblem
+
+
+# HiGHS's primal heuristics (sub-MIPs, rounding, feasibility jump) find nothing the root LP
+# and its cuts do not on these small models (a handful of integer counts) and took half
+# the time; switching them off halves the planning time and leaves the 20 built-in
+# (model, budget) plans unchanged (benchmarks/plan_scale.py, tests/test_plan_methods.py).
+HIGHS_MIP_OPTIONS = {
+    "mip_heuristic_run_rins": False,
+    "mip_heuristic_run_rens": False,
+    "mip_heuristic_run_root_reduced_cost": False,
+    "mip_heuristic_run_zi_round": False,
+    "mip_heuristic_run_shifting": False,
+    "mip_heuristic_run_feasibility_jump": False,
+}
 
 
 class FluidMILP:
@@ -90,8 +106,10 @@ class FluidMILP:
         ub[nv0:] = self.nmax if hi is None else np.minimum(hi, self.nmax)
         if np.any(lb[nv0:] > ub[nv0:]):
             return None
-        res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(lb, ub),
-                   options={"mip_rel_gap": self.gap})
+        with warnings.catch_warnings():  # scipy passes HiGHS's own options on, with a warning
+            warnings.filterwarnings("ignore", "Unrecognized options", RuntimeWarning)
+            res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(lb, ub),
+                       options={"mip_rel_gap": self.gap, **HIGHS_MIP_OPTIONS})
         if res.status != 0 or res.x is None:
             return None
         n = np.round(res.x[nv0:]).astype(np.int64)
