@@ -72,9 +72,10 @@ def test_stale_hello_refused_and_current_one_accepted():
     asyncio.run(go())
 
 
-def test_lost_worker_query_is_redispatched_and_answered_once():
+@pytest.mark.parametrize("policy", ["kairos", "kairos-online"])
+def test_lost_worker_query_is_redispatched_and_answered_once(policy):
     async def go():
-        gw, conns, spawned = _gateway({"g4dn.xlarge": 1, "r5n.large": 1})
+        gw, conns, spawned = _gateway({"g4dn.xlarge": 1, "r5n.large": 1}, policy=policy)
         task = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
         await asyncio.sleep(0)
         first = [j for j, c in enumerate(conns) if c.queries()]

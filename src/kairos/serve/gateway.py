@@ -340,8 +340,6 @@ class Gateway:
         if st is not None:
             self.busy_ms[j] += now - st
             self.started_at[j] = None
-            if self.policy.observes:  # what the instance was taken for, transport included
-                self.policy.observe(self.q_bucket[qid], j, now - st)
         lost = self.pool.take_down(j) if was_up or self.pool.up[j] else []
         requeue = []
         for qid in lost:
