@@ -138,9 +138,7 @@ class KairosPolicy(Policy):
             self._next_coeff *= 4
             self._coefficients(mean)
         self._tables(mean, mean * self._tail_shape)
-        rows = mean.tolist()
-        for t in range(len(rows)):
-            pool.est[t] = rows[t]
+        pool.set_estimates(mean.tolist())
 
     # -- one queued query: the matching is an argmin over instances ------------------
     def _single(self, now, qid, pool):

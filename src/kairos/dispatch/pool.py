@@ -53,6 +53,12 @@ class Pool:
         return (np.fromiter((self.q_bucket[q] for q in queue), np.int64, m),
                 np.fromiter((self.q_arrival[q] for q in queue), float, m))
 
+    def set_estimates(self, est_ms) -> None:
+        """Replace the [types][buckets] service-time estimates used for ``free_at`` from now
+        on (a learning policy's corrected means); queries already held keep their estimates."""
+        for t, row in enumerate(est_ms):
+            self.est[t] = list(row)
+
     def assign(self, qid: int, j: int, now: float) -> bool:
         """Give query ``qid`` to instance ``j``. Returns True if it starts now."""
         s = self.est[self.type_of[j]][self.q_bucket[qid]]
