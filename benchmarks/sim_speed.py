@@ -52,14 +52,15 @@ def _one_run(args) -> float:
 
 
 def aggregate_qps(model: str, queries: int, rate: float, procs: int) -> tuple[int, int]:
-    """(aggregate simulated queries/s by wall clock, by summed CPU) of ``procs`` runs at once."""
+    """(aggregate simulated queries/s by wall clock, sum of each run's queries per CPU second)
+    of ``procs`` runs at once."""
     with ProcessPoolExecutor(procs) as ex:
         list(ex.map(_one_run, [(model, 1000, s, rate) for s in range(procs)]))  # start the workers
         w0 = time.perf_counter()
         cpu = list(ex.map(_one_run, [(model, queries, s, rate) for s in range(procs)]))
         wall = time.perf_counter() - w0
     # each worker simulates the queries twice (warm-up + measured); count both by wall clock
-    return round(2 * procs * queries / wall), round(procs * queries / sum(cpu) * procs)
+    return round(2 * procs * queries / wall), round(sum(queries / c for c in cpu))
 
 
 def main() -> None:
