@@ -62,8 +62,6 @@ def emit_json(obj) -> None:
     click.echo(json.dumps(obj, indent=None, default=json_default))
 
 
-
-
 def fail(message: str) -> None:
     """One line on stderr, exit code 2."""
     click.echo(f"error: {message}", err=True)
