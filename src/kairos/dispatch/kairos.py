@@ -189,29 +189,27 @@ class KairosPolicy(Policy):
             rc, cn = rem[cols], self.Cn_inst[cols]
             busy = [pool.busy[j] for j in cols]
             tail, cst = self.tail_bi[qb][:, cols], self.cost_bi[qb][:, cols]
-        feas = (tail + rc) <= (neg_w + T)[:, None]  # [m, k]: finishes before the deadline
+        late = (tail + rc) > (neg_w + T)[:, None]  # [m, k]: would finish after the deadline
         # cost in units of the QoS target; the age term only decides which rows get matched.
         # Infeasible pairs cost _BIG, so the matching maximises feasible pairs first; a row
         # matched through an infeasible pair stays queued.
         cost = cst + cn * rc
         cost += (neg_w * (self.age_weight / T))[:, None]
-        cost[~feas] = _BIG
+        np.putmask(cost, late, _BIG)
         r, c = linear_sum_assignment(cost)
-        ok = feas[r, c].tolist()
         # plain Python from here: at most min(m, k) pairs, and usually one idle instance
         out = []
         taken = set()  # idle instances given a feasible query
-        for i, k, f in zip(r.tolist(), c.tolist(), ok):
-            if f:
-                if not busy[k]:
-                    out.append((queue[i], k if cols is None else int(cols[k])))
-                    taken.add(k)
+        for i, k in zip(r.tolist(), c.tolist()):
+            if not busy[k] and not late[i, k]:
+                out.append((queue[i], k if cols is None else int(cols[k])))
+                taken.add(k)
         if pool.n_idle <= len(taken):
             return out
         spare = [k for k in range(len(busy)) if not busy[k] and k not in taken]
         if not spare:
             return out
-        hopeless = np.flatnonzero(~feas.any(axis=1)).tolist()  # oldest first
+        hopeless = np.flatnonzero(late.all(axis=1)).tolist()  # oldest first
         if hopeless and (self.hopeless == "leftover" or len(hopeless) == m):
             S = self.est_inst if cols is None else self.est_inst[cols]
             for i in hopeless[: len(spare)]:
