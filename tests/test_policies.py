@@ -143,3 +143,30 @@ def test_p2c_picks_less_loaded_of_two(toy_profile):
 def test_unknown_policy():
     with pytest.raises(KairosInputError, match="unknown --policy"):
         make_policy("nope")
+
+
+def test_kairos_one_query_fast_path_equals_the_scan():
+    """The one-query path over contiguous type ranges picks what the plain scan over every
+    instance picks (least cost among feasible, ties to idle then lowest index; else the
+    spare idle instance), on random pool states with ties and estimates already passed."""
+    prof = make_profile([[10.0, 20.0, 100.0], [5.0, 40.0, 400.0], [8.0, 30.0, 200.0]],
+                        types=("gpu", "cpu", "mid"), spread=0.2)
+    rng = np.random.default_rng(3)
+    type_of = [0] * 3 + [1] * 5 + [2] * 2
+    decided = 0
+    for _ in range(3000):
+        t = Toy(make_policy("kairos"), prof, type_of, float(rng.choice([60.0, 150.0, 450.0])),
+                [int(rng.choice([10, 100, 1000]))], arrivals=[0.0])
+        pol, pool = t.policy, t.pool
+        assert pol.ranges is not None
+        now = float(rng.choice([0.0, 20.0, 100.0]))
+        for j in range(len(type_of)):
+            if rng.random() < 0.6:
+                pool.busy[j] = True
+                pool.n_idle -= 1
+                # remaining work: often tied, sometimes already past its estimate
+                pool.free_at[j] = now + float(rng.choice([-5.0, 0.0, 10.0, 10.0, 50.0, 300.0]))
+        fast = pol._single(now, 0, pool)
+        assert fast == pol._single_scan(now, 0, pool)
+        decided += bool(fast)
+    assert 500 < decided < 3000  # both outcomes (start now / wait) were exercised

@@ -90,6 +90,12 @@ class KairosPolicy(Policy):
         self.by_type = [np.flatnonzero(self.type_np == t) for t in self.present]
         # below this queue length, dropping columns pays for itself
         self.max_per_type = max(len(ix) for ix in self.by_type) if self.n > 24 else 0
+        # instances of each type as contiguous index ranges (the simulator and the gateway
+        # list them in configuration order): the one-query path then looks at a type's
+        # instances with list methods instead of a Python loop; None = not contiguous
+        self.ranges = [(t, int(ix[0]), int(ix[-1]) + 1) for t, ix in zip(self.present, self.by_type)]
+        if any(e - a != len(ix) for (_, a, e), ix in zip(self.ranges, self.by_type)):
+            self.ranges = None
         self.online = None
         if self.learn:
             from kairos.dispatch.online import OnlineEstimates
@@ -141,9 +147,55 @@ class KairosPolicy(Policy):
         pool.set_estimates(mean.tolist())
 
     # -- one queued query: the matching is an argmin over instances ------------------
+    # Among the instances that can finish the query by its deadline (remaining work plus
+    # the tail estimate within the slack): least cost C_t (est + remaining) / T, ties to
+    # an idle instance, then to the lowest index. It starts only if that instance is idle.
+    # None feasible (hopeless): the idle instance with the least C-weighted work.
     def _single(self, now, qid, pool):
+        if self.ranges is None:
+            return self._single_scan(now, qid, pool)
         b = int(pool.q_bucket[qid])
         slack = self.qos - (now - float(pool.q_arrival[qid]))  # time left before the deadline
+        free_at = pool.free_at
+        busy = pool.busy
+        cost_b = self.cost_tb[b]
+        tail_b = self.tail_tb[b]
+        Cn = self.Cnl
+        best = None  # (cost, busy, instance), compared as a tuple
+        spare = None  # (cost, instance)
+        for t, a, e in self.ranges:
+            try:
+                j = busy.index(False, a, e)  # the type's first idle instance: no remaining work
+            except ValueError:
+                j = -1
+            if j >= 0:
+                c = cost_b[t] + Cn[t] * 0.0
+                if tail_b[t] <= slack:
+                    if best is None or (c, False, j) < best:
+                        best = (c, False, j)
+                elif spare is None or (c, j) < spare:
+                    spare = (c, j)
+                continue
+            # all busy: the least remaining work (ties: lowest index) is the type's best
+            fmin = min(free_at[a:e])
+            if fmin <= now:
+                j = next(k for k in range(a, e) if free_at[k] <= now)
+                rem = 0.0
+            else:
+                j = free_at.index(fmin, a, e)
+                rem = fmin - now
+            if rem + tail_b[t] <= slack:
+                c = cost_b[t] + Cn[t] * rem
+                if best is None or (c, True, j) < best:
+                    best = (c, True, j)
+        if best is not None:
+            return [(qid, best[2])] if not best[1] else []
+        return [(qid, spare[1])] if spare is not None and pool.up[spare[1]] else []
+
+    def _single_scan(self, now, qid, pool):
+        """:meth:`_single` for pools whose types are not contiguous index ranges."""
+        b = int(pool.q_bucket[qid])
+        slack = self.qos - (now - float(pool.q_arrival[qid]))
         free_at = pool.free_at
         busy = pool.busy
         cost_b = self.cost_tb[b]  # per type: C_t * est / T
