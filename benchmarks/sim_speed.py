@@ -51,16 +51,20 @@ def _one_run(args) -> float:
     return time.process_time() - c0
 
 
-def aggregate_qps(model: str, queries: int, rate: float, procs: int) -> tuple[int, int]:
+def aggregate_qps(model: str, queries: int, rate: float, procs: int, repeat: int = 3) -> tuple[int, int]:
     """(aggregate simulated queries/s by wall clock, sum of each run's queries per CPU second)
-    of ``procs`` runs at once."""
+    of ``procs`` runs at once; best of ``repeat`` rounds (one round lasts about a second)."""
+    best_wall, best_cpu = 0, 0
     with ProcessPoolExecutor(procs) as ex:
         list(ex.map(_one_run, [(model, 1000, s, rate) for s in range(procs)]))  # start the workers
-        w0 = time.perf_counter()
-        cpu = list(ex.map(_one_run, [(model, queries, s, rate) for s in range(procs)]))
-        wall = time.perf_counter() - w0
-    # each worker simulates the queries twice (warm-up + measured); count both by wall clock
-    return round(2 * procs * queries / wall), round(sum(queries / c for c in cpu))
+        for _ in range(repeat):
+            w0 = time.perf_counter()
+            cpu = list(ex.map(_one_run, [(model, queries, s, rate) for s in range(procs)]))
+            wall = time.perf_counter() - w0
+            # each worker simulates the queries twice (warm-up + measured); count both by wall clock
+            best_wall = max(best_wall, round(2 * procs * queries / wall))
+            best_cpu = max(best_cpu, round(sum(queries / c for c in cpu)))
+    return best_wall, best_cpu
 
 
 def main() -> None:
@@ -90,7 +94,7 @@ def main() -> None:
         if args.parallel > 1:
             row["parallel"] = args.parallel
             row["kairos_aggregate_qps_wall"], row["kairos_aggregate_qps_cpu"] = aggregate_qps(
-                model, args.queries, rate, args.parallel)
+                model, args.queries, rate, args.parallel, args.repeat)
         rows.append(row)
     if args.json:
         print(json.dumps(rows))
@@ -103,7 +107,7 @@ def main() -> None:
               f"{r['kairos-paper_qps_cpu']:>7} ({r['kairos-paper_qps_wall']:>6}) "
               f"{r['fcfs_qps_cpu']:>7} ({r['fcfs_qps_wall']:>6}) {r['kairos_vs_fcfs']:>7} {r['kairos_vs_paper']:>7}")
     if args.parallel > 1:
-        print(f"\n{args.parallel} kairos simulations at once, one process each (aggregate simulated queries/s):")
+        print(f"\n{args.parallel} kairos simulations at once, one process each (aggregate simulated queries/s, best of {args.repeat}):")
         for r in rows:
             print(f"  {r['model']:6} {r['kairos_aggregate_qps_wall']:>7} by wall clock, "
                   f"{r['kairos_aggregate_qps_cpu']:>7} by CPU time")
