@@ -132,3 +132,17 @@ def test_aborted_run_reports_failure():
     r = simulate(prof, {"r5n.large": 1}, make_policy("kairos"), wl, 350.0, rate=100.0, abort_violations=30)
     assert r.aborted and r.violations == 31 and r.completed < 3000
     assert r.qos_met_fraction < 0.99
+
+
+def test_drain_after_the_last_arrival():
+    # one instance, 10 ms per query; arrivals at 0, 1, 2 and 25 ms: the first three finish at
+    # 10, 20, 30, the last starts at 30 and finishes at 40 -> 2 unfinished at 25 ms, drain 15 ms
+    prof = make_profile([[10.0]], types=("x",), batches=(10,))
+    wl = Workload(sizes=np.full(4, 10), buckets=np.zeros(4, dtype=np.int64), service_ms=np.full((4, 1), 10.0),
+                  unit_arrivals_ms=None, fixed_arrivals_ms=np.array([0.0, 1.0, 2.0, 25.0]))
+    res = simulate(prof, {"x": 1}, make_policy("kairos"), wl, qos_ms=100.0)
+    assert res.latency_ms.tolist() == [10.0, 19.0, 28.0, 15.0]
+    assert res.drain_ms == 15.0
+    assert res.unfinished_at_last_arrival == 2
+    s = res.summary()
+    assert (s["drain_ms"], s["unfinished_at_last_arrival"]) == (15.0, 2)

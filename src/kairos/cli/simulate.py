@@ -115,6 +115,9 @@ def _print_table(out: dict) -> None:
     if out.get("qos_met_fraction") is not None:
         rows.append(("QoS met", f"{100 * out['qos_met_fraction']:.2f}%"))
         rows.append(("queue mean / max", f"{out['mean_queue']:.2f} / {out['max_queue']}"))
+    if out.get("drain_ms") is not None:
+        rows.append(("after the last arrival", f"{out['unfinished_at_last_arrival']} unfinished, "
+                                                 f"drained in {out['drain_ms']:.1f} ms"))
     rows.append(("elapsed", f"{out['elapsed_s']:.2f} s"))
     for r in rows:
         t.add_row(*r)

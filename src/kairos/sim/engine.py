@@ -42,6 +42,12 @@ class SimResult:
     elapsed_s: float
     rate: float | None = None
     extra: dict = field(default_factory=dict)
+    # after the last arrival: how long the pool took to finish everything, and how many
+    # queries were still unfinished then. A max-QPS figure whose run ends with a long
+    # drain relied on serving late queries after the arrivals stopped (docs/dispatch.md,
+    # "The fluid bound"): above the sustainable rate the backlog grows with the run.
+    drain_ms: float = 0.0
+    unfinished_at_last_arrival: int = 0
 
     @property
     def qos_met_fraction(self) -> float:
@@ -70,6 +76,8 @@ class SimResult:
             "qos_met_fraction": round(self.qos_met_fraction, 5),
             "mean_queue": round(self.mean_queue, 3),
             "max_queue": self.max_queue,
+            "drain_ms": _r(self.drain_ms),
+            "unfinished_at_last_arrival": self.unfinished_at_last_arrival,
             "aborted": self.aborted,
         }
 
@@ -201,6 +209,7 @@ def simulate(
     lat = fin[done] - arr[done]
     wait = np.array(start)[done] - arr[done]
     makespan = float(max(fin.max(), arr[-1])) if N else 0.0
+    last_arrival = float(arr[-1]) if N else 0.0
     return SimResult(
         n=N,
         completed=int(done.sum()),
@@ -218,6 +227,8 @@ def simulate(
         violations=violations,
         elapsed_s=time.perf_counter() - t0,
         rate=rate,
+        drain_ms=makespan - last_arrival if not aborted else float("nan"),
+        unfinished_at_last_arrival=int((fin > last_arrival).sum() + (~done).sum()) if N else 0,
     )
 
 
