@@ -55,7 +55,7 @@ def main() -> int:
         from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime
 
         set_realtime(GATEWAY_PRIORITY)
-    srv = ServeProcess("--model", "ncf", "--config", "g4dn.xlarge=1,r5n.large=13", "--qos-ms", "5", *extra)
+    srv = ServeProcess("--model", "ncf", "--config", "g4dn.xlarge=1,r5n.large=13", "--qos-ms", "5", *extra, quiet=True, start_timeout=60.0)
     rows = []
     try:
         wpids = srv.worker_pids()

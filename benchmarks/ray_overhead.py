@@ -155,13 +155,13 @@ def main() -> int:
     rows = []
     cluster = start_cluster()
     try:
-        srv = ServeProcess(*common)
+        srv = ServeProcess(*common, quiet=True, start_timeout=60.0)
         try:
             for f in loads:
                 rows.append(summarize("local", run_rate(srv.url, f * max_qps, a.duration, a.seed, a.warmup), True, f))
         finally:
             srv.stop()
-        srv = ServeProcess("--backend", "ray", "--address", cluster.address, *common, timeout=240.0)
+        srv = ServeProcess("--backend", "ray", "--address", cluster.address, *common, quiet=True, start_timeout=240.0)
         try:
             for f in loads:
                 rows.append(summarize("ray", run_rate(srv.url, f * max_qps, a.duration, a.seed, a.warmup), True, f))

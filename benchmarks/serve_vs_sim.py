@@ -57,7 +57,7 @@ def main() -> int:
         t_sim = time.perf_counter() - t0
         cfg = ",".join(f"{k}={v}" for k, v in config.items())
         srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(qos), "--policy", a.policy,
-                           "--qos-margin-ms", str(a.qos_margin_ms), *(["--realtime"] if a.realtime else []))
+                           "--qos-margin-ms", str(a.qos_margin_ms), *(["--realtime"] if a.realtime else []), quiet=True, start_timeout=60.0)
         dur = a.duration_rm2 if model == "rm2" else a.duration_dien
         la = loadavg()
         t0 = time.perf_counter()
