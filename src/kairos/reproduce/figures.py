@@ -36,24 +36,32 @@ def _plt():
     return plt
 
 
-def fig_throughput(t: dict, path: Path) -> None:
+def _grouped_bars(path: Path, rows: list[dict], key: str, series, value: str, label, colour, ylabel: str,
+                  title: str, legend: dict, reference: float | None = None) -> None:
+    """One group of bars per model, one bar per series (rows[key]), height rows[value]."""
     plt = _plt()
-    rows = t["table1_throughput"]
     ms = models_of(rows)
-    by = {(r["model"], r["scheme"]): r for r in rows}
+    by = {(r["model"], r[key]): r for r in rows}
     fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(ms) + 3), 4))
-    w = 0.8 / len(TABLE1)
-    for i, s in enumerate(TABLE1):
-        v = [by[(m, s)]["norm_to_optimum"] or 0 if (m, s) in by else 0 for m in ms]
-        ax.bar(np.arange(len(ms)) + (i - len(TABLE1) / 2 + 0.5) * w, v, w, label=LABEL[s], color=COLOUR[s])
-    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    w = 0.8 / len(series)
+    for i, s in enumerate(series):
+        v = [(by[(m, s)][value] or 0) if (m, s) in by else 0 for m in ms]
+        ax.bar(np.arange(len(ms)) + (i - len(series) / 2 + 0.5) * w, v, w, label=label(s), color=colour[s])
+    if reference is not None:
+        ax.axhline(reference, color="k", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(ms)), ms)
-    ax.set_ylabel("QoS-throughput / optimum")
-    ax.set_title("QoS-throughput at $2.5/h, normalised to the exhaustive optimum")
-    ax.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, -0.35))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, **legend)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def fig_throughput(t: dict, path: Path) -> None:
+    _grouped_bars(path, t["table1_throughput"], "scheme", TABLE1, "norm_to_optimum", LABEL.get, COLOUR,
+                  "QoS-throughput / optimum", "QoS-throughput at $2.5/h, normalised to the exhaustive optimum",
+                  {"ncol": 4, "loc": "lower center", "bbox_to_anchor": (0.5, -0.35)}, reference=1.0)
 
 
 def fig_exploration(t: dict, path: Path) -> None:
@@ -148,22 +156,8 @@ def fig_load(t: dict, path: Path) -> None:
 
 
 def fig_dispatch(t: dict, path: Path) -> None:
-    plt = _plt()
-    rows = t["table5_dispatch"]
-    ms = models_of(rows)
-    by = {(r["model"], r["policy"]): r for r in rows}
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(ms) + 3), 4))
-    w = 0.8 / len(DISPATCHERS)
-    for i, p in enumerate(DISPATCHERS):
-        v = [(by[(m, p)]["fraction_of_bound"] or 0) if (m, p) in by else 0 for m in ms]
-        ax.bar(np.arange(len(ms)) + (i - len(DISPATCHERS) / 2 + 0.5) * w, v, w, label=p, color=POLICY_COLOUR[p])
-    ax.set_xticks(np.arange(len(ms)), ms)
-    ax.set_ylabel("max QPS / fluid bound")
-    ax.set_title("Dispatchers on the paper's pools")
-    ax.legend(fontsize=7, ncol=4)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _grouped_bars(path, t["table5_dispatch"], "policy", DISPATCHERS, "fraction_of_bound", str, POLICY_COLOUR,
+                  "max QPS / fluid bound", "Dispatchers on the paper's pools", {"ncol": 4})
 
 
 FIGURES = {
