@@ -58,11 +58,14 @@ def test_workload_file_and_schedule(tmp_path):
         (["--config", "g4dn.xlarge=2,foo.large=1"], "instance type 'foo.large'"),
         (["--config", ""], "empty"),
         (["--config", "g4dn.xlarge=0"], "no instances"),
-        (["--qos-ms", "0"], "--qos-ms must be > 0"),
-        (["--qos-ms", "-5"], "--qos-ms must be > 0"),
+        (["--qos-ms", "0"], "--qos-ms must be a finite number > 0"),
+        (["--qos-ms", "-5"], "--qos-ms must be a finite number > 0"),
+        (["--qos-ms", "inf"], "--qos-ms must be a finite number > 0"),
+        (["--qos-ms", "nan"], "--qos-ms must be a finite number > 0"),
         (["--qos-ms", "1"], "cannot be met"),
-        (["--qps", "0"], "--qps must be > 0"),
-        (["--qps", "-3"], "--qps must be > 0"),
+        (["--qps", "0"], "--qps must be a finite number > 0"),
+        (["--qps", "-3"], "--qps must be a finite number > 0"),
+        (["--qps", "inf"], "--qps must be a finite number > 0"),
         (["--queries", "0"], "--queries must be >= 1"),
         (["--workload", "fixed:5000"], "beyond the largest measured size"),
         (["--profile", "/nonexistent.csv"], "not found"),
@@ -75,6 +78,18 @@ def test_bad_input_one_line_exit_2(args, needle):
     assert len(lines) == 1, p.stderr
     assert needle in lines[0]
     assert "Traceback" not in p.stderr
+
+
+def test_negative_seed_rejected_by_the_option_parser():
+    p = run("simulate", "--seed", "-1", "--qps", "10")
+    assert p.returncode == 2 and "Invalid value for '--seed'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_trace_with_a_non_finite_timestamp(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("0.1\nnan\n")
+    p = run("simulate", "--trace", str(f))
+    assert p.returncode == 2 and "line 2" in p.stderr and "Traceback" not in p.stderr
 
 
 @pytest.mark.parametrize(

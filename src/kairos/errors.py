@@ -3,3 +3,14 @@
 
 class KairosInputError(ValueError):
     """Bad user input (a file, a flag, a value). The message names the field and the fix."""
+
+
+def require_positive(name: str, value: float) -> float:
+    """``value`` as a float if it is a finite number > 0, else a KairosInputError naming ``name``."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise KairosInputError(f"{name} must be a number > 0, got {value!r}") from None
+    if not (x > 0 and x != float("inf")):
+        raise KairosInputError(f"{name} must be a finite number > 0, got {value}")
+    return x

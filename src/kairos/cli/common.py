@@ -8,7 +8,7 @@ import sys
 import click
 from rich.console import Console
 
-from kairos.errors import KairosInputError
+from kairos.errors import KairosInputError, require_positive
 from kairos.jsonio import json_default
 from kairos.paper import PAPER_QOS_MS
 from kairos.profiles.catalogue import Catalogue, load_catalogue
@@ -31,7 +31,7 @@ def profile_options(f):
 
 def workload_options(f):
     """--workload, --queries, --seed."""
-    f = click.option("--seed", default=0, show_default=True, type=int,
+    f = click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
                      help="Random seed: same seed, same queries and arrivals.")(f)
     f = click.option("--queries", default=20000, show_default=True, type=int,
                      help="Number of simulated queries per run.")(f)
@@ -53,9 +53,7 @@ def resolve_qos(model: str, qos_ms: float | None) -> float:
         if model in PAPER_QOS_MS:
             return PAPER_QOS_MS[model]
         raise KairosInputError(f"--qos-ms is required for model {model!r} (no paper default)")
-    if not qos_ms > 0:
-        raise KairosInputError(f"--qos-ms must be > 0, got {qos_ms}")
-    return float(qos_ms)
+    return require_positive("--qos-ms", qos_ms)
 
 
 def emit_json(obj) -> None:

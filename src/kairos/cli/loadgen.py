@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from kairos.cli.common import console, emit_json, json_option
-from kairos.errors import KairosInputError
+from kairos.errors import KairosInputError, require_positive
 from kairos.workload.sizes import parse_size_mix
 
 KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p50_ms", "p99_ms", "qos_met_fraction",
@@ -21,7 +21,7 @@ KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p
               help="Seconds of arrivals (per probe with --max-qps).")
 @click.option("--workload", default="deeprecsys", show_default=True,
               help="Query-size mix: deeprecsys, ribbon, fixed:N, or a file of sizes.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--qos-ms", type=float, default=None, help="QoS target (default: the gateway's).")
 @click.option("--max-qps", "find_max", is_flag=True,
               help="Search the highest rate at which >= 99%% of queries meet QoS with nothing lost.")
@@ -47,10 +47,9 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
         set_realtime(GATEWAY_PRIORITY)
 
     mix = parse_size_mix(workload)
-    if duration <= 0:
-        raise KairosInputError(f"--duration must be > 0, got {duration}")
-    if qps is not None and not qps > 0:
-        raise KairosInputError(f"--qps must be > 0, got {qps}")
+    require_positive("--duration", duration)
+    if qps is not None:
+        require_positive("--qps", qps)
     if qps is None and not find_max:
         raise KairosInputError("give --qps RATE, or --max-qps to search the highest passing rate")
     try:

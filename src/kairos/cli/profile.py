@@ -26,7 +26,7 @@ from kairos.profiles.profiler import (DEFAULT_REPS, DEFAULT_WARMUP, check_out_pa
 @click.option("--reps", type=int, default=DEFAULT_REPS, show_default=True, help="Timed repetitions per size.")
 @click.option("--warmup", type=int, default=DEFAULT_WARMUP, show_default=True,
               help="Untimed inferences before each size's repetitions.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and the synthetic inputs.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the weights and the synthetic inputs.")
 @click.option("--max-rows", type=int, default=None,
               help="Cap on embedding-table rows (default 100000, or $KAIROS_MODEL_MAX_ROWS).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),

@@ -47,7 +47,7 @@ def _need_torch_models() -> None:
               help="A worker is hung after this x the slowest profiled service time of the query (+ grace).")
 @click.option("--hang-grace-ms", default=None, type=float,
               help="Added to the hang deadline (default 250 ms emulated, 10000 ms torch).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--quiet", is_flag=True, help="Only warnings and errors in the logs.")
 @click.option("--realtime", is_flag=True,
               help="Run the gateway and workers under SCHED_RR (root/CAP_SYS_NICE): tail latency unaffected by "

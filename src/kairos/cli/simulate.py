@@ -9,7 +9,7 @@ from rich.table import Table
 
 from kairos.cli.common import console, emit_json, get_catalogue, json_option, profile_options, resolve_qos, workload_options
 from kairos.dispatch.registry import POLICIES
-from kairos.errors import KairosInputError
+from kairos.errors import KairosInputError, require_positive
 from kairos.paper import PAPER_CONFIGS
 from kairos.profiles.loader import parse_config
 from kairos.sim.experiment import Experiment, report
@@ -63,8 +63,8 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         config = parse_config(config_text)
     if qps is not None and find_max:
         raise KairosInputError("give either --qps or --max-qps, not both")
-    if qps is not None and not qps > 0:
-        raise KairosInputError(f"--qps must be > 0, got {qps}")
+    if qps is not None:
+        require_positive("--qps", qps)
     if queries < 1:
         raise KairosInputError(f"--queries must be >= 1, got {queries}")
     trace_ms = load_trace(trace) if trace else None

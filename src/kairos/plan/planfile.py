@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kairos.errors import KairosInputError
+from kairos.errors import KairosInputError, require_positive
 
 
 @dataclass
@@ -76,7 +76,6 @@ def load_plan(path) -> PlanFile:
         qos = float(doc["qos_ms"])
     except (TypeError, ValueError):
         raise KairosInputError(f"{path}: plan qos_ms must be a number") from None
-    if not qos > 0:
-        raise KairosInputError(f"{path}: plan qos_ms must be > 0")
+    require_positive(f"{path}: plan qos_ms", qos)
     meta = {k: v for k, v in doc.items() if k not in ("model", "qos_ms", "config")}
     return PlanFile(str(doc["model"]), qos, config, meta)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kairos.dispatch.registry import make_policy
-from kairos.errors import KairosInputError
+from kairos.errors import KairosInputError, require_positive
 from kairos.plan.fluid import config_fluid_bound
 from kairos.profiles.catalogue import Catalogue
 from kairos.profiles.profile import Profile
@@ -30,8 +30,7 @@ def validate_config(profile: Profile, config: dict[str, int], qos_ms: float) -> 
         profile.type_index(name)
         if k < 0:
             raise KairosInputError(f"instance count for {name!r} must be >= 0")
-    if not qos_ms > 0:
-        raise KairosInputError(f"--qos-ms must be > 0, got {qos_ms}")
+    require_positive("--qos-ms", qos_ms)
     fastest = min(float(profile.mean_ms[profile.type_index(t)].min()) for t in config)
     if fastest > qos_ms:
         raise KairosInputError(

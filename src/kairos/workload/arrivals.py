@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def load_trace(path) -> np.ndarray:
             continue
         try:
             vals.append(float(line))
+            if not math.isfinite(vals[-1]):
+                raise ValueError
         except ValueError:
             raise KairosInputError(f"{path} line {i}: timestamp must be a number of seconds, got {line!r}") from None
     if not vals:

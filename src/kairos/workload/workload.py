@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kairos.errors import KairosInputError
+from kairos.errors import KairosInputError, require_positive
 from kairos.profiles.profile import Profile
 from kairos.workload.arrivals import RateSchedule, poisson_unit_times
 from kairos.workload.sizes import SizeMix
@@ -45,8 +45,7 @@ class Workload:
             if self.fixed_arrivals_ms is None:
                 raise KairosInputError("give an arrival rate (--qps) or a trace/schedule")
             return self.fixed_arrivals_ms
-        if not rate > 0:
-            raise KairosInputError(f"arrival rate must be > 0 queries/s, got {rate}")
+        require_positive("the arrival rate (queries/s)", rate)
         base = self.unit_arrivals_ms
         if base is None:  # a replayed trace: scale it to the requested mean rate
             base = self.fixed_arrivals_ms * (len(self.fixed_arrivals_ms) / max(self.fixed_arrivals_ms[-1], 1e-9) / 1000.0)
