@@ -113,3 +113,9 @@ def test_help_explains_every_flag():
     for flag in ("--model", "--config", "--qos-ms", "--policy", "--qps", "--max-qps", "--profile", "--prices",
                  "--workload", "--queries", "--seed", "--json", "--trace", "--schedule"):
         assert flag in p.stdout
+
+
+def test_unusable_output_path_one_line_exit_2():
+    p = run("reproduce", "--quick", "--out", "/proc/kairos-no-such-dir/out")
+    assert p.returncode == 2, p.stderr
+    assert "cannot use" in p.stderr and "/proc/kairos-no-such-dir" in p.stderr and "Traceback" not in p.stderr

@@ -54,6 +54,10 @@ def main(argv=None) -> None:
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a path the user gave that cannot be read or written
+        where = f" {exc.filename!r}" if exc.filename else ""
+        click.echo(f"error: cannot use{where}: {exc.strerror or exc}; check the path and its permissions", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
