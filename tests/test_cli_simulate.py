@@ -119,3 +119,24 @@ def test_unusable_output_path_one_line_exit_2():
     p = run("reproduce", "--quick", "--out", "/proc/kairos-no-such-dir/out")
     assert p.returncode == 2, p.stderr
     assert "cannot use" in p.stderr and "/proc/kairos-no-such-dir" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_policy_option_reaches_the_policy():
+    p = run("simulate", "--model", "ncf", "--qps", "3000", "--queries", "2000", "--policy-option", "risk_penalty=0.5",
+            "--policy-option", "age_weight=2", "--json", check=True)
+    out = json.loads(p.stdout)
+    assert out["policy_params"]["risk_penalty"] == 0.5 and out["policy_params"]["age_weight"] == 2
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--policy-option", "nope=1"], "is not an option of policy 'kairos'"),
+        (["--policy-option", "risk_penalty"], "must look like KEY=VALUE"),
+        (["--policy-option", "risk_penalty=-1"], "risk_penalty must be None or >= 0"),
+        (["--policy", "fcfs", "--policy-option", "x=1"], "its options: none"),
+    ],
+)
+def test_bad_policy_option(args, needle):
+    p = run("simulate", "--qps", "10", *args)
+    assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr

@@ -145,7 +145,8 @@ def test_unknown_policy():
         make_policy("nope")
 
 
-def test_kairos_one_query_fast_path_equals_the_scan():
+@pytest.mark.parametrize("risk_penalty", [None, 0.5])
+def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty):
     """The one-query path over contiguous type ranges picks what the plain scan over every
     instance picks (least cost among feasible, ties to idle then lowest index; else the
     spare idle instance), on random pool states with ties and estimates already passed."""
@@ -155,7 +156,7 @@ def test_kairos_one_query_fast_path_equals_the_scan():
     type_of = [0] * 3 + [1] * 5 + [2] * 2
     decided = 0
     for _ in range(3000):
-        t = Toy(make_policy("kairos"), prof, type_of, float(rng.choice([60.0, 150.0, 450.0])),
+        t = Toy(make_policy("kairos", risk_penalty=risk_penalty), prof, type_of, float(rng.choice([60.0, 150.0, 450.0])),
                 [int(rng.choice([10, 100, 1000]))], arrivals=[0.0])
         pol, pool = t.policy, t.pool
         assert pol.ranges is not None
@@ -170,3 +171,19 @@ def test_kairos_one_query_fast_path_equals_the_scan():
         assert fast == pol._single_scan(now, 0, pool)
         decided += bool(fast)
     assert 500 < decided < 3000  # both outcomes (start now / wait) were exercised
+
+
+def test_kairos_risky_pair_starts_only_with_a_risk_penalty():
+    # query 1 (size 100) has 50 ms left at t=100. cpu: mean 40 ms (in time), p90 tail 56 ms
+    # (late): a risky pair. gpu: busy 5 ms more, then 20 ms (tail 28): safely in time.
+    prof = make_profile([[10.0, 20.0, 100.0], [5.0, 40.0, 400.0]], spread=0.5)
+
+    def decide(risk):
+        t = Toy(make_policy("kairos", risk_penalty=risk), prof, [GPU, CPU], 150.0, [10, 100], arrivals=[95.0, 0.0])
+        t.occupy(GPU, 0, now=95.0)
+        return t.dispatch(100.0, [1])
+
+    assert decide(None) == []  # the cpu is not trusted: wait for the gpu
+    # cost (units of QoS): gpu 1 * (5 + 20) / 150 = 0.167; cpu 0.25 * 40 / 150 = 0.067 + penalty
+    assert decide(0.05) == [(1, 1)]  # a small penalty: start on the cpu now
+    assert decide(0.5) == []  # a large one: the safe gpu is still preferred

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from kairos.cli.common import console, emit_json, get_catalogue, json_option, profile_options, resolve_qos, workload_options
-from kairos.dispatch.registry import POLICIES
+from kairos.dispatch.registry import POLICIES, parse_policy_options
 from kairos.errors import KairosInputError, require_positive
 from kairos.paper import PAPER_CONFIGS
 from kairos.profiles.loader import parse_config
@@ -26,6 +26,9 @@ from kairos.workload.sizes import parse_size_mix
               help="Plan file from `kairos plan --emit` (JSON/YAML): sets --model, --qos-ms and --config.")
 @click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True,
               help="Dispatch policy.")
+@click.option("--policy-option", "policy_options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the policy's constructor, repeatable, e.g. --policy-option risk_penalty=0.5 "
+                   "for kairos (docs/dispatch.md lists them).")
 @click.option("--qps", type=float, default=None, help="Simulate this Poisson arrival rate (queries/s).")
 @click.option("--max-qps", "find_max", is_flag=True,
               help="Search the highest rate with >= 99%% of queries within QoS (default when --qps is not given).")
@@ -37,8 +40,8 @@ from kairos.workload.sizes import parse_size_mix
 @click.option("--duration", type=float, default=None, help="Seconds of arrivals for --schedule.")
 @workload_options
 @json_option
-def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy, qps, find_max, trace, schedule, ramp,
-             duration, workload, queries, seed, as_json):
+def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy, policy_options, qps, find_max, trace,
+             schedule, ramp, duration, workload, queries, seed, as_json):
     """Simulate a pool of instances serving a model under a dispatch policy.
 
     Reports latency percentiles, the QoS-met fraction, per-instance utilisation and the
@@ -73,17 +76,18 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         raise KairosInputError("--schedule sets the arrival rates itself; drop --qps/--max-qps")
     mix = parse_size_mix(workload)
     exp = Experiment.build(cat, model, config, qos, mix, queries, seed, trace_ms, sched, duration)
+    opts = parse_policy_options(policy, policy_options)
     bound = exp.fluid_bound()
     search = None
     if sched is not None or (trace_ms is not None and qps is None and not find_max):
-        res = exp.run(policy, None)
-        params = {}
+        res = exp.run(policy, None, opts)
+        params = opts
     elif qps is not None:
-        res = exp.run(policy, qps)
-        params = {}
+        res = exp.run(policy, qps, opts)
+        params = opts
     else:
-        search = exp.max_qps(policy)
-        res, params = search.result, search.params
+        search = exp.max_qps(policy, opts)
+        res, params = search.result, {**opts, **search.params}
     out = report(exp, policy, res, bound, cat.prices, time.perf_counter() - t0, search, params)
     if as_json:
         emit_json(out)

@@ -62,7 +62,7 @@ class KairosPolicy(Policy):
     name = "kairos"
 
     def __init__(self, tail_quantile: float = 0.9, age_weight: float = 3.0, hopeless: str = "leftover",
-                 coefficients: str = "fluid", learn: bool = False):
+                 coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = None):
         if coefficients not in ("fluid", "paper"):
             raise ValueError("coefficients must be 'fluid' or 'paper'")
         self.coefficients = coefficients
@@ -73,10 +73,19 @@ class KairosPolicy(Policy):
         self.hopeless = hopeless
         self.learn = learn
         self.observes = learn
+        # None: a pair is feasible only if its tail estimate meets the deadline. A number:
+        # a pair that meets it only with its mean ("risky") may be matched too, at this
+        # extra cost (units of the QoS target); hopeless = not even the mean meets it.
+        if risk_penalty is not None and not risk_penalty >= 0:
+            raise ValueError("risk_penalty must be None or >= 0")
+        self.risk_penalty = risk_penalty
 
     def describe(self) -> dict:
-        return {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
-                "coefficients": self.coefficients, "learn": self.learn}
+        d = {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
+             "coefficients": self.coefficients, "learn": self.learn}
+        if self.risk_penalty is not None:
+            d["risk_penalty"] = self.risk_penalty
+        return d
 
     def bind(self, ctx: DispatchContext) -> None:
         super().bind(ctx)
@@ -130,6 +139,9 @@ class KairosPolicy(Policy):
         self.Cnl = (self.C / self.qos).tolist()
         self.cost_tb = ((self.C / self.qos)[:, None] * mean_ms).T.tolist()
         self.tail_tb = tail.T.tolist()
+        if self.risk_penalty is not None:
+            self.mean_bi = np.ascontiguousarray(self.est_inst.T)
+            self.mean_tb = mean_ms.T.tolist()
 
     # -- online correction of the estimates (learn=True) -----------------------------
     def observe(self, bucket: int, j: int, service_ms: float) -> None:
@@ -161,6 +173,8 @@ class KairosPolicy(Policy):
         cost_b = self.cost_tb[b]
         tail_b = self.tail_tb[b]
         Cn = self.Cnl
+        risk = self.risk_penalty
+        mean_b = self.mean_tb[b] if risk is not None else tail_b
         best = None  # (cost, busy, instance), compared as a tuple
         spare = None  # (cost, instance)
         for t, a, e in self.ranges:
@@ -173,6 +187,9 @@ class KairosPolicy(Policy):
                 if tail_b[t] <= slack:
                     if best is None or (c, False, j) < best:
                         best = (c, False, j)
+                elif risk is not None and mean_b[t] <= slack:
+                    if best is None or (c + risk, False, j) < best:
+                        best = (c + risk, False, j)
                 elif spare is None or (c, j) < spare:
                     spare = (c, j)
                 continue
@@ -188,6 +205,10 @@ class KairosPolicy(Policy):
                 c = cost_b[t] + Cn[t] * rem
                 if best is None or (c, True, j) < best:
                     best = (c, True, j)
+            elif risk is not None and rem + mean_b[t] <= slack:
+                c = cost_b[t] + Cn[t] * rem + risk
+                if best is None or (c, True, j) < best:
+                    best = (c, True, j)
         if best is not None:
             return [(qid, best[2])] if not best[1] else []
         return [(qid, spare[1])] if spare is not None and pool.up[spare[1]] else []
@@ -201,6 +222,8 @@ class KairosPolicy(Policy):
         cost_b = self.cost_tb[b]  # per type: C_t * est / T
         tail_b = self.tail_tb[b]
         Cn = self.Cnl
+        risk = self.risk_penalty
+        mean_b = self.mean_tb[b] if risk is not None else tail_b
         best = -1
         best_cost = _INF
         spare = -1  # idle instance for a hopeless query: least C-weighted work
@@ -210,7 +233,10 @@ class KairosPolicy(Policy):
             if rem < 0.0:
                 rem = 0.0
             c = cost_b[t] + Cn[t] * rem
-            if rem + tail_b[t] <= slack:
+            ok = rem + tail_b[t] <= slack
+            if not ok and risk is not None and rem + mean_b[t] <= slack:
+                ok, c = True, c + risk
+            if ok:
                 # strict <: among equals the first (and idle before busy below) wins
                 if c < best_cost or (c == best_cost and not busy[j] and busy[best]):
                     best_cost = c
@@ -242,11 +268,18 @@ class KairosPolicy(Policy):
             busy = [pool.busy[j] for j in cols]
             tail, cst = self.tail_bi[qb][:, cols], self.cost_bi[qb][:, cols]
         late = (tail + rc) > (neg_w + T)[:, None]  # [m, k]: would finish after the deadline
+        risky = None
+        if self.risk_penalty is not None:  # late by the tail but in time by the mean: allowed, at a cost
+            mean = self.mean_bi.take(qb, axis=0) if cols is None else self.mean_bi[qb][:, cols]
+            lost = (mean + rc) > (neg_w + T)[:, None]
+            risky, late = late, lost
         # cost in units of the QoS target; the age term only decides which rows get matched.
         # Infeasible pairs cost _BIG, so the matching maximises feasible pairs first; a row
         # matched through an infeasible pair stays queued.
         cost = cst + cn * rc
         cost += (neg_w * (self.age_weight / T))[:, None]
+        if risky is not None:
+            cost += risky * self.risk_penalty
         np.putmask(cost, late, _BIG)
         r, c = linear_sum_assignment(cost)
         # plain Python from here: at most min(m, k) pairs, and usually one idle instance

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from kairos.dispatch.baselines import (
     ClockworkPolicy,
     DeepRecSysPolicy,
@@ -31,3 +33,50 @@ def make_policy(name: str, **params) -> Policy:
     except KeyError:
         raise KairosInputError(f"unknown --policy {name!r}; choose one of {', '.join(POLICIES)}") from None
     return cls(**params)
+
+
+def _value(text: str):
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_policy_options(name: str, items) -> dict:
+    """``["risk_penalty=0.5", ...]`` -> keyword arguments of policy ``name``'s constructor,
+    checked by building the policy once (KairosInputError naming the option otherwise)."""
+    cls = POLICIES.get(name)
+    if cls is None:
+        raise KairosInputError(f"unknown --policy {name!r}; choose one of {', '.join(POLICIES)}")
+    known: list[str] = []
+    for klass in cls.__mro__:  # a constructor passing **kw on to its parent accepts the parent's too
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        ps = inspect.signature(init).parameters.values()
+        known += [p.name for p in ps if p.name != "self" and p.name not in known
+                  and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not any(p.kind == p.VAR_KEYWORD for p in ps):
+            break
+    params = {}
+    for item in items or ():
+        key, sep, val = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise KairosInputError(f"--policy-option {item!r} must look like KEY=VALUE, e.g. risk_penalty=0.5")
+        if key not in known:
+            raise KairosInputError(f"--policy-option {key!r} is not an option of policy {name!r}; "
+                                   f"its options: {', '.join(known) or 'none'}")
+        params[key] = _value(val)
+    try:
+        cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise KairosInputError(f"--policy-option for {name!r}: {exc}") from None
+    return params
