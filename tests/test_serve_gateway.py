@@ -161,3 +161,23 @@ def test_max_qps_search_brackets_with_passing_probe(dien):
     passing = [p["offered_qps"] for p in res.probes if p["passed"]]
     assert res.max_qps == (max(passing) if passing else 0.0)
     assert all(p["lost"] == 0 for p in res.probes)
+
+
+def test_policy_options_reach_the_gateway_policy():
+    s = Server("--model", "rm2", "--config", "g4dn.xlarge=1", "--qos-ms", "350", "--policy", "kairos-online",
+               "--policy-option", "risk_penalty=0.5")
+    try:
+        h = s.health()
+        assert h["policy"] == "kairos-online"
+        assert h["policy_params"]["risk_penalty"] == 0.5 and h["policy_params"]["learn"] is True
+    finally:
+        s.stop()
+
+
+def test_bad_policy_option_is_refused_before_starting():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "kairos.cli.main", "serve", "--model", "rm2", "--config", "g4dn.xlarge=1",
+                        "--qos-ms", "350", "--policy-option", "nope=1"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "is not an option of policy 'kairos'" in p.stderr and "Traceback" not in p.stderr

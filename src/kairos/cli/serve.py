@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from kairos.cli.common import get_catalogue, profile_options, resolve_qos
-from kairos.dispatch.registry import POLICIES
+from kairos.dispatch.registry import POLICIES, parse_policy_options
 from kairos.errors import KairosInputError
 from kairos.profiles.loader import parse_config
 
@@ -36,7 +36,10 @@ def _need_torch_models() -> None:
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
               help="A plan file (kairos plan --emit) giving model, QoS and configuration.")
 @click.option("--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the plan's or the paper's).")
-@click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True)
+@click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True,
+              help="Dispatch policy (the simulator's; kairos-online learns service times from the workers).")
+@click.option("--policy-option", "policy_options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the policy's constructor, repeatable, e.g. --policy-option risk_penalty=0.5.")
 @click.option("--workers", "mode", type=click.Choice(["emulated", "torch"]), default="emulated", show_default=True,
               help="emulated: each worker sleeps a service time sampled from its type's profile; torch: real model.")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -67,7 +70,7 @@ def _need_torch_models() -> None:
 @click.option("--qos-margin-ms", type=float, default=0.0, show_default=True,
               help="Dispatch as if the QoS target were this much tighter (room for what the gateway cannot "
                    "see: the client's HTTP and network time); answers and metrics still use --qos-ms.")
-def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, mode, host, port, max_queue,
+def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, policy_options, mode, host, port, max_queue,
           hang_factor, hang_grace_ms, seed, quiet, realtime, backend, ray_address, listen_host, workload,
           qos_margin_ms):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
@@ -107,7 +110,8 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, m
         from kairos.workload import parse_size_mix
 
         parse_size_mix(workload).bucket_probabilities(profile.batches)  # bad mix: one line now
-    extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms}
+    extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms,
+             "policy_options": parse_policy_options(policy, policy_options)}
     if backend == "ray":
         from kairos.serve.ray_backend import import_ray
 

@@ -23,7 +23,7 @@ import asyncio
 import bisect
 import gc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,6 +53,7 @@ class GatewayConfig:
     config: dict[str, int]
     qos_ms: float
     policy: str = "kairos"
+    policy_options: dict = field(default_factory=dict)  # constructor options of the policy
     mode: str = "emulated"
     seed: int = 0
     max_queue: int = 2000
@@ -82,7 +83,7 @@ class Gateway:
         self.n = len(self.type_of)
         self.instance_types = [profile.types[t] for t in self.type_of]
         self.instance_names = [f"{t}#{i}" for t, k in cfg.config.items() for i in range(k)]
-        self.policy = make_policy(cfg.policy)
+        self.policy = make_policy(cfg.policy, **cfg.policy_options)
         probs = None
         if cfg.workload:
             from kairos.workload import parse_size_mix
@@ -393,6 +394,7 @@ class Gateway:
             ),
             "model": self.cfg.model,
             "policy": self.cfg.policy,
+            "policy_params": self.policy.describe(),
             "realtime": self.cfg.realtime,
             "qos_ms": self.qos,
             "workers_up": up,
