@@ -72,11 +72,12 @@ def _small_case(seed, n_types, counts, n, rate_frac, qos_scale):
     n=st.integers(1, 300),
     rate_frac=st.floats(0.2, 2.0),
     qos_scale=st.floats(0.3, 3.0),
-    policy=st.sampled_from(sorted(POLICIES)),
+    policy=st.sampled_from(sorted(POLICIES) + ["kairos+risk"]),
 )
 def test_no_query_lost_duplicated_or_sent_to_a_busy_instance(seed, n_types, counts, n, rate_frac, qos_scale, policy):
     prof, config, wl, qos, rate = _small_case(seed, n_types, counts[:n_types], n, rate_frac, qos_scale)
-    res = simulate(prof, config, make_policy(policy), wl, qos, rate=rate, check=True)
+    pol = make_policy("kairos", risk_penalty=0.5) if policy == "kairos+risk" else make_policy(policy)
+    res = simulate(prof, config, pol, wl, qos, rate=rate, check=True)
     # every query completed exactly once, by one instance
     assert res.completed == n
     assert np.all(res.served_by >= 0)
