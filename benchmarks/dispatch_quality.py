@@ -2,11 +2,13 @@
 """Dispatch quality: max_qps and max_qps / fluid bound per model and policy on the paper's pools.
 
     python benchmarks/dispatch_quality.py [--queries 20000] [--jobs 2] [--models ...] [--policies ...] [--exact-service]
+    python benchmarks/dispatch_quality.py --policies "kairos,kairos:risk_penalty=0.5" --stem dispatch_quality_risk
 
 Writes benchmarks/results/dispatch_quality.{md,csv}. With ``--exact-service`` every query's
 actual service time is its profile mean (the dispatcher's estimates are then exact): what
 is left of the gap to the fluid bound comes from queueing (random arrivals and sizes),
-not from service-time noise; written to dispatch_quality_exact.{md,csv}. The floor for `kairos` is what the
+not from service-time noise; written to dispatch_quality_exact.{md,csv}. A policy with
+options is written NAME:KEY=VALUE;KEY=VALUE; ``--stem`` names the output files. The floor for `kairos` is what the
 published dispatcher reaches in an independent re-simulation (kairos.paper.PUBLISHED_DISPATCH_QPS).
 """
 
@@ -18,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from kairos.dispatch import POLICIES
+from kairos.dispatch.registry import parse_policy_options
 from kairos.paper import MODELS, PAPER_CONFIGS, PAPER_QOS_MS, PUBLISHED_DISPATCH_QPS
 from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
@@ -27,15 +30,23 @@ OUT = Path(__file__).resolve().parent / "results"
 ORDER = ["kairos", "kairos-paper", "clockwork", "deeprecsys", "least-loaded", "p2c", "fcfs"]
 
 
+def split_policy(spec: str) -> tuple[str, dict]:
+    """"kairos:risk_penalty=0.5" -> ("kairos", {"risk_penalty": 0.5}): a policy with options."""
+    name, _, opts = spec.partition(":")
+    return name, parse_policy_options(name, [o for o in opts.split(";") if o])
+
+
 def cell(args):
-    model, policy, queries, seed, exact = args
+    spec, queries, seed, exact = args[1:]
+    model = args[0]
+    policy, options = split_policy(spec)
     exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
                            parse_size_mix("deeprecsys"), queries, seed)
     if exact:
         wl = exp.workload
         wl.service_ms = exp.profile.mean_ms.T[wl.buckets].copy()
-    r = exp.max_qps(policy)
-    return {"model": model, "policy": policy, "max_qps": round(r.max_qps, 1), "fluid_bound_qps": round(r.fluid_bound_qps, 1),
+    r = exp.max_qps(policy, options or None)
+    return {"model": model, "policy": spec, "max_qps": round(r.max_qps, 1), "fluid_bound_qps": round(r.fluid_bound_qps, 1),
             "ratio": round(r.max_qps / r.fluid_bound_qps, 3), "params": r.params, "elapsed_s": round(r.elapsed_s, 1)}
 
 
@@ -45,7 +56,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--policies", default=",".join(p for p in ORDER if p in POLICIES))
+    ap.add_argument("--policies", default=",".join(p for p in ORDER if p in POLICIES),
+                    help="comma-separated; a policy with options as NAME:KEY=VALUE;KEY=VALUE, "
+                         "e.g. kairos:risk_penalty=0.5")
+    ap.add_argument("--stem", default=None,
+                    help="output file name under benchmarks/results/ (default dispatch_quality[_exact])")
     ap.add_argument("--exact-service", action="store_true",
                     help="every query takes exactly its profile mean (estimates exact): the queueing-only gap")
     args = ap.parse_args()
@@ -55,7 +70,7 @@ def main() -> None:
         rows = list(ex.map(cell, tasks))
     by = {(r["model"], r["policy"]): r for r in rows}
     OUT.mkdir(exist_ok=True)
-    stem = "dispatch_quality_exact" if args.exact_service else "dispatch_quality"
+    stem = args.stem or ("dispatch_quality_exact" if args.exact_service else "dispatch_quality")
     with open(OUT / f"{stem}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
