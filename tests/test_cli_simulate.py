@@ -133,8 +133,12 @@ def test_policy_option_reaches_the_policy():
     [
         (["--policy-option", "nope=1"], "is not an option of policy 'kairos'"),
         (["--policy-option", "risk_penalty"], "must look like KEY=VALUE"),
-        (["--policy-option", "risk_penalty=-1"], "risk_penalty must be None or >= 0"),
+        (["--policy-option", "risk_penalty=-1"], "risk_penalty must be None or a finite number >= 0"),
         (["--policy", "fcfs", "--policy-option", "x=1"], "its options: none"),
+        (["--policy-option", "tail_quantile=5"], "tail_quantile must be in (0, 1]"),
+        (["--policy-option", "age_weight=nan"], "age_weight must be a finite number >= 0"),
+        (["--policy-option", "learn=maybe"], "learn must be true or false"),
+        (["--policy", "deeprecsys", "--policy-option", "threshold=-5"], "threshold must be a query size >= 1"),
     ],
 )
 def test_bad_policy_option(args, needle):

@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 
 from kairos.dispatch.base import DispatchContext, Policy
@@ -40,6 +42,8 @@ class DeepRecSysPolicy(Policy):
     name = "deeprecsys"
 
     def __init__(self, threshold: int | None = None):
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, Integral) or threshold < 1):
+            raise ValueError(f"threshold must be a query size >= 1 (or None: tuned), got {threshold!r}")
         self.threshold = threshold
 
     def describe(self) -> dict:

@@ -26,6 +26,8 @@ Two versions:
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -65,6 +67,12 @@ class KairosPolicy(Policy):
                  coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = None):
         if coefficients not in ("fluid", "paper"):
             raise ValueError("coefficients must be 'fluid' or 'paper'")
+        if not (isinstance(tail_quantile, Real) and 0.0 < tail_quantile <= 1.0):
+            raise ValueError(f"tail_quantile must be in (0, 1], got {tail_quantile!r}")
+        if not (isinstance(age_weight, Real) and 0.0 <= age_weight < float("inf")):
+            raise ValueError(f"age_weight must be a finite number >= 0, got {age_weight!r}")
+        if not isinstance(learn, bool):
+            raise ValueError(f"learn must be true or false, got {learn!r}")
         self.coefficients = coefficients
         self.tail_quantile = tail_quantile
         self.age_weight = age_weight
@@ -76,8 +84,8 @@ class KairosPolicy(Policy):
         # None: a pair is feasible only if its tail estimate meets the deadline. A number:
         # a pair that meets it only with its mean ("risky") may be matched too, at this
         # extra cost (units of the QoS target); hopeless = not even the mean meets it.
-        if risk_penalty is not None and not risk_penalty >= 0:
-            raise ValueError("risk_penalty must be None or >= 0")
+        if risk_penalty is not None and not (isinstance(risk_penalty, Real) and 0 <= risk_penalty < float("inf")):
+            raise ValueError(f"risk_penalty must be None or a finite number >= 0, got {risk_penalty!r}")
         self.risk_penalty = risk_penalty
 
     def describe(self) -> dict:
