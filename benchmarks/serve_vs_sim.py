@@ -24,6 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _serve_common import ServeProcess, loadavg  # noqa: E402
 
+from kairos.dispatch.registry import parse_policy_options  # noqa: E402
 from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS  # noqa: E402
 from kairos.profiles import builtin_catalogue  # noqa: E402
 from kairos.serve.loadgen import max_qps_search, use_uvloop  # noqa: E402
@@ -35,6 +36,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="rm2,dien")
     ap.add_argument("--policy", default="kairos")
+    ap.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an option of the policy, for the simulator and the gateway alike (repeatable)")
     ap.add_argument("--duration-rm2", type=float, default=30.0)
     ap.add_argument("--duration-dien", type=float, default=15.0)
     ap.add_argument("--max-probes", type=int, default=6)
@@ -49,14 +52,16 @@ def main() -> int:
         set_realtime(GATEWAY_PRIORITY)
     cat = builtin_catalogue()
     mix = parse_size_mix("deeprecsys")
+    opts = parse_policy_options(a.policy, a.policy_option)
+    opt_args = [x for o in a.policy_option for x in ("--policy-option", o)]
     out = []
     for model in a.models.split(","):
         config, qos = PAPER_CONFIGS[model], PAPER_QOS_MS[model]
         t0 = time.perf_counter()
-        sim = Experiment.build(cat, model, config, qos, mix, 20_000, 0).max_qps(a.policy).max_qps
+        sim = Experiment.build(cat, model, config, qos, mix, 20_000, 0).max_qps(a.policy, opts or None).max_qps
         t_sim = time.perf_counter() - t0
         cfg = ",".join(f"{k}={v}" for k, v in config.items())
-        srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(qos), "--policy", a.policy,
+        srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(qos), "--policy", a.policy, *opt_args,
                            "--qos-margin-ms", str(a.qos_margin_ms), *(["--realtime"] if a.realtime else []), quiet=True, start_timeout=60.0)
         dur = a.duration_rm2 if model == "rm2" else a.duration_dien
         la = loadavg()
@@ -70,7 +75,7 @@ def main() -> int:
                                            max_probes=a.max_probes, on_probe=show))
         finally:
             srv.stop()
-        row = {"model": model, "config": config, "qos_ms": qos, "policy": a.policy, "qos_margin_ms": a.qos_margin_ms, "sim_max_qps": round(sim, 2),
+        row = {"model": model, "config": config, "qos_ms": qos, "policy": a.policy, "policy_options": opts, "qos_margin_ms": a.qos_margin_ms, "sim_max_qps": round(sim, 2),
                "live_max_qps": round(s.max_qps, 2), "ratio": round(s.max_qps / sim, 4) if sim else None,
                "probes": len(s.probes), "probe_duration_s": dur, "lost_total": sum(p["lost"] for p in s.probes),
                "errors_total": sum(p["errors"] for p in s.probes), "at_max": s.best, "loadavg_before": la,
