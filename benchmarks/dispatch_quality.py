@@ -37,8 +37,7 @@ def split_policy(spec: str) -> tuple[str, dict]:
 
 
 def cell(args):
-    spec, queries, seed, exact = args[1:]
-    model = args[0]
+    model, spec, queries, seed, exact = args
     policy, options = split_policy(spec)
     exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
                            parse_size_mix("deeprecsys"), queries, seed)

@@ -73,6 +73,8 @@ class KairosPolicy(Policy):
             raise ValueError(f"age_weight must be a finite number >= 0, got {age_weight!r}")
         if not isinstance(learn, bool):
             raise ValueError(f"learn must be true or false, got {learn!r}")
+        if risk_penalty is not None and not (isinstance(risk_penalty, Real) and 0 <= risk_penalty < float("inf")):
+            raise ValueError(f"risk_penalty must be None or a finite number >= 0, got {risk_penalty!r}")
         self.coefficients = coefficients
         self.tail_quantile = tail_quantile
         self.age_weight = age_weight
@@ -84,8 +86,6 @@ class KairosPolicy(Policy):
         # None: a pair is feasible only if its tail estimate meets the deadline. A number:
         # a pair that meets it only with its mean ("risky") may be matched too, at this
         # extra cost (units of the QoS target); hopeless = not even the mean meets it.
-        if risk_penalty is not None and not (isinstance(risk_penalty, Real) and 0 <= risk_penalty < float("inf")):
-            raise ValueError(f"risk_penalty must be None or a finite number >= 0, got {risk_penalty!r}")
         self.risk_penalty = risk_penalty
 
     def describe(self) -> dict:
@@ -191,32 +191,25 @@ class KairosPolicy(Policy):
             except ValueError:
                 j = -1
             if j >= 0:
-                c = cost_b[t] + Cn[t] * 0.0
-                if tail_b[t] <= slack:
-                    if best is None or (c, False, j) < best:
-                        best = (c, False, j)
-                elif risk is not None and mean_b[t] <= slack:
-                    if best is None or (c + risk, False, j) < best:
-                        best = (c + risk, False, j)
-                elif spare is None or (c, j) < spare:
+                rem, is_busy = 0.0, False
+            else:  # all busy: the least remaining work (ties: lowest index) is the type's best
+                fmin = min(free_at[a:e])
+                if fmin <= now:
+                    j, rem = next(k for k in range(a, e) if free_at[k] <= now), 0.0
+                else:
+                    j, rem = free_at.index(fmin, a, e), fmin - now
+                is_busy = True
+            c = cost_b[t] + Cn[t] * rem
+            if rem + tail_b[t] <= slack:
+                pass
+            elif risk is not None and rem + mean_b[t] <= slack:
+                c += risk
+            else:
+                if not is_busy and (spare is None or (c, j) < spare):
                     spare = (c, j)
                 continue
-            # all busy: the least remaining work (ties: lowest index) is the type's best
-            fmin = min(free_at[a:e])
-            if fmin <= now:
-                j = next(k for k in range(a, e) if free_at[k] <= now)
-                rem = 0.0
-            else:
-                j = free_at.index(fmin, a, e)
-                rem = fmin - now
-            if rem + tail_b[t] <= slack:
-                c = cost_b[t] + Cn[t] * rem
-                if best is None or (c, True, j) < best:
-                    best = (c, True, j)
-            elif risk is not None and rem + mean_b[t] <= slack:
-                c = cost_b[t] + Cn[t] * rem + risk
-                if best is None or (c, True, j) < best:
-                    best = (c, True, j)
+            if best is None or (c, is_busy, j) < best:
+                best = (c, is_busy, j)
         if best is not None:
             return [(qid, best[2])] if not best[1] else []
         return [(qid, spare[1])] if spare is not None and pool.up[spare[1]] else []

@@ -27,12 +27,15 @@ POLICIES: dict[str, type[Policy]] = {
 }
 
 
-def make_policy(name: str, **params) -> Policy:
+def policy_class(name: str) -> type[Policy]:
     try:
-        cls = POLICIES[name]
+        return POLICIES[name]
     except KeyError:
         raise KairosInputError(f"unknown --policy {name!r}; choose one of {', '.join(POLICIES)}") from None
-    return cls(**params)
+
+
+def make_policy(name: str, **params) -> Policy:
+    return policy_class(name)(**params)
 
 
 def _value(text: str):
@@ -52,9 +55,7 @@ def _value(text: str):
 def parse_policy_options(name: str, items) -> dict:
     """``["risk_penalty=0.5", ...]`` -> keyword arguments of policy ``name``'s constructor,
     checked by building the policy once (KairosInputError naming the option otherwise)."""
-    cls = POLICIES.get(name)
-    if cls is None:
-        raise KairosInputError(f"unknown --policy {name!r}; choose one of {', '.join(POLICIES)}")
+    cls = policy_class(name)
     known: list[str] = []
     for klass in cls.__mro__:  # a constructor passing **kw on to its parent accepts the parent's too
         init = klass.__dict__.get("__init__")
