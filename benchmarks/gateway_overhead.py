@@ -19,7 +19,7 @@ completed query:
 Also reports CPU microseconds per query of the gateway, the workers and the load
 generator, and the load average (other jobs on the machine inflate every tail).
 
-    python benchmarks/gateway_overhead.py [--duration 10] [--rates 500,2000] [--realtime]
+    python benchmarks/gateway_overhead.py [--duration 10] [--rates 500,2000] [--realtime] [--keep-cpus-awake]
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rates", default="500,2000")
     ap.add_argument("--realtime", action="store_true", help="SCHED_RR for gateway, workers and this generator")
+    ap.add_argument("--keep-cpus-awake", action="store_true",
+                    help="kairos serve --keep-cpus-awake: a SCHED_IDLE spinner per CPU (no halted-CPU wake-ups)")
     a = ap.parse_args()
     use_uvloop()
-    extra = ["--realtime"] if a.realtime else []
+    extra = (["--realtime"] if a.realtime else []) + (["--keep-cpus-awake"] if a.keep_cpus_awake else [])
     if a.realtime:
         from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime
 
@@ -82,14 +84,15 @@ def main() -> int:
     finally:
         srv.stop()
     print(f"gateway overhead, ncf pool g4dn.xlarge=1,r5n.large=13 (emulated), {a.duration:g} s per rate, "
-          f"realtime={a.realtime}, {os.cpu_count()} CPUs")
+          f"realtime={a.realtime}, keep_cpus_awake={a.keep_cpus_awake}, {os.cpu_count()} CPUs")
     print("rate    sent    lost  achieved  client p50/p99 ms   gateway p50/p99 ms   cpu us/q gw/workers/gen  loadavg")
     for x in rows:
         c = x["cpu_us_per_query"]
         print(f"{x['rate_qps']:<7g} {x['sent']:<7d} {x['lost']:<5d} {x['achieved_qps']:<9.1f} "
               f"{x['added_client_p50_ms']:>6} / {x['added_client_p99_ms']:<10} {x['added_gateway_p50_ms']:>6} / "
               f"{x['added_gateway_p99_ms']:<12} {c['gateway']}/{c['workers']}/{c['loadgen']:<14} {x['loadavg_before']}")
-    print(json.dumps({"benchmark": "gateway_overhead", "realtime": a.realtime, "rows": rows}))
+    print(json.dumps({"benchmark": "gateway_overhead", "realtime": a.realtime, "keep_cpus_awake": a.keep_cpus_awake,
+                      "rows": rows}))
     return 0
 
 

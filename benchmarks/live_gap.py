@@ -44,13 +44,13 @@ from kairos.sim.experiment import Experiment  # noqa: E402
 from kairos.workload.sizes import parse_size_mix  # noqa: E402
 
 
-def live(model: str, policy: str, rate: float, duration: float, seed: int) -> dict:
+def live(model: str, policy: str, rate: float, duration: float, seed: int, awake: bool = False) -> dict:
     prof = builtin_catalogue().profile(model)
     config = PAPER_CONFIGS[model]
     cfg = ",".join(f"{k}={v}" for k, v in config.items())
     mix = parse_size_mix("deeprecsys")
     srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(PAPER_QOS_MS[model]), "--policy", policy,
-                       "--realtime", quiet=True, start_timeout=60.0)
+                       "--realtime", *(["--keep-cpus-awake"] if awake else []), quiet=True, start_timeout=60.0)
     try:
         times, sizes = schedule(rate, duration, mix, seed, int(prof.batches[-1]))
         r = asyncio.run(run_load(srv.url, rate, duration, mix, seed, sizes=sizes, times=times))
@@ -79,11 +79,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--grid", default="0.70,0.75,0.80,0.85,0.90,0.95,1.00",
                     help="simulated rates, as fractions of the simulator's max QPS")
+    ap.add_argument("--keep-cpus-awake", action="store_true",
+                    help="kairos serve --keep-cpus-awake: a SCHED_IDLE spinner per CPU (no halted-CPU wake-ups)")
     a = ap.parse_args()
     use_uvloop()
     set_realtime(GATEWAY_PRIORITY)
     la = loadavg()
-    m = live(a.model, a.policy, a.rate, a.duration, a.seed)
+    m = live(a.model, a.policy, a.rate, a.duration, a.seed, a.keep_cpus_awake)
     r = m["result"]
     io, co, se = m["instance_ovh"], m["client_ovh"], m["service_excess"]
 

@@ -67,3 +67,38 @@ def test_online_policy_with_exact_estimates_matches_kairos_closely():
     a = exp.run("kairos", 5000.0)
     b = exp.run("kairos-online", 5000.0)
     assert abs(a.violations - b.violations) <= 0.005 * exp.workload.n
+
+
+def test_offloaded_coefficient_solve_is_applied_when_done():
+    """With ``offload`` set (a gateway), the coefficients' LP is handed out when due,
+    the old coefficients stay in use meanwhile, and the result is used once it is in:
+    the same coefficients the in-place solve (the simulator's path) computes."""
+    from kairos.dispatch import DispatchContext, Pool
+    from kairos.dispatch.kairos import compute_coefficients
+    from kairos.sim.engine import pool_type_ids
+
+    exp = Experiment.build(builtin_catalogue(), "dien", PAPER_CONFIGS["dien"], PAPER_QOS_MS["dien"],
+                           parse_size_mix("deeprecsys"), 100, 0)
+    prof = exp.profile
+    tid = pool_type_ids(prof, exp.config)
+    inplace, offloaded = make_policy("kairos-online"), make_policy("kairos-online")
+    calls = []
+    offloaded.offload = lambda fn, args, done: calls.append((fn, args, done))
+    pools = []
+    for pol in (inplace, offloaded):
+        pol.bind(DispatchContext(prof, tid, exp.qos_ms, 0, exp.probs))
+        pools.append(Pool(tid, prof.mean_ms.tolist(), {0: 50}, {0: 0.0}))
+    C0 = offloaded.C.copy()
+    for k in range(300):  # every type runs 3% slower than its profile
+        b, j = k % 100, k % len(tid)
+        for pol in (inplace, offloaded):
+            pol.observe(b, j, 1.03 * prof.mean_ms[tid[j], b])
+    for pol, pool in zip((inplace, offloaded), pools):
+        pol.dispatch(1.0, [0], pool)
+    assert len(calls) == 1 and calls[0][0] is compute_coefficients
+    assert np.array_equal(offloaded.C, C0)  # meanwhile: the previous coefficients
+    fn, args, done = calls[0]
+    done(fn(*args))
+    np.testing.assert_allclose(offloaded.C, inplace.C)
+    offloaded.dispatch(2.0, [0], pools[1])  # tables rebuilt with the new coefficients
+    np.testing.assert_allclose(offloaded.cost_inst, inplace.cost_inst)

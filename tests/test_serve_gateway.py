@@ -181,3 +181,42 @@ def test_bad_policy_option_is_refused_before_starting():
     p = subprocess.run([sys.executable, "-m", "kairos.cli.main", "serve", "--model", "rm2", "--config", "g4dn.xlarge=1",
                         "--qos-ms", "350", "--policy-option", "nope=1"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "is not an option of policy 'kairos'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_learning_policy_solves_its_lp_in_a_helper_that_leaves_with_the_gateway():
+    s = Server("--model", "dien", "--config", "g4dn.xlarge=1,r5n.large=2", "--qos-ms", "35", "--policy", "kairos-online")
+    try:
+        helper = next(e for e in s.events() if e["event"] == "gateway_ready")["helper"]
+        assert helper and pid_alive(helper)
+        r = asyncio.run(run_load(s.url, 150, 2.5, parse_size_mix("fixed:10"), 0))  # > 256 observations
+        assert r.lost == 0 and r.completed > 256
+        t_end = time.monotonic() + 10
+        while not any(e["event"] == "offload_done" for e in s.events()) and time.monotonic() < t_end:
+            time.sleep(0.1)
+        done = [e for e in s.events() if e["event"] == "offload_done"]
+        assert done and done[0]["task"] == "compute_coefficients"
+    finally:
+        s.stop()
+    t_end = time.monotonic() + 10
+    while pid_alive(helper) and time.monotonic() < t_end:
+        time.sleep(0.1)
+    assert not pid_alive(helper)
+
+
+def test_load_generator_opens_its_connections_before_the_run(dien):
+    from kairos.serve.httpclient import HttpClient
+    from kairos.serve.loadgen import warm_connections
+
+    async def go():
+        c = HttpClient(dien.url)
+        try:
+            await c.warm(12)
+            first = c.opened
+            status, _ = await c.request("GET", "/v1/info")  # on a warm connection: none opened
+            await c.warm(12)
+            return first, status, c.opened, len(c.idle)
+        finally:
+            c.close()
+
+    assert asyncio.run(go()) == (12, 200, 12, 12)
+    assert (warm_connections(10), warm_connections(480), warm_connections(1e5)) == (8, 48, 256)

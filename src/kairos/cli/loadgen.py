@@ -30,9 +30,12 @@ KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p
 @click.option("--drain-timeout", default=30.0, show_default=True, type=float,
               help="Seconds to wait for answers after the last send; unanswered queries count as lost.")
 @click.option("--realtime", is_flag=True, help="Run the generator under SCHED_RR (root/CAP_SYS_NICE), as the gateway.")
+@click.option("--keep-cpus-awake", is_flag=True,
+              help="A lowest-priority spinner on each CPU while the generator runs (as kairos serve "
+                   "--keep-cpus-awake; not needed when the gateway on this machine already has them).")
 @json_option
 def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max_probes, drain_timeout, realtime,
-            as_json):
+            keep_cpus_awake, as_json):
     """Send an open-loop Poisson stream of queries to a gateway and report what came back.
 
     Reports sent, completed, errors, lost (= sent - completed - errors), achieved QPS,
@@ -52,6 +55,11 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
         require_positive("--qps", qps)
     if qps is None and not find_max:
         raise KairosInputError("give --qps RATE, or --max-qps to search the highest passing rate")
+    spinners = None
+    if keep_cpus_awake:
+        from kairos.serve.awake import CpuSpinners
+
+        spinners = CpuSpinners().start()
     try:
         if find_max:
             def show(p):
@@ -71,6 +79,9 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
         r = asyncio.run(run_load(url, qps, duration, mix, seed, qos_ms, drain_timeout))
     except (OSError, ValueError) as exc:  # refused, reset, bad URL
         raise KairosInputError(f"cannot reach the gateway at {url}: {exc}") from None
+    finally:
+        if spinners is not None:
+            spinners.stop()
     s = r.summary()
     if as_json:
         emit_json(s)

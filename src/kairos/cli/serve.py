@@ -55,6 +55,10 @@ def _need_torch_models() -> None:
 @click.option("--realtime", is_flag=True,
               help="Run the gateway and workers under SCHED_RR (root/CAP_SYS_NICE): tail latency unaffected by "
                    "batch jobs sharing the machine.")
+@click.option("--keep-cpus-awake", is_flag=True,
+              help="Run a lowest-priority (SCHED_IDLE) spinner on each CPU while serving, so that idle CPUs do not "
+                   "halt: waking a halted virtual CPU can take milliseconds, which lands in the tail latency. Costs "
+                   "power or CPU credits, not throughput (any other task preempts the spinners).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: one worker process per instance on this machine; ray: one Ray actor per instance, "
                    "placed on a node with the custom resource kairos/TYPE (needs the ray extra).")
@@ -71,7 +75,7 @@ def _need_torch_models() -> None:
               help="Dispatch as if the QoS target were this much tighter (room for what the gateway cannot "
                    "see: the client's HTTP and network time); answers and metrics still use --qos-ms.")
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, policy_options, mode, host, port, max_queue,
-          hang_factor, hang_grace_ms, seed, quiet, realtime, backend, ray_address, listen_host, workload,
+          hang_factor, hang_grace_ms, seed, quiet, realtime, keep_cpus_awake, backend, ray_address, listen_host, workload,
           qos_margin_ms):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
@@ -111,6 +115,7 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
 
         parse_size_mix(workload).bucket_probabilities(profile.batches)  # bad mix: one line now
     extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms,
+             "keep_cpus_awake": keep_cpus_awake,
              "policy_options": parse_policy_options(policy, policy_options)}
     if backend == "ray":
         from kairos.serve.ray_backend import import_ray

@@ -58,10 +58,28 @@ def fluid_coefficients(mean_ms, counts, probs, qos_ms) -> np.ndarray | None:
     return np.maximum(fb.prices / fb.prices[present].max(), 1e-3)
 
 
+def compute_coefficients(mean_ms, counts, probs, qos_ms, present, kind: str = "fluid") -> np.ndarray:
+    """C_t of every type: from the fluid LP's duals (``kind="fluid"``, when the size mix is
+    known) or the paper's latency ratio. A plain function of arrays, so that a gateway can
+    solve it in a helper process (see ``KairosPolicy.offload``)."""
+    C = None
+    if kind == "fluid" and probs is not None:
+        C = fluid_coefficients(mean_ms, counts, probs, qos_ms)
+    if C is None:
+        C = heterogeneity_coefficients(mean_ms, present)
+    return C
+
+
 class KairosPolicy(Policy):
     """Our Kairos matching (see module docstring)."""
 
     name = "kairos"
+    # learn=True: where the coefficients' LP is solved when they are due. None: here and
+    # now (the simulator). A gateway sets a function offload(fn, args, done) that runs
+    # fn(*args) elsewhere and calls done(result) on its event loop when it is finished:
+    # the LP takes a few milliseconds, which in a gateway's event loop every query in
+    # flight would wait out. Decisions in between use the previous coefficients.
+    offload = None
 
     def __init__(self, tail_quantile: float = 0.9, age_weight: float = 3.0, hopeless: str = "leftover",
                  coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = None):
@@ -122,15 +140,22 @@ class KairosPolicy(Policy):
             self._dirty = False
             self._next_coeff = 256  # refresh the coefficients at 256, 1024, 4096, ... observations
 
-    def _coefficients(self, mean_ms) -> None:
+    def _coefficient_args(self, mean_ms) -> tuple:
         ctx = self.ctx
-        self.C = None
-        if self.coefficients == "fluid" and ctx.size_probs is not None:
-            self.C = fluid_coefficients(mean_ms, ctx.type_counts(), ctx.size_probs, ctx.qos_ms)
-        if self.C is None:
-            self.C = heterogeneity_coefficients(mean_ms, self.present)
+        return mean_ms, ctx.type_counts(), ctx.size_probs, ctx.qos_ms, self.present, self.coefficients
+
+    def _coefficients(self, mean_ms) -> None:
+        self._set_coefficients(compute_coefficients(*self._coefficient_args(mean_ms)))
+
+    def _set_coefficients(self, C) -> None:
+        self.C = np.asarray(C, dtype=float)
         self.C_inst = self.C[self.type_np]
         self.Cn_inst = self.C_inst / self.qos
+
+    def coefficients_solved(self, C) -> None:
+        """An offloaded coefficient solve finished: use ``C`` from the next dispatch on."""
+        self._set_coefficients(C)
+        self._dirty = True  # the cost tables are rebuilt with them at the next dispatch
 
     def _tables(self, mean_ms, tail) -> None:
         """Per-instance and per-bucket lookup tables from mean and tail estimates."""
@@ -162,7 +187,10 @@ class KairosPolicy(Policy):
         mean = self.online.estimates()
         if self.online.total >= self._next_coeff:
             self._next_coeff *= 4
-            self._coefficients(mean)
+            if self.offload is None:
+                self._coefficients(mean)
+            else:
+                self.offload(compute_coefficients, self._coefficient_args(mean), self.coefficients_solved)
         self._tables(mean, mean * self._tail_shape)
         pool.set_estimates(mean.tolist())
 

@@ -131,6 +131,7 @@ class Gateway:
         self.counts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0}
         self._all_up: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.offloader = None  # helper process for the policy's slow work (kairos.serve.offload)
 
     # ------------------------------------------------------------------ lifecycle
     def now(self) -> float:
@@ -139,6 +140,12 @@ class Gateway:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._all_up = asyncio.Event()
+        if hasattr(self.policy, "offload") and getattr(self.policy, "learn", False):
+            from kairos.serve.offload import Offloader
+
+            self.offloader = Offloader(self.loop, self.log)
+            await self.offloader.warm()
+            self.policy.offload = self.offloader
         await self.sup.listen(self.cfg.listen_host)
         for j in range(self.n):  # every instance is down until its worker says HELLO
             self.pool.take_down(j)
@@ -156,7 +163,8 @@ class Gateway:
         gc.freeze()
         self._lag_tick(time.perf_counter() + 0.005)
         self.log.event("gateway_ready", model=self.cfg.model, config=self.cfg.config, qos_ms=self.qos,
-                       policy=self.cfg.policy, mode=self.cfg.mode, workers=[h.pid for h in self.workers])
+                       policy=self.cfg.policy, mode=self.cfg.mode, workers=[h.pid for h in self.workers],
+                       helper=self.offloader.pid if self.offloader is not None else None)
 
     LAG_PERIOD_S = 0.005
 
@@ -173,6 +181,8 @@ class Gateway:
         for j in range(self.n):
             self._cancel_timer(j)
         await self.sup.stop_all(self.workers)
+        if self.offloader is not None:
+            self.offloader.close()
         for qid, fut in list(self.futures.items()):
             if not fut.done():
                 fut.set_exception(QueryFailed(503, "the gateway is shutting down"))

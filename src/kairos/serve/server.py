@@ -22,7 +22,8 @@ def server_info(profile: Profile, gw: Gateway) -> dict:
 
 
 def run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
-               seed, quiet, profile_path=None, prices_path=None, realtime=False, **gateway_options) -> None:
+               seed, quiet, profile_path=None, prices_path=None, realtime=False, keep_cpus_awake=False,
+               **gateway_options) -> None:
     import uvicorn
 
     if realtime:
@@ -51,9 +52,20 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
     ucfg = uvicorn.Config(app, loop=loop, http=http, lifespan="on", access_log=False,
                           log_level="warning", timeout_graceful_shutdown=60, backlog=4096,
                           proxy_headers=False, server_header=False, date_header=False)
-    log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime)
+    log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime,
+              keep_cpus_awake=keep_cpus_awake)
     server = uvicorn.Server(ucfg)
-    server.run(sockets=[sock])
+    spinners = None
+    if keep_cpus_awake:
+        from kairos.serve.awake import CpuSpinners
+
+        spinners = CpuSpinners().start()
+        log.event("cpus_kept_awake", cpus=spinners.cpus, pids=spinners.pids)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if spinners is not None:
+            spinners.stop()
     if not server.started:
         raise SystemExit(3)
 
