@@ -68,8 +68,7 @@ def main() -> int:
             g1, w1, me1 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
             R = r.records
             ok = R["status"] == 200
-            client = (R["latency_ms"] - R["send_lag_ms"] - R["wait_ms"] - R["service_ms"])[ok]
-            gw = (R["gateway_latency_ms"] - R["wait_ms"] - R["service_ms"])[ok]
+            client, gw = R["client_overhead_ms"][ok], R["gateway_overhead_ms"][ok]
             n = max(r.sent, 1)
             rows.append({
                 "rate_qps": rate, "sent": r.sent, "completed": r.completed, "errors": r.errors, "lost": r.lost,

@@ -64,8 +64,8 @@ def live(model: str, policy: str, rate: float, duration: float, seed: int, awake
     mean = prof.mean_ms[type_of[inst], prof.bucket_of(np.asarray(sizes))[ok]]
     return {
         "result": r,
-        "instance_ovh": (rec["gateway_latency_ms"] - rec["wait_ms"] - svc)[ok],
-        "client_ovh": (rec["latency_ms"] - rec["send_lag_ms"] - rec["wait_ms"] - svc)[ok],
+        "instance_ovh": rec["gateway_overhead_ms"][ok],
+        "client_ovh": rec["client_overhead_ms"][ok],
         "service_excess": svc[ok] - mean,
     }
 
