@@ -1,19 +1,20 @@
 """Keep the CPUs from halting while serving (``--keep-cpus-awake``).
 
 On a virtual machine an idle CPU halts, and waking it for the next packet or timer
-goes through the hypervisor. On this project's 2-vCPU development VM a ping-pong
-between two processes that idle between messages takes 0.08 ms at p50 but 2.6 ms at
-p99 and 8.7 ms at p99.9; with a spinner on each CPU, 0.04 / 0.24 / 0.68 ms
+goes through the hypervisor. On this project's 2-vCPU development VM, two processes
+playing ping-pong with 2 ms of idling between rounds had a round trip of 59-79 us at
+p50 but 0.4-2.3 ms at p99 and 0.9-6.8 ms at p99.9 (two runs, 2026-11-29); with a
+spinner on each CPU, 35-43 us / 0.20-0.24 ms / 0.35-0.41 ms
 (``python3 benchmarks/wakeup_latency.py``). Every query wakes four processes in turn
-(client, gateway, worker, gateway again), so those wake-ups are most of the serving
+(client, gateway, worker, gateway again), so those wake-ups weigh on the serving
 path's tail latency.
 
 The usual cures are kernel settings (``idle=poll``, the haltpoll cpuidle driver,
 limiting C-states as cloud providers advise for latency-sensitive instances). This is
 the same effect without root: one process per CPU that spins at ``SCHED_IDLE``, the
 lowest scheduling class Linux has, so any other runnable task takes the CPU from it at
-once. It costs power (and CPU credits on burstable instance types), not throughput:
-a CPU-bound task beside the spinners ran within 1-6% of its time alone.
+once. It costs power (and CPU credits on burstable instance types), not throughput: a
+CPU-bound task beside the spinners ran no slower than this VM's run-to-run spread.
 """
 
 from __future__ import annotations
