@@ -54,9 +54,9 @@ def main() -> int:
     use_uvloop()
     extra = (["--realtime"] if a.realtime else []) + (["--keep-cpus-awake"] if a.keep_cpus_awake else [])
     if a.realtime:
-        from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime
+        from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
 
-        set_realtime(GATEWAY_PRIORITY)
+        set_realtime(GENERATOR_PRIORITY)
     srv = ServeProcess("--model", "ncf", "--config", "g4dn.xlarge=1,r5n.large=13", "--qos-ms", "5", *extra, quiet=True, start_timeout=60.0)
     rows = []
     try:

@@ -38,7 +38,7 @@ from _serve_common import ServeProcess, loadavg  # noqa: E402
 from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS  # noqa: E402
 from kairos.profiles import builtin_catalogue  # noqa: E402
 from kairos.serve.loadgen import run_load, schedule, use_uvloop  # noqa: E402
-from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime  # noqa: E402
+from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime  # noqa: E402
 from kairos.sim.engine import pool_type_ids  # noqa: E402
 from kairos.sim.experiment import Experiment  # noqa: E402
 from kairos.workload.sizes import parse_size_mix  # noqa: E402
@@ -83,7 +83,7 @@ def main() -> int:
                     help="kairos serve --keep-cpus-awake: a SCHED_IDLE spinner per CPU (no halted-CPU wake-ups)")
     a = ap.parse_args()
     use_uvloop()
-    set_realtime(GATEWAY_PRIORITY)
+    set_realtime(GENERATOR_PRIORITY)
     la = loadavg()
     m = live(a.model, a.policy, a.rate, a.duration, a.seed, a.keep_cpus_awake)
     r = m["result"]

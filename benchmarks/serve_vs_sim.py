@@ -49,9 +49,9 @@ def main() -> int:
     a = ap.parse_args()
     use_uvloop()
     if a.realtime:
-        from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime
+        from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
 
-        set_realtime(GATEWAY_PRIORITY)
+        set_realtime(GENERATOR_PRIORITY)
     cat = builtin_catalogue()
     mix = parse_size_mix("deeprecsys")
     opts = parse_policy_options(a.policy, a.policy_option)

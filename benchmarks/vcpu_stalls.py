@@ -34,7 +34,7 @@ from _serve_common import ServeProcess  # noqa: E402
 
 from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS  # noqa: E402
 from kairos.serve.loadgen import run_load, use_uvloop  # noqa: E402
-from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime  # noqa: E402
+from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime  # noqa: E402
 from kairos.workload import parse_size_mix  # noqa: E402
 
 
@@ -138,7 +138,7 @@ def main() -> int:
                                                 f"{v['gaps']}" for k, v in out["idle"].items() if k != "seconds"))
     if a.serve_rate > 0:
         use_uvloop()
-        set_realtime(GATEWAY_PRIORITY)
+        set_realtime(GENERATOR_PRIORITY)
         cfg = ",".join(f"{k}={v}" for k, v in PAPER_CONFIGS["dien"].items())
         srv = ServeProcess("--model", "dien", "--config", cfg, "--qos-ms", str(PAPER_QOS_MS["dien"]),
                            "--policy", "kairos-online", "--realtime", "--keep-cpus-awake", quiet=True, start_timeout=60)

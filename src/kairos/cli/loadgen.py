@@ -29,7 +29,7 @@ KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p
 @click.option("--max-probes", default=10, show_default=True, type=int, help="--max-qps: at most this many runs.")
 @click.option("--drain-timeout", default=30.0, show_default=True, type=float,
               help="Seconds to wait for answers after the last send; unanswered queries count as lost.")
-@click.option("--realtime", is_flag=True, help="Run the generator under SCHED_RR (root/CAP_SYS_NICE), as the gateway.")
+@click.option("--realtime", is_flag=True, help="Run the generator under SCHED_RR (root/CAP_SYS_NICE), below the gateway and its workers.")
 @click.option("--keep-cpus-awake", is_flag=True,
               help="A lowest-priority spinner on each CPU while the generator runs (as kairos serve "
                    "--keep-cpus-awake; not needed when the gateway on this machine already has them).")
@@ -45,9 +45,9 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
 
     use_uvloop()
     if realtime:
-        from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime
+        from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
 
-        set_realtime(GATEWAY_PRIORITY)
+        set_realtime(GENERATOR_PRIORITY)
 
     mix = parse_size_mix(workload)
     require_positive("--duration", duration)
