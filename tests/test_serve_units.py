@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import numpy as np
@@ -136,3 +137,48 @@ def test_core_import_does_not_pull_serving_deps():
     code = "import sys, kairos, kairos.dispatch, kairos.sim; print(any(m in sys.modules for m in ('fastapi','uvicorn','prometheus_client','aiohttp')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_offloader_runs_calls_in_its_helper_reports_errors_and_survives_its_death():
+    import os
+    import signal
+
+    from kairos.serve.launcher import pid_alive
+    from kairos.serve.offload import Offloader
+
+    class Log:
+        def __init__(self):
+            self.events = []
+
+        def event(self, name, **kw):
+            self.events.append((name, kw))
+
+    async def until(cond, timeout=10.0):
+        t_end = asyncio.get_running_loop().time() + timeout
+        while not cond() and asyncio.get_running_loop().time() < t_end:
+            await asyncio.sleep(0.02)
+
+    async def go():
+        log, got = Log(), []
+        o = Offloader(asyncio.get_running_loop(), log)
+        await o.start()
+        first = o.pid
+        assert first != os.getpid() and pid_alive(first)
+        o(pow, (2, 10), got.append)
+        o(divmod, (1, 0), got.append)  # raises in the helper: logged, not delivered
+        await until(lambda: len(log.events) >= 2)
+        os.kill(first, signal.SIGKILL)
+        await until(lambda: o.pid != first and o.restarts == 1 and o.proc.returncode is None)
+        await until(lambda: -1 not in o.pending)  # the new helper is warm
+        o(pow, (3, 3), got.append)
+        await until(lambda: len(got) == 2)
+        last = o.pid
+        await o.close()
+        return got, [e for e, _ in log.events], log.events, pid_alive(first), pid_alive(last)
+
+    got, names, events, first_alive, last_alive = asyncio.run(go())
+    assert got == [1024, 27]
+    assert names.count("offload_done") == 2 and "offload_helper_restarted" in names
+    failed = [kw for e, kw in events if e == "offload_failed"]
+    assert failed and failed[0]["task"] == "divmod" and "ZeroDivisionError" in failed[0]["error"]
+    assert not first_alive and not last_alive

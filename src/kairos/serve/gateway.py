@@ -144,7 +144,7 @@ class Gateway:
             from kairos.serve.offload import Offloader
 
             self.offloader = Offloader(self.loop, self.log)
-            await self.offloader.warm()
+            await self.offloader.start()
             self.policy.offload = self.offloader
         await self.sup.listen(self.cfg.listen_host)
         for j in range(self.n):  # every instance is down until its worker says HELLO
@@ -182,7 +182,7 @@ class Gateway:
             self._cancel_timer(j)
         await self.sup.stop_all(self.workers)
         if self.offloader is not None:
-            self.offloader.close()
+            await self.offloader.close()
         for qid, fut in list(self.futures.items()):
             if not fut.done():
                 fut.set_exception(QueryFailed(503, "the gateway is shutting down"))

@@ -8,19 +8,129 @@ such work to one helper process instead (a thread would not do: the solver holds
 GIL) and applies the result on its event loop when it arrives; decisions in between
 use the previous coefficients.
 
-The helper runs at normal priority even under ``--realtime`` (it must never delay a
-worker) and dies with the gateway.
+The helper is ``python -m kairos.serve.offload``: calls and results are pickled frames
+on its stdin and stdout (``<u32 length><pickle>``), so it shares no file descriptor
+with the gateway and does not re-import the gateway's main module, as
+``multiprocessing`` would. It runs at normal priority even under ``--realtime`` (it must
+never delay a worker), dies with the gateway, and is started again if it dies.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import pickle
+import struct
+import sys
+
+_LEN = struct.Struct("<I")
 
 
-def _init_helper() -> None:
+def _frame(obj) -> bytes:
+    b = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LEN.pack(len(b)) + b
+
+
+def warm() -> int:
+    """Import the solver (numpy, scipy's LP) now, not in the middle of serving."""
+    import kairos.dispatch.kairos  # noqa: F401
+
+    return os.getpid()
+
+
+class Offloader:
+    """``offloader(fn, args, done)``: run ``fn(*args)`` in the helper, then ``done(result)``
+    on the event loop. ``fn`` must be importable by name (a module-level function).
+    Failures are logged and dropped (the policy keeps what it had); a helper that died
+    is started again, and calls made meanwhile are dropped (logged)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, log=None):
+        self.loop = loop
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pid: int | None = None
+        self.pending: dict[int, tuple] = {}  # call id -> (fn name, done callback)
+        self.next_id = 0
+        self.done_count = 0
+        self.restarts = 0
+        self.closed = False
+        self._reader: asyncio.Task | None = None
+        self._starting: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Start the helper and wait until it has imported the solver."""
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "kairos.serve.offload", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, start_new_session=True)
+        self.pid = self.proc.pid
+        ready = self.loop.create_future()
+        self.pending[-1] = ("warm", ready.set_result)
+        self._reader = self.loop.create_task(self._read(self.proc))
+        self.proc.stdin.write(_frame((-1, warm, ())))
+        await ready
+
+    def __call__(self, fn, args, done) -> None:
+        if self.closed:
+            return
+        if self.proc is None or self.proc.returncode is not None or self.proc.stdin.is_closing():
+            self._failed(fn.__name__, "the helper is restarting")
+            return
+        cid = self.next_id
+        self.next_id += 1
+        self.pending[cid] = (fn.__name__, done)
+        self.proc.stdin.write(_frame((cid, fn, args)))
+
+    async def _read(self, proc) -> None:
+        out = proc.stdout
+        try:
+            while True:
+                n = _LEN.unpack(await out.readexactly(_LEN.size))[0]
+                cid, ok, value = pickle.loads(await out.readexactly(n))
+                name, done = self.pending.pop(cid, (None, None))
+                if done is None or self.closed:
+                    continue
+                if not ok:
+                    self._failed(name, value)
+                    continue
+                done(value)
+                if cid >= 0:
+                    self.done_count += 1
+                    if self.log is not None:
+                        self.log.event("offload_done", task=name, count=self.done_count)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the helper exited
+        if self.closed:
+            return
+        await proc.wait()
+        for name, _ in self.pending.values():
+            self._failed(name, "the helper exited")
+        self.pending.clear()
+        self.restarts += 1
+        if self.log is not None:
+            self.log.event("offload_helper_restarted", level="warning", restarts=self.restarts)
+        self._starting = self.loop.create_task(self.start())
+
+    def _failed(self, name, error) -> None:
+        if self.log is not None:
+            self.log.event("offload_failed", level="warning", task=name, error=str(error))
+
+    async def close(self) -> None:
+        """Stop the helper (EOF on its stdin, then SIGKILL) and reap it."""
+        self.closed = True
+        for t in (self._reader, self._starting):
+            if t is not None:
+                t.cancel()
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            proc.stdin.close()  # the helper exits on EOF
+            try:
+                await asyncio.wait_for(proc.wait(), 1.0)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def main() -> int:
     from kairos.serve.worker import die_with_parent
 
     die_with_parent()
@@ -29,49 +139,19 @@ def _init_helper() -> None:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except (AttributeError, OSError):
         pass
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = inp.read(_LEN.size)
+        if len(head) < _LEN.size:
+            return 0  # the gateway closed our stdin: done
+        cid, fn, args = pickle.loads(inp.read(_LEN.unpack(head)[0]))
+        try:
+            reply = (cid, True, fn(*args))
+        except Exception as exc:  # reported to the gateway, which logs it
+            reply = (cid, False, f"{type(exc).__name__}: {exc}")
+        out.write(_frame(reply))
+        out.flush()
 
 
-def _warm() -> int:
-    import kairos.dispatch.kairos  # noqa: F401  (numpy, scipy's LP solver)
-
-    return os.getpid()
-
-
-class Offloader:
-    """``offloader(fn, args, done)``: run ``fn(*args)`` in the helper, then ``done(result)``
-    on the event loop. Failures are logged and dropped (the policy keeps what it had)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, log=None):
-        self.loop = loop
-        self.log = log
-        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_helper)
-        self.pid: int | None = None
-        self.done_count = 0
-        self.closed = False
-
-    async def warm(self) -> None:
-        """Start the helper and import the solver now, not in the middle of serving."""
-        self.pid = await asyncio.wrap_future(self.pool.submit(_warm), loop=self.loop)
-
-    def __call__(self, fn, args, done) -> None:
-        if self.closed:
-            return
-        fut = asyncio.wrap_future(self.pool.submit(fn, *args), loop=self.loop)
-        fut.add_done_callback(lambda f: self._finished(f, fn, done))
-
-    def _finished(self, f: asyncio.Future, fn, done) -> None:
-        if self.closed or f.cancelled():
-            return
-        exc = f.exception()
-        if exc is not None:
-            if self.log is not None:
-                self.log.event("offload_failed", level="warning", task=fn.__name__, error=repr(exc))
-            return
-        self.done_count += 1
-        done(f.result())
-        if self.log is not None:
-            self.log.event("offload_done", task=fn.__name__, count=self.done_count)
-
-    def close(self) -> None:
-        self.closed = True
-        self.pool.shutdown(wait=False, cancel_futures=True)
+if __name__ == "__main__":
+    sys.exit(main())
