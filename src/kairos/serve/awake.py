@@ -20,6 +20,7 @@ CPU-bound task beside the spinners ran no slower than this VM's run-to-run sprea
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import time
@@ -36,31 +37,37 @@ class CpuSpinners:
     """One ``SCHED_IDLE`` spinner process per usable CPU, from :meth:`start` to :meth:`stop`.
 
     The spinners die with the process that started them (``PR_SET_PDEATHSIG``), so
-    even a gateway killed with SIGKILL leaves none behind.
+    even a gateway killed with SIGKILL leaves none behind. Where the platform refuses
+    SCHED_IDLE (some container sandboxes), a spinner runs at nice 19 instead.
     """
 
     def __init__(self, cpus: list[int] | None = None):
         self.cpus = list(cpus) if cpus is not None else usable_cpus()
         self.procs: list[subprocess.Popen] = []
+        self.modes: list[str] = []
 
     def start(self, timeout_s: float = 10.0) -> "CpuSpinners":
-        """Start the spinners; returns once every one runs at SCHED_IDLE."""
-        if not hasattr(os, "SCHED_IDLE"):
+        """Start the spinners; returns once every one runs at its lowest priority
+        (``modes``: "idle" for SCHED_IDLE, "nice" where the platform refused it and the
+        spinner fell back to nice 19)."""
+        if not hasattr(os, "sched_setaffinity"):
             from kairos.errors import KairosInputError
 
-            raise KairosInputError("--keep-cpus-awake needs Linux (SCHED_IDLE); run without it")
+            raise KairosInputError("--keep-cpus-awake needs Linux; run without it")
         for cpu in self.cpus:
-            # -S -c: no site packages, no kairos import: the spinner is at SCHED_IDLE a few ms after exec
+            # -S -c: no site packages, no kairos import: the spinner is at its priority a few ms after exec
             self.procs.append(subprocess.Popen([sys.executable, "-S", "-c", SPINNER, str(cpu)],
-                                               stdin=subprocess.DEVNULL, start_new_session=True))
+                                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                               start_new_session=True))
         t_end = time.monotonic() + timeout_s
-        waiting = list(self.procs)
-        while waiting and time.monotonic() < t_end:
-            waiting = [p for p in waiting if p.poll() is None and _policy(p.pid) != os.SCHED_IDLE]
-            time.sleep(0.005)
-        if any(p.poll() is not None for p in self.procs) or waiting:
-            self.stop()
-            raise RuntimeError("the CPU spinners did not start")
+        self.modes = []
+        for p in self.procs:
+            ready, _, _ = select.select([p.stdout], [], [], max(0.0, t_end - time.monotonic()))
+            line = p.stdout.readline().decode().strip() if ready else ""
+            if line not in ("idle", "nice"):
+                self.stop()
+                raise RuntimeError("the CPU spinners did not start")
+            self.modes.append(line)
         return self
 
     @property
@@ -73,6 +80,8 @@ class CpuSpinners:
                 p.kill()
         for p in self.procs:
             p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
         self.procs.clear()
 
     def __enter__(self) -> "CpuSpinners":
@@ -82,21 +91,20 @@ class CpuSpinners:
         self.stop()
 
 
-def _policy(pid: int) -> int:
-    try:
-        return os.sched_getscheduler(pid)
-    except OSError:
-        return -1
-
-
 # The spinner process's body: lowest priority first -- SCHED_IDLE, and, as it runs in
 # its own session, nice 19 for its session's scheduling group (with autogroup on, as on
 # most desktops and VMs, CFS shares the CPU between sessions before it looks at a
 # task's class, and a spinner in a normal-weight group would get half of a busy CPU) --
-# then die with the parent (PR_SET_PDEATHSIG = 1), stay on one CPU, and spin.
+# then die with the parent (PR_SET_PDEATHSIG = 1), stay on one CPU, say which priority
+# it got, and spin.
 SPINNER = """
 import os, sys, signal
-os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+try:
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    mode = "idle"
+except (AttributeError, OSError):
+    os.nice(19)
+    mode = "nice"
 try:
     with open("/proc/self/autogroup", "w") as f:
         f.write("19")
@@ -113,6 +121,8 @@ try:
     os.sched_setaffinity(0, {int(sys.argv[1])})
 except OSError:
     pass
+sys.stdout.write(mode + "\\n")
+sys.stdout.flush()
 while True:
     pass
 """

@@ -60,7 +60,7 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
         from kairos.serve.awake import CpuSpinners
 
         spinners = CpuSpinners().start()
-        log.event("cpus_kept_awake", cpus=spinners.cpus, pids=spinners.pids)
+        log.event("cpus_kept_awake", cpus=spinners.cpus, pids=spinners.pids, priorities=spinners.modes)
     try:
         server.run(sockets=[sock])
     finally:
