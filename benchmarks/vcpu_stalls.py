@@ -23,7 +23,9 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -72,18 +74,14 @@ class Probes:
     time, ms late). Processes, not threads: a thread would wait for the GIL, not the CPU."""
 
     def __init__(self, gap_ms: float):
-        import subprocess
-        import tempfile
-
-        self.sp = subprocess
         self.gap = gap_ms / 1000.0
         self.cpus = sorted(os.sched_getaffinity(0))
         self.flag = os.path.join(tempfile.mkdtemp(), "stop")
 
     def __enter__(self):
         self.steal0 = steal_ticks()
-        self.procs = [self.sp.Popen([sys.executable, "-c", PROBE, str(c), str(self.gap), self.flag],
-                                    stdout=self.sp.PIPE, text=True) for c in self.cpus]
+        self.procs = [subprocess.Popen([sys.executable, "-c", PROBE, str(c), str(self.gap), self.flag],
+                                    stdout=subprocess.PIPE, text=True) for c in self.cpus]
         time.sleep(0.2)
         return self
 

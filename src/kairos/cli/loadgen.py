@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import click
 
 from kairos.cli.common import console, emit_json, json_option
 from kairos.errors import KairosInputError, require_positive
+from kairos.serve.awake import CpuSpinners
 from kairos.workload.sizes import parse_size_mix
 
 KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p50_ms", "p99_ms", "qos_met_fraction",
@@ -55,33 +57,26 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
         require_positive("--qps", qps)
     if qps is None and not find_max:
         raise KairosInputError("give --qps RATE, or --max-qps to search the highest passing rate")
-    spinners = None
-    if keep_cpus_awake:
-        from kairos.serve.awake import CpuSpinners
-
-        spinners = CpuSpinners().start()
-    try:
-        if find_max:
-            def show(p):
-                if not as_json:
-                    console.print(f"probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
-                                  f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms lost={p['lost']} "
-                                  f"errors={p['errors']}")
-            s = asyncio.run(max_qps_search(url, duration, mix, seed, qps, tolerance, max_probes, qos_ms, show))
-            out = {"url": url, "max_qps": round(s.max_qps, 3), "probes": s.probes, "at_max": s.best,
-                   "lost": sum(p["lost"] for p in s.probes)}
-            if as_json:
-                emit_json(out)
-            else:
-                console.print(f"max QPS (>= 99% within QoS, lost = 0): {s.max_qps:.1f} "
-                              f"({len(s.probes)} probes of {duration:g} s; lost over all probes: {out['lost']})")
-            return
-        r = asyncio.run(run_load(url, qps, duration, mix, seed, qos_ms, drain_timeout))
-    except (OSError, ValueError) as exc:  # refused, reset, bad URL
-        raise KairosInputError(f"cannot reach the gateway at {url}: {exc}") from None
-    finally:
-        if spinners is not None:
-            spinners.stop()
+    with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext():
+        try:
+            if find_max:
+                def show(p):
+                    if not as_json:
+                        console.print(f"probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
+                                      f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms lost={p['lost']} "
+                                      f"errors={p['errors']}")
+                s = asyncio.run(max_qps_search(url, duration, mix, seed, qps, tolerance, max_probes, qos_ms, show))
+                out = {"url": url, "max_qps": round(s.max_qps, 3), "probes": s.probes, "at_max": s.best,
+                       "lost": sum(p["lost"] for p in s.probes)}
+                if as_json:
+                    emit_json(out)
+                else:
+                    console.print(f"max QPS (>= 99% within QoS, lost = 0): {s.max_qps:.1f} "
+                                  f"({len(s.probes)} probes of {duration:g} s; lost over all probes: {out['lost']})")
+                return
+            r = asyncio.run(run_load(url, qps, duration, mix, seed, qos_ms, drain_timeout))
+        except (OSError, ValueError) as exc:  # refused, reset, bad URL
+            raise KairosInputError(f"cannot reach the gateway at {url}: {exc}") from None
     s = r.summary()
     if as_json:
         emit_json(s)

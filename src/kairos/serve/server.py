@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 from kairos.profiles.profile import Profile
 from kairos.serve.app import create_app
+from kairos.serve.awake import CpuSpinners
 from kairos.serve.gateway import Gateway, GatewayConfig
 from kairos.serve.logs import EventLog
 
@@ -55,17 +57,10 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
     log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime,
               keep_cpus_awake=keep_cpus_awake)
     server = uvicorn.Server(ucfg)
-    spinners = None
-    if keep_cpus_awake:
-        from kairos.serve.awake import CpuSpinners
-
-        spinners = CpuSpinners().start()
-        log.event("cpus_kept_awake", cpus=spinners.cpus, pids=spinners.pids, priorities=spinners.modes)
-    try:
-        server.run(sockets=[sock])
-    finally:
+    with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext() as spinners:
         if spinners is not None:
-            spinners.stop()
+            log.event("cpus_kept_awake", cpus=spinners.cpus, pids=spinners.pids, priorities=spinners.modes)
+        server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(3)
 
