@@ -20,6 +20,7 @@ Also reports CPU microseconds per query of the gateway, the workers and the load
 generator, and the load average (other jobs on the machine inflate every tail).
 
     python benchmarks/gateway_overhead.py [--duration 10] [--rates 500,2000] [--realtime] [--keep-cpus-awake]
+        [--http-fast-path on|off|both] [--rounds N]
 """
 
 from __future__ import annotations
@@ -43,6 +44,29 @@ def pct(x, p):
     return round(float(np.percentile(x, p)), 3) if len(x) else None
 
 
+def measure(srv, rate: float, duration: float) -> dict:
+    """One open-loop run at ``rate`` against ``srv``: added latency and CPU per query."""
+    wpids = srv.worker_pids()
+    la0 = loadavg()
+    g0, w0, me0 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
+    r = asyncio.run(run_load(srv.url, rate, duration, parse_size_mix("deeprecsys"), seed=0))
+    g1, w1, me1 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
+    R = r.records
+    ok = R["status"] == 200
+    client, gw = R["client_overhead_ms"][ok], R["gateway_overhead_ms"][ok]
+    n = max(r.sent, 1)
+    return {
+        "rate_qps": rate, "sent": r.sent, "completed": r.completed, "errors": r.errors, "lost": r.lost,
+        "achieved_qps": r.achieved_qps,
+        "added_client_p50_ms": pct(client, 50), "added_client_p99_ms": pct(client, 99),
+        "added_gateway_p50_ms": pct(gw, 50), "added_gateway_p99_ms": pct(gw, 99),
+        "send_lag_p99_ms": pct(R["send_lag_ms"][ok], 99),
+        "cpu_us_per_query": {"gateway": round(1e6 * (g1 - g0) / n), "workers": round(1e6 * (w1 - w0) / n),
+                             "loadgen": round(1e6 * ((me1.user + me1.system) - (me0.user + me0.system)) / n)},
+        "loadavg_before": la0, "loadavg_after": loadavg(),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=10.0)
@@ -50,6 +74,10 @@ def main() -> int:
     ap.add_argument("--realtime", action="store_true", help="SCHED_RR for gateway, workers and this generator")
     ap.add_argument("--keep-cpus-awake", action="store_true",
                     help="kairos serve --keep-cpus-awake: a SCHED_IDLE spinner per CPU (no halted-CPU wake-ups)")
+    ap.add_argument("--http-fast-path", choices=["on", "off", "both"], default="on",
+                    help="kairos serve --http-fast-path / --no-http-fast-path; both: alternate them, "
+                         "--rounds times each, a fresh server per run")
+    ap.add_argument("--rounds", type=int, default=1, help="repetitions (of each variant with --http-fast-path both)")
     a = ap.parse_args()
     use_uvloop()
     extra = (["--realtime"] if a.realtime else []) + (["--keep-cpus-awake"] if a.keep_cpus_awake else [])
@@ -57,41 +85,37 @@ def main() -> int:
         from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
 
         set_realtime(GENERATOR_PRIORITY)
-    srv = ServeProcess("--model", "ncf", "--config", "g4dn.xlarge=1,r5n.large=13", "--qos-ms", "5", *extra, quiet=True, start_timeout=60.0)
+    variants = {"on": ["--http-fast-path"], "off": ["--no-http-fast-path"]}
+    order = ["on", "off"] if a.http_fast_path == "both" else [a.http_fast_path]
     rows = []
-    try:
-        wpids = srv.worker_pids()
-        for rate in [float(r) for r in a.rates.split(",")]:
-            la0 = loadavg()
-            g0, w0, me0 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
-            r = asyncio.run(run_load(srv.url, rate, a.duration, parse_size_mix("deeprecsys"), seed=0))
-            g1, w1, me1 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
-            R = r.records
-            ok = R["status"] == 200
-            client, gw = R["client_overhead_ms"][ok], R["gateway_overhead_ms"][ok]
-            n = max(r.sent, 1)
-            rows.append({
-                "rate_qps": rate, "sent": r.sent, "completed": r.completed, "errors": r.errors, "lost": r.lost,
-                "achieved_qps": r.achieved_qps,
-                "added_client_p50_ms": pct(client, 50), "added_client_p99_ms": pct(client, 99),
-                "added_gateway_p50_ms": pct(gw, 50), "added_gateway_p99_ms": pct(gw, 99),
-                "send_lag_p99_ms": pct(R["send_lag_ms"][ok], 99),
-                "cpu_us_per_query": {"gateway": round(1e6 * (g1 - g0) / n), "workers": round(1e6 * (w1 - w0) / n),
-                                     "loadgen": round(1e6 * ((me1.user + me1.system) - (me0.user + me0.system)) / n)},
-                "loadavg_before": la0, "loadavg_after": loadavg(),
-            })
-    finally:
-        srv.stop()
+    for rnd in range(a.rounds):
+        for variant in order:  # alternating, so that the machine's drift hits both alike
+            srv = ServeProcess("--model", "ncf", "--config", "g4dn.xlarge=1,r5n.large=13", "--qos-ms", "5", *extra,
+                               *variants[variant], quiet=True, start_timeout=60.0)
+            try:
+                for rate in [float(r) for r in a.rates.split(",")]:
+                    rows.append({"http_fast_path": variant, "round": rnd, **measure(srv, rate, a.duration)})
+            finally:
+                srv.stop()
     print(f"gateway overhead, ncf pool g4dn.xlarge=1,r5n.large=13 (emulated), {a.duration:g} s per rate, "
           f"realtime={a.realtime}, keep_cpus_awake={a.keep_cpus_awake}, {os.cpu_count()} CPUs")
-    print("rate    sent    lost  achieved  client p50/p99 ms   gateway p50/p99 ms   cpu us/q gw/workers/gen  loadavg")
+    print("fast  rate    sent    lost  achieved  client p50/p99 ms   gateway p50/p99 ms   cpu us/q gw/workers/gen  loadavg")
     for x in rows:
         c = x["cpu_us_per_query"]
-        print(f"{x['rate_qps']:<7g} {x['sent']:<7d} {x['lost']:<5d} {x['achieved_qps']:<9.1f} "
+        print(f"{x['http_fast_path']:<5} {x['rate_qps']:<7g} {x['sent']:<7d} {x['lost']:<5d} {x['achieved_qps']:<9.1f} "
               f"{x['added_client_p50_ms']:>6} / {x['added_client_p99_ms']:<10} {x['added_gateway_p50_ms']:>6} / "
               f"{x['added_gateway_p99_ms']:<12} {c['gateway']}/{c['workers']}/{c['loadgen']:<14} {x['loadavg_before']}")
+    if a.http_fast_path == "both":  # medians over the rounds, side by side
+        print("medians over rounds: rate  gateway p99 on / off ms   client p99 on / off ms   gateway cpu us/q on / off")
+        for rate in sorted({x["rate_qps"] for x in rows}):
+            def med(variant, key, sub=None):
+                v = [x[key][sub] if sub else x[key] for x in rows if x["rate_qps"] == rate and x["http_fast_path"] == variant]
+                return round(float(np.median(v)), 3)
+            print(f"  {rate:<7g} {med('on', 'added_gateway_p99_ms')} / {med('off', 'added_gateway_p99_ms')}"
+                  f"   {med('on', 'added_client_p99_ms')} / {med('off', 'added_client_p99_ms')}"
+                  f"   {med('on', 'cpu_us_per_query', 'gateway')} / {med('off', 'cpu_us_per_query', 'gateway')}")
     print(json.dumps({"benchmark": "gateway_overhead", "realtime": a.realtime, "keep_cpus_awake": a.keep_cpus_awake,
-                      "rows": rows}))
+                      "http_fast_path": a.http_fast_path, "rows": rows}))
     return 0
 
 

@@ -12,6 +12,7 @@ part of every query's QoS budget. Every other route goes through FastAPI.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 
@@ -119,23 +120,45 @@ def _error(status: int, message: str) -> bytes:
     return _dumps({"error": message, "status": status})
 
 
-async def handle_infer(body: bytes, gw: Gateway) -> tuple[int, bytes, list]:
-    """(status, JSON body, extra headers) for one /v1/infer request."""
+def start_infer(body: bytes, gw: Gateway):
+    """Validate and queue one /v1/infer body: ``(None, future)`` when admitted (the answer
+    is :func:`finish_infer` of the future), else ``((status, JSON body, headers), None)``."""
     m = gw.metrics
     try:
         size, bucket, payload = parse_query(body, gw)
     except BadRequest as exc:
         m.rejected.labels("bad_request").inc()
-        return exc.status, _error(exc.status, str(exc)), []
+        return (exc.status, _error(exc.status, str(exc)), []), None
     try:
-        out = await gw.submit(size, bucket, payload)
+        return None, gw.submit_nowait(size, bucket, payload)
     except Overloaded as exc:
         m.rejected.labels("overload").inc()
-        return 503, _error(503, str(exc)), [(b"retry-after", b"1")]
+        return (503, _error(503, str(exc)), [(b"retry-after", b"1")]), None
     except QueryFailed as exc:
-        return exc.status, _error(exc.status, str(exc)), []
+        return (exc.status, _error(exc.status, str(exc)), []), None
+
+
+def finish_infer(fut) -> tuple[int, bytes, list]:
+    """(status, JSON body, extra headers) of an admitted query whose future is done."""
+    if fut.cancelled():
+        return 503, _error(503, "the query was cancelled (the gateway is shutting down)"), []
+    exc = fut.exception()
+    if exc is not None:
+        if isinstance(exc, QueryFailed):
+            return exc.status, _error(exc.status, str(exc)), []
+        raise exc
+    out = fut.result()
     result = out.pop("result") or b"null"
     return 200, b'{"result":' + result + b"," + _dumps(out)[1:], []
+
+
+async def handle_infer(body: bytes, gw: Gateway) -> tuple[int, bytes, list]:
+    """(status, JSON body, extra headers) for one /v1/infer request."""
+    answer, fut = start_infer(body, gw)
+    if fut is None:
+        return answer
+    await asyncio.wait((fut,))
+    return finish_infer(fut)
 
 
 class FastInfer:

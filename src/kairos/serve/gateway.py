@@ -201,6 +201,11 @@ class Gateway:
 
     async def submit(self, size: int, bucket: int, payload: bytes = b"") -> dict:
         """Queue one query and wait for its answer (a dict for the HTTP response)."""
+        return await self.submit_nowait(size, bucket, payload)
+
+    def submit_nowait(self, size: int, bucket: int, payload: bytes = b"") -> asyncio.Future:
+        """Queue one query; the future's result is its answer (as :meth:`submit`).
+        Raises :class:`Overloaded` or :class:`QueryFailed` at once when it is not admitted."""
         if self.stopping:
             raise QueryFailed(503, "the gateway is shutting down")
         if self.waiting() >= self.cfg.max_queue:
@@ -219,7 +224,7 @@ class Gateway:
         self.counts["admitted"] += 1
         self.queue.append(qid)
         self._dispatch(now)
-        return await fut
+        return fut
 
     def _dispatch(self, now: float) -> None:
         queue = self.queue

@@ -25,7 +25,7 @@ def server_info(profile: Profile, gw: Gateway) -> dict:
 
 def run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
                seed, quiet, profile_path=None, prices_path=None, realtime=False, keep_cpus_awake=False,
-               **gateway_options) -> None:
+               fast_path=True, **gateway_options) -> None:
     import uvicorn
 
     if realtime:
@@ -41,6 +41,11 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
     app = create_app(gw, server_info(profile, gw))
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
+    http_impl = http
+    if http == "httptools" and fast_path:  # POST /v1/infer without an ASGI task (kairos.serve.fastpath)
+        from kairos.serve.fastpath import FastInferProtocol
+
+        http_impl, http = FastInferProtocol, "httptools+fastpath"
     # bind here so a busy port is a one-line error before any worker starts
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -51,7 +56,7 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
         from kairos.errors import KairosInputError
 
         raise KairosInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    ucfg = uvicorn.Config(app, loop=loop, http=http, lifespan="on", access_log=False,
+    ucfg = uvicorn.Config(app, loop=loop, http=http_impl, lifespan="on", access_log=False,
                           log_level="warning", timeout_graceful_shutdown=60, backlog=4096,
                           proxy_headers=False, server_header=False, date_header=False)
     log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime,
