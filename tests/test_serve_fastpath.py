@@ -156,8 +156,8 @@ class _StubGateway:
     def bucket_of(self, size):
         return 0
 
-    def submit_nowait(self, size, bucket, payload=b""):
-        f = self.loop.create_future()
+    def submit_nowait(self, size, bucket, payload=b"", waiter=None):
+        f = self.loop.create_future() if waiter is None else waiter
         self.futures.append((size, f))
         return f
 
@@ -233,5 +233,37 @@ def test_fast_answers_completed_out_of_order_are_written_in_request_order():
         assert sizes == [1, 2, None, 3]
         assert gw.metrics.codes == [200, 200, 200]  # every /v1/infer answer counted once
         assert not t.closing
+
+    asyncio.run(go())
+
+
+def test_a_fast_query_cancelled_at_shutdown_is_answered_503_once():
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from kairos.serve.app import FastInfer
+    from kairos.serve.fastpath import FastInferProtocol
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        gw = _StubGateway(loop)
+        cfg = uvicorn.Config(FastInfer(None, gw), lifespan="off", log_level="warning", proxy_headers=False)
+        cfg.load()
+        state = ServerState()
+        p = FastInferProtocol(cfg, state, {}, loop)
+        t = _Transport()
+        p.connection_made(t)
+        p.data_received(_post(5))
+        (_, waiter), = gw.futures
+        assert state.tasks == {waiter}  # uvicorn's graceful shutdown waits for it
+        p.shutdown()  # what uvicorn does on SIGTERM: close after the owed answer
+        assert not t.closing
+        assert waiter.cancel()  # the graceful-shutdown timeout
+        assert b"HTTP/1.1 503 " in t.out and t.closing and not state.tasks
+        # done: the gateway, which completes only waiters not done, will leave it alone
+        assert waiter.done() and not waiter.cancel()
+        assert t.out.count(b"HTTP/1.1 ") == 1
 
     asyncio.run(go())

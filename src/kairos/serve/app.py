@@ -120,9 +120,10 @@ def _error(status: int, message: str) -> bytes:
     return _dumps({"error": message, "status": status})
 
 
-def start_infer(body: bytes, gw: Gateway):
+def start_infer(body: bytes, gw: Gateway, waiter=None):
     """Validate and queue one /v1/infer body: ``(None, future)`` when admitted (the answer
-    is :func:`finish_infer` of the future), else ``((status, JSON body, headers), None)``."""
+    is :func:`finish_infer` of the future; ``waiter``: see ``Gateway.submit_nowait``),
+    else ``((status, JSON body, headers), None)``."""
     m = gw.metrics
     try:
         size, bucket, payload = parse_query(body, gw)
@@ -130,7 +131,7 @@ def start_infer(body: bytes, gw: Gateway):
         m.rejected.labels("bad_request").inc()
         return (exc.status, _error(exc.status, str(exc)), []), None
     try:
-        return None, gw.submit_nowait(size, bucket, payload)
+        return None, gw.submit_nowait(size, bucket, payload, waiter)
     except Overloaded as exc:
         m.rejected.labels("overload").inc()
         return (503, _error(503, str(exc)), [(b"retry-after", b"1")]), None

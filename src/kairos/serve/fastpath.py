@@ -66,6 +66,53 @@ class _Owed:
         self.message_event = _NoEvent()
 
 
+class _Answer:
+    """What the gateway completes for a fast query, in place of a future: the answer is
+    written in the same call, not one event-loop turn later through a done callback.
+    Enough of a future's interface for :meth:`Gateway.submit_nowait`,
+    :func:`kairos.serve.app.finish_infer` and uvicorn's shutdown (``cancel``)."""
+
+    __slots__ = ("proto", "slot", "_result", "_exc", "_state")
+
+    def __init__(self, proto: "FastInferProtocol", slot: list):
+        self.proto = proto
+        self.slot = slot
+        self._result = self._exc = None
+        self._state = 0  # 0 pending, 1 done, 2 cancelled
+
+    def done(self) -> bool:
+        return self._state != 0
+
+    def cancelled(self) -> bool:
+        return self._state == 2
+
+    def exception(self):
+        return self._exc
+
+    def result(self):
+        return self._result
+
+    def set_result(self, result) -> None:
+        self._result = result
+        self._finish(1)
+
+    def set_exception(self, exc) -> None:
+        self._exc = exc
+        self._finish(1)
+
+    def cancel(self, msg=None) -> bool:
+        if self._state:
+            return False
+        self._finish(2)  # uvicorn's graceful-shutdown timeout: answered 503, the query runs on unheard
+        return True
+
+    def _finish(self, state: int) -> None:
+        self._state = state
+        p = self.proto
+        p.tasks.discard(self)
+        p._answer(self.slot, finish_infer(self))
+
+
 class FastInferProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol serving ``POST /v1/infer`` directly (module docstring)."""
 
@@ -118,13 +165,12 @@ class FastInferProtocol(HttpToolsProtocol):
             gw.metrics.rejected.labels("bad_request").inc()
             self._answer(slot, (413, _error(413, f"body larger than {MAX_BODY} bytes"), []))
             return
-        answer, fut = start_infer(body, gw)
+        waiter = _Answer(self, slot)
+        answer, fut = start_infer(body, gw, waiter)
         if fut is None:
             self._answer(slot, answer)
             return
-        tasks = self.tasks  # uvicorn's graceful shutdown waits for these (and cancels them on timeout)
-        tasks.add(fut)
-        fut.add_done_callback(lambda f: (tasks.discard(f), self._answer(slot, finish_infer(f))))
+        self.tasks.add(waiter)  # uvicorn's graceful shutdown waits for these (and cancels them on timeout)
 
     def _answer(self, slot: list, answer: tuple) -> None:
         status, body, headers = answer

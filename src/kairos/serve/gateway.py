@@ -203,9 +203,13 @@ class Gateway:
         """Queue one query and wait for its answer (a dict for the HTTP response)."""
         return await self.submit_nowait(size, bucket, payload)
 
-    def submit_nowait(self, size: int, bucket: int, payload: bytes = b"") -> asyncio.Future:
+    def submit_nowait(self, size: int, bucket: int, payload: bytes = b"", waiter=None) -> asyncio.Future:
         """Queue one query; the future's result is its answer (as :meth:`submit`).
-        Raises :class:`Overloaded` or :class:`QueryFailed` at once when it is not admitted."""
+        Raises :class:`Overloaded` or :class:`QueryFailed` at once when it is not admitted.
+
+        ``waiter``: completed instead of a new future -- any object with ``done()``,
+        ``set_result()`` and ``set_exception()`` -- for a caller that answers in the same
+        call as the completion rather than one event-loop turn later (the HTTP fast path)."""
         if self.stopping:
             raise QueryFailed(503, "the gateway is shutting down")
         if self.waiting() >= self.cfg.max_queue:
@@ -219,7 +223,7 @@ class Gateway:
         self.q_size[qid] = size
         if payload:
             self.q_payload[qid] = payload
-        fut = self.loop.create_future()
+        fut = self.loop.create_future() if waiter is None else waiter
         self.futures[qid] = fut
         self.counts["admitted"] += 1
         self.queue.append(qid)
@@ -271,9 +275,9 @@ class Gateway:
         nxt = pool.finish(j, now)
         if nxt >= 0:
             self._send(nxt, j, now)
-        self._complete(qid, j, now, service_ms, ok, payload)
-        if self.queue:
+        if self.queue:  # the freed instance first, then the answer
             self._dispatch(now)
+        self._complete(qid, j, now, service_ms, ok, payload)
 
     def _complete(self, qid, j, now, service_ms, ok, payload) -> None:
         arrival = self.q_arrival.pop(qid)
