@@ -12,12 +12,13 @@ from urllib.parse import urlsplit
 
 
 class _Conn(asyncio.Protocol):
-    __slots__ = ("transport", "buf", "fut", "closed")
+    __slots__ = ("client", "transport", "buf", "cb", "closed")
 
-    def __init__(self):
+    def __init__(self, client: "HttpClient"):
+        self.client = client
         self.transport = None
         self.buf = bytearray()
-        self.fut: asyncio.Future | None = None
+        self.cb = None  # (on_answer, on_error) of the request in flight
         self.closed = False
 
     def connection_made(self, transport) -> None:
@@ -38,20 +39,25 @@ class _Conn(asyncio.Protocol):
         status = int(head[9:12])
         body = bytes(buf[i + 4:end])
         del buf[:end]
-        keep = b"connection: close" not in head
-        fut, self.fut = self.fut, None
-        if fut is not None and not fut.done():
-            fut.set_result((status, body, keep))
+        cb, self.cb = self.cb, None
+        if b"connection: close" in head or self.closed:
+            self.transport.close()
+        else:
+            self.client.idle.append(self)  # free for the next request
+        if cb is not None:
+            cb[0](status, body)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        fut, self.fut = self.fut, None
-        if fut is not None and not fut.done():
-            fut.set_exception(ConnectionError(f"connection closed before the answer ({exc})"))
+        cb, self.cb = self.cb, None
+        if cb is not None:
+            cb[1](ConnectionError(f"connection closed before the answer ({exc})"))
 
 
 class HttpClient:
-    """``await client.request("POST", "/v1/infer", body)`` -> (status, body bytes)."""
+    """``await client.request("POST", "/v1/infer", body)`` -> (status, body bytes); or
+    ``client.send(...)`` with callbacks, called as the answer is read (the load generator's
+    path: no task and no future per request)."""
 
     def __init__(self, base_url: str):
         u = urlsplit(base_url)
@@ -62,16 +68,35 @@ class HttpClient:
         self.hosthdr = f"{self.host}:{self.port}".encode()
         self.idle: list[_Conn] = []
         self.opened = 0
+        self._connecting: set[asyncio.Task] = set()
 
-    async def _acquire(self) -> _Conn:
-        while self.idle:
-            c = self.idle.pop()
+    def _write(self, c: _Conn, method: str, path: str, body: bytes, on_answer, on_error) -> None:
+        c.cb = (on_answer, on_error)
+        c.transport.write(b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                          % (method.encode(), path.encode(), self.hosthdr, len(body), body))
+
+    def send(self, method: str, path: str, body: bytes, on_answer, on_error) -> None:
+        """Send one request on an idle keep-alive connection (a new one when none is idle,
+        opened in the background); ``on_answer(status, body)`` or ``on_error(exc)`` is
+        called once, from the event loop."""
+        idle = self.idle
+        while idle:
+            c = idle.pop()
             if not c.closed:
-                return c
-        loop = asyncio.get_running_loop()
-        _, c = await loop.create_connection(_Conn, self.host, self.port)
+                self._write(c, method, path, body, on_answer, on_error)
+                return
+        t = asyncio.get_running_loop().create_task(self._open_and_send(method, path, body, on_answer, on_error))
+        self._connecting.add(t)
+        t.add_done_callback(self._connecting.discard)
+
+    async def _open_and_send(self, method, path, body, on_answer, on_error) -> None:
+        try:
+            _, c = await asyncio.get_running_loop().create_connection(lambda: _Conn(self), self.host, self.port)
+        except Exception as exc:  # refused, reset: the caller counts an error
+            on_error(exc)
+            return
         self.opened += 1
-        return c
+        self._write(c, method, path, body, on_answer, on_error)
 
     async def warm(self, n: int) -> None:
         """Open connections until ``n`` are idle, all at once: a run then starts without
@@ -81,26 +106,24 @@ class HttpClient:
         if need <= 0:
             return
         loop = asyncio.get_running_loop()
-        made = await asyncio.gather(*(loop.create_connection(_Conn, self.host, self.port) for _ in range(need)))
+        made = await asyncio.gather(*(loop.create_connection(lambda: _Conn(self), self.host, self.port)
+                                      for _ in range(need)))
         self.idle[:0] = [c for _, c in made]  # under the warm ones: reused last
         self.opened += need
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        c = await self._acquire()
         fut = asyncio.get_running_loop().create_future()
-        c.fut = fut
-        c.transport.write(b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-                          % (method.encode(), path.encode(), self.hosthdr, len(body), body))
-        try:
-            status, data, keep = await fut
-        except BaseException:
-            c.transport.close()
-            raise
-        if keep and not c.closed:
-            self.idle.append(c)
-        else:
-            c.transport.close()
-        return status, data
+
+        def answer(status, data):
+            if not fut.done():
+                fut.set_result((status, data))
+
+        def error(exc):
+            if not fut.done():
+                fut.set_exception(exc)
+
+        self.send(method, path, body, answer, error)
+        return await fut
 
     def close(self) -> None:
         for c in self.idle:
