@@ -182,3 +182,50 @@ def test_offloader_runs_calls_in_its_helper_reports_errors_and_survives_its_deat
     failed = [kw for e, kw in events if e == "offload_failed"]
     assert failed and failed[0]["task"] == "divmod" and "ZeroDivisionError" in failed[0]["error"]
     assert not first_alive and not last_alive
+
+
+def test_load_generator_accounts_answers_errors_and_losses_from_its_callbacks():
+    """A fake gateway answers one query, closes the connection on one, never answers one
+    and refuses one (503): completed / errors / lost and the error kinds come out exact."""
+    import asyncio
+    import json as _json
+
+    from kairos.serve.loadgen import run_load
+    from kairos.workload.sizes import parse_size_mix
+
+    async def handle(reader, writer):
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in head.lower() else 0
+            body = await reader.readexactly(n) if n else b""
+            if head.startswith(b"GET /v1/info"):
+                out, st = _json.dumps({"qos_ms": 10.0, "max_size": 1000}).encode(), b"200 OK"
+            else:
+                size = _json.loads(body)["size"]
+                if size == 20:
+                    writer.close()  # the connection drops before the answer
+                    return
+                if size == 30:
+                    await asyncio.sleep(3600)  # never answered
+                if size == 40:
+                    out, st = b'{"error":"queue full","status":503}', b"503 Service Unavailable"
+                else:
+                    out = _json.dumps({"wait_ms": 1.0, "service_ms": 2.0, "gateway_latency_ms": 3.5,
+                                       "instance": "i#0", "instance_index": 0, "attempts": 1}).encode()
+                    st = b"200 OK"
+            writer.write(b"HTTP/1.1 " + st + b"\r\ncontent-length: %d\r\n\r\n" % len(out) + out)
+
+    async def go():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await run_load(f"http://127.0.0.1:{port}", 100.0, 0.05, parse_size_mix("deeprecsys"),
+                                  drain_timeout_s=0.5, times=[0.0, 0.001, 0.002, 0.003], sizes=[10, 20, 30, 40])
+        finally:
+            server.close()
+
+    r = asyncio.run(go())
+    assert (r.sent, r.completed, r.errors, r.lost) == (4, 1, 2, 1)
+    assert r.error_kinds == {"ConnectionError": 1, "503": 1}
+    assert r.qos_met_fraction == 0.25 and r.served_by == {"i#0": 1}
+    assert list(r.records["status"]) == [200, -1, 0, 503]
