@@ -185,8 +185,9 @@ def test_offloader_runs_calls_in_its_helper_reports_errors_and_survives_its_deat
 
 
 def test_load_generator_accounts_answers_errors_and_losses_from_its_callbacks():
-    """A fake gateway answers one query, closes the connection on one, never answers one
-    and refuses one (503): completed / errors / lost and the error kinds come out exact."""
+    """A fake gateway answers one query, closes the connection on one, never answers one,
+    refuses one (503) and answers one with a 200 that is not a gateway's answer:
+    completed / errors / lost and the error kinds come out exact."""
     import asyncio
     import json as _json
 
@@ -209,6 +210,8 @@ def test_load_generator_accounts_answers_errors_and_losses_from_its_callbacks():
                     await asyncio.sleep(3600)  # never answered
                 if size == 40:
                     out, st = b'{"error":"queue full","status":503}', b"503 Service Unavailable"
+                elif size == 50:
+                    out, st = b"{}", b"200 OK"
                 else:
                     out = _json.dumps({"wait_ms": 1.0, "service_ms": 2.0, "gateway_latency_ms": 3.5,
                                        "instance": "i#0", "instance_index": 0, "attempts": 1}).encode()
@@ -220,12 +223,13 @@ def test_load_generator_accounts_answers_errors_and_losses_from_its_callbacks():
         port = server.sockets[0].getsockname()[1]
         try:
             return await run_load(f"http://127.0.0.1:{port}", 100.0, 0.05, parse_size_mix("deeprecsys"),
-                                  drain_timeout_s=0.5, times=[0.0, 0.001, 0.002, 0.003], sizes=[10, 20, 30, 40])
+                                  drain_timeout_s=0.5, times=[0.0, 0.001, 0.002, 0.003, 0.004],
+                                  sizes=[10, 20, 30, 40, 50])
         finally:
             server.close()
 
     r = asyncio.run(go())
-    assert (r.sent, r.completed, r.errors, r.lost) == (4, 1, 2, 1)
-    assert r.error_kinds == {"ConnectionError": 1, "503": 1}
-    assert r.qos_met_fraction == 0.25 and r.served_by == {"i#0": 1}
-    assert list(r.records["status"]) == [200, -1, 0, 503]
+    assert (r.sent, r.completed, r.errors, r.lost) == (5, 1, 3, 1)
+    assert r.error_kinds == {"ConnectionError": 1, "503": 1, "bad answer: KeyError": 1}
+    assert r.qos_met_fraction == 0.2 and r.served_by == {"i#0": 1}
+    assert list(r.records["status"]) == [200, -1, 0, 503, -1]

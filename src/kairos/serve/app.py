@@ -147,7 +147,8 @@ def finish_infer(fut) -> tuple[int, bytes, list]:
     if exc is not None:
         if isinstance(exc, QueryFailed):
             return exc.status, _error(exc.status, str(exc)), []
-        raise exc
+        # not raised: the fast path answers inside the gateway's completion call
+        return 500, _error(500, f"internal error: {type(exc).__name__}: {exc}"), []
     out = fut.result()
     result = out.pop("result") or b"null"
     return 200, b'{"result":' + result + b"," + _dumps(out)[1:], []

@@ -7,7 +7,8 @@ and ``receive``/``send`` message dictionaries. :class:`FastInferProtocol` is uvi
 ``HttpToolsProtocol`` (same parser, keep-alive, flow control, shutdown) with one change:
 a ``POST /v1/infer`` is read straight from the parser callbacks, queued with
 :func:`kairos.serve.app.start_infer` (the validation and answers of the documented
-route, not a copy), and answered from the query's completion callback with one write.
+route, not a copy), and answered with one write in the call that completes the query
+(:class:`_Answer` stands in for a future).
 Every other request -- and a ``/v1/infer`` that sends ``Expect: 100-continue`` or
 arrives behind an unfinished ASGI request -- goes through uvicorn and FastAPI as
 before.

@@ -166,18 +166,21 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
     def answered(i: int, t_sched: float, t_send: float, st: int, data: bytes) -> None:
         t = clock()
         if counting[0] and status[i] == 0:
-            status[i] = st
             if st == 200:
-                d = _loads(data)
+                try:
+                    d = _loads(data)
+                    wait[i], svc[i], gw_lat[i] = d["wait_ms"], d["service_ms"], d["gateway_latency_ms"]
+                    name, inst[i], attempts[i] = d["instance"], d["instance_index"], d["attempts"]
+                except (ValueError, KeyError, TypeError) as exc:  # not a gateway's answer: an error
+                    status[i] = -1
+                    kinds["bad answer: " + type(exc).__name__] += 1
+                    settle()
+                    return
                 lat[i] = (t - min(t_sched, t_send)) * 1000.0  # a send a little early is not a head start
-                wait[i] = d["wait_ms"]
-                svc[i] = d["service_ms"]
-                gw_lat[i] = d["gateway_latency_ms"]
-                served[d["instance"]] += 1
-                inst[i] = d["instance_index"]
-                attempts[i] = d["attempts"]
+                served[name] += 1
             else:
                 kinds[str(st)] += 1
+            status[i] = st
             settle()
 
     def failed(i: int, exc: BaseException) -> None:  # connection refused/reset: an error, not a loss
