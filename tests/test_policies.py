@@ -63,6 +63,21 @@ def test_kairos_age_term_matches_older_query_first():
     assert t.dispatch(30.0, [0, 1]) == [(0, 0)]
 
 
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_kairos_urgency_gives_the_idle_instance_to_the_older_query(order):
+    # two cpus, one busy for 10 ms more, one idle; two equal queries, both in time on
+    # either. Without urgency the two assignments cost the same (the age term is in both),
+    # so which query starts now is the matching's tie-break (here, with the younger query
+    # first in the queue, the younger one); with urgency, always the older one.
+    prof = make_profile([[10.0, 20.0, 100.0]], types=("cpu",))
+    for busy, idle in ((0, 1), (1, 0)):
+        t = Toy(make_policy("kairos", urgency=0.5), prof, [0, 0], 150.0, [100, 100, 100], arrivals=[0.0, 29.0, 20.0])
+        t.occupy(busy, 2, now=20.0)  # free at 40
+        assert t.dispatch(30.0, order) == [(0, idle)]
+    with pytest.raises(ValueError, match="urgency"):
+        make_policy("kairos", urgency=-1.0)
+
+
 def test_kairos_tail_quantile_guards_noisy_types():
     # size 100: gpu 20 ms (cost 20), cpu 25 ms on average (cost 25*100/140 < 20) but +-50%:
     # its p99 (about 37 ms) misses a 30 ms QoS, so a tail-aware dispatcher keeps it off the cpu
@@ -145,8 +160,8 @@ def test_unknown_policy():
         make_policy("nope")
 
 
-@pytest.mark.parametrize("risk_penalty", [None, 0.5])
-def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty):
+@pytest.mark.parametrize("risk_penalty,urgency", [(None, 0.0), (0.5, 0.0), (None, 2.0)])
+def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty, urgency):
     """The one-query path over contiguous type ranges picks what the plain scan over every
     instance picks (least cost among feasible, ties to idle then lowest index; else the
     spare idle instance), on random pool states with ties and estimates already passed."""
@@ -156,7 +171,7 @@ def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty):
     type_of = [0] * 3 + [1] * 5 + [2] * 2
     decided = 0
     for _ in range(3000):
-        t = Toy(make_policy("kairos", risk_penalty=risk_penalty), prof, type_of, float(rng.choice([60.0, 150.0, 450.0])),
+        t = Toy(make_policy("kairos", risk_penalty=risk_penalty, urgency=urgency), prof, type_of, float(rng.choice([60.0, 150.0, 450.0])),
                 [int(rng.choice([10, 100, 1000]))], arrivals=[0.0])
         pol, pool = t.policy, t.pool
         assert pol.ranges is not None

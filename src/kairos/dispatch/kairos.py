@@ -82,7 +82,8 @@ class KairosPolicy(Policy):
     offload = None
 
     def __init__(self, tail_quantile: float = 0.9, age_weight: float = 3.0, hopeless: str = "leftover",
-                 coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = None):
+                 coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = None,
+                 urgency: float = 0.0):
         if coefficients not in ("fluid", "paper"):
             raise ValueError("coefficients must be 'fluid' or 'paper'")
         if not (isinstance(tail_quantile, Real) and 0.0 < tail_quantile <= 1.0):
@@ -105,12 +106,20 @@ class KairosPolicy(Policy):
         # a pair that meets it only with its mean ("risky") may be matched too, at this
         # extra cost (units of the QoS target); hopeless = not even the mean meets it.
         self.risk_penalty = risk_penalty
+        if not (isinstance(urgency, Real) and 0.0 <= urgency < float("inf")):
+            raise ValueError(f"urgency must be a finite number >= 0, got {urgency!r}")
+        # > 0: a query pays urgency * (its wait / T) per unit (T) of an instance's remaining
+        # work, so that of two queries wanting the same idle instance the one that has waited
+        # longer gets it (row-constant terms such as the age term cancel out of that choice)
+        self.urgency = float(urgency)
 
     def describe(self) -> dict:
         d = {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
              "coefficients": self.coefficients, "learn": self.learn}
         if self.risk_penalty is not None:
             d["risk_penalty"] = self.risk_penalty
+        if self.urgency:
+            d["urgency"] = self.urgency
         return d
 
     def bind(self, ctx: DispatchContext) -> None:
@@ -203,12 +212,13 @@ class KairosPolicy(Policy):
         if self.ranges is None:
             return self._single_scan(now, qid, pool)
         b = int(pool.q_bucket[qid])
-        slack = self.qos - (now - float(pool.q_arrival[qid]))  # time left before the deadline
+        waited = now - float(pool.q_arrival[qid])
+        slack = self.qos - waited  # time left before the deadline
         free_at = pool.free_at
         busy = pool.busy
         cost_b = self.cost_tb[b]
         tail_b = self.tail_tb[b]
-        Cn = self.Cnl
+        Cn = self._urgent_cn(waited)
         risk = self.risk_penalty
         mean_b = self.mean_tb[b] if risk is not None else tail_b
         best = None  # (cost, busy, instance), compared as a tuple
@@ -242,15 +252,24 @@ class KairosPolicy(Policy):
             return [(qid, best[2])] if not best[1] else []
         return [(qid, spare[1])] if spare is not None and pool.up[spare[1]] else []
 
+    def _urgent_cn(self, waited: float) -> list:
+        """Per type, the cost of one ms of an instance's remaining work for a query that has
+        waited ``waited`` ms: C_t / T, plus urgency * waited / T^2."""
+        if not self.urgency:
+            return self.Cnl
+        u = self.urgency * waited / (self.qos * self.qos)
+        return [c + u for c in self.Cnl]
+
     def _single_scan(self, now, qid, pool):
         """:meth:`_single` for pools whose types are not contiguous index ranges."""
         b = int(pool.q_bucket[qid])
-        slack = self.qos - (now - float(pool.q_arrival[qid]))
+        waited = now - float(pool.q_arrival[qid])
+        slack = self.qos - waited
         free_at = pool.free_at
         busy = pool.busy
         cost_b = self.cost_tb[b]  # per type: C_t * est / T
         tail_b = self.tail_tb[b]
-        Cn = self.Cnl
+        Cn = self._urgent_cn(waited)
         risk = self.risk_penalty
         mean_b = self.mean_tb[b] if risk is not None else tail_b
         best = -1
@@ -306,6 +325,8 @@ class KairosPolicy(Policy):
         # Infeasible pairs cost _BIG, so the matching maximises feasible pairs first; a row
         # matched through an infeasible pair stays queued.
         cost = cst + cn * rc
+        if self.urgency:  # waiting on a busy instance costs an older query more
+            cost += (neg_w * (-self.urgency / (T * T)))[:, None] * rc[None, :]
         cost += (neg_w * (self.age_weight / T))[:, None]
         if risky is not None:
             cost += risky * self.risk_penalty
