@@ -187,18 +187,29 @@ class _Transport:
         self.paused = False
 
 
-def test_fast_answers_completed_out_of_order_are_written_in_request_order():
-    import asyncio
-
+def _protocol(gw, asgi=None):
+    """The fast-path protocol on a stub transport, configured as kairos serve configures
+    uvicorn: (protocol, transport, uvicorn's server state)."""
     import uvicorn
     from uvicorn.server import ServerState
 
     from kairos.serve.app import FastInfer
     from kairos.serve.fastpath import FastInferProtocol
 
+    cfg = uvicorn.Config(FastInfer(asgi, gw), lifespan="off", log_level="warning", proxy_headers=False)
+    cfg.load()
+    state = ServerState()
+    p = FastInferProtocol(cfg, state, {}, gw.loop)
+    t = _Transport()
+    p.connection_made(t)
+    return p, t, state
+
+
+def test_fast_answers_completed_out_of_order_are_written_in_request_order():
+    import asyncio
+
     async def go():
-        loop = asyncio.get_running_loop()
-        gw = _StubGateway(loop)
+        gw = _StubGateway(asyncio.get_running_loop())
         asgi_calls = []
 
         async def asgi(scope, receive, send):  # what the FastAPI app would be
@@ -206,11 +217,7 @@ def test_fast_answers_completed_out_of_order_are_written_in_request_order():
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
             await send({"type": "http.response.body", "body": b"{}"})
 
-        cfg = uvicorn.Config(FastInfer(asgi, gw), lifespan="off", log_level="warning", proxy_headers=False)
-        cfg.load()
-        p = FastInferProtocol(cfg, ServerState(), {}, loop)
-        t = _Transport()
-        p.connection_made(t)
+        p, t, _ = _protocol(gw, asgi)
         p.data_received(_post(1) + _post(2) + b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n" + _post(3))
         assert [s for s, _ in gw.futures] == [1, 2]  # the third waits behind the ASGI request
         assert t.out == b"" and asgi_calls == []  # nothing answered ahead of query 1
@@ -240,21 +247,9 @@ def test_fast_answers_completed_out_of_order_are_written_in_request_order():
 def test_a_fast_query_cancelled_at_shutdown_is_answered_503_once():
     import asyncio
 
-    import uvicorn
-    from uvicorn.server import ServerState
-
-    from kairos.serve.app import FastInfer
-    from kairos.serve.fastpath import FastInferProtocol
-
     async def go():
-        loop = asyncio.get_running_loop()
-        gw = _StubGateway(loop)
-        cfg = uvicorn.Config(FastInfer(None, gw), lifespan="off", log_level="warning", proxy_headers=False)
-        cfg.load()
-        state = ServerState()
-        p = FastInferProtocol(cfg, state, {}, loop)
-        t = _Transport()
-        p.connection_made(t)
+        gw = _StubGateway(asyncio.get_running_loop())
+        p, t, state = _protocol(gw)
         p.data_received(_post(5))
         (_, waiter), = gw.futures
         assert state.tasks == {waiter}  # uvicorn's graceful shutdown waits for it

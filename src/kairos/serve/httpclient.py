@@ -89,13 +89,17 @@ class HttpClient:
         self._connecting.add(t)
         t.add_done_callback(self._connecting.discard)
 
+    async def _connect(self) -> _Conn:
+        _, c = await asyncio.get_running_loop().create_connection(lambda: _Conn(self), self.host, self.port)
+        self.opened += 1
+        return c
+
     async def _open_and_send(self, method, path, body, on_answer, on_error) -> None:
         try:
-            _, c = await asyncio.get_running_loop().create_connection(lambda: _Conn(self), self.host, self.port)
+            c = await self._connect()
         except Exception as exc:  # refused, reset: the caller counts an error
             on_error(exc)
             return
-        self.opened += 1
         self._write(c, method, path, body, on_answer, on_error)
 
     async def warm(self, n: int) -> None:
@@ -105,11 +109,8 @@ class HttpClient:
         need = n - len(self.idle)
         if need <= 0:
             return
-        loop = asyncio.get_running_loop()
-        made = await asyncio.gather(*(loop.create_connection(lambda: _Conn(self), self.host, self.port)
-                                      for _ in range(need)))
-        self.idle[:0] = [c for _, c in made]  # under the warm ones: reused last
-        self.opened += need
+        made = await asyncio.gather(*(self._connect() for _ in range(need)))
+        self.idle[:0] = made  # under the warm ones: reused last
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         fut = asyncio.get_running_loop().create_future()
