@@ -233,3 +233,79 @@ def test_load_generator_accounts_answers_errors_and_losses_from_its_callbacks():
     assert r.error_kinds == {"ConnectionError": 1, "503": 1, "bad answer: KeyError": 1}
     assert r.qos_met_fraction == 0.2 and r.served_by == {"i#0": 1}
     assert list(r.records["status"]) == [200, -1, 0, 503, -1]
+
+
+def test_http_client_latency_ends_when_the_answer_arrives_not_when_it_is_read():
+    """The answer arrives while the client's event loop is blocked for 80 ms: on Linux the
+    kernel's receive time (what a latency ends at) is close to the send, the read is not."""
+    import socket
+    import threading
+    import time
+
+    from kairos.serve.httpclient import HttpClient
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve_one():  # a server in another thread: it answers while the client's loop sleeps
+        conn, _ = srv.accept()
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            conn.recv(1)  # until the client closes
+
+    th = threading.Thread(target=serve_one, daemon=True)
+    th.start()
+
+    async def go():
+        client = HttpClient(f"http://127.0.0.1:{port}")
+        try:
+            await client.warm(1)
+            got = asyncio.get_running_loop().create_future()
+            t_send = time.perf_counter()
+            client.send("GET", "/", b"", lambda st, body, t_rx: got.set_result((st, body, t_rx, time.perf_counter())),
+                        got.set_exception)
+            time.sleep(0.08)  # the client's loop is busy while the answer comes in
+            return t_send, await asyncio.wait_for(got, 5)
+        finally:
+            client.close()
+
+    try:
+        t_send, (st, body, t_rx, t_read) = asyncio.run(go())
+    finally:
+        srv.close()
+        th.join(5)
+    assert (st, body) == (200, b"{}")
+    assert t_read - t_send >= 0.08 and t_send <= t_rx <= t_read
+    if sys.platform.startswith("linux"):
+        assert t_rx - t_send < 0.05  # stamped by the kernel on arrival, during the 80 ms block
+
+
+def test_http_client_connection_writes_everything_when_the_kernel_takes_it_in_parts():
+    """A write larger than the socket's buffers goes out in parts, in order, from the
+    event loop's writer callback."""
+    import socket
+
+    from kairos.serve.httpclient import HttpClient, _Conn
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.setblocking(False)
+        b.setblocking(False)
+        c = _Conn(HttpClient("http://127.0.0.1:1"), a, loop)
+        data = bytes(range(256)) * 8192  # 2 MiB
+        c.write(data[:1000])
+        c.write(data[1000:])
+        assert c.out  # the kernel did not take it all at once
+        got = bytearray()
+        while len(got) < len(data):
+            got += await loop.sock_recv(b, 1 << 16)
+        c.close()
+        b.close()
+        return bytes(got) == data, c.closed
+
+    assert asyncio.run(go()) == (True, True)

@@ -13,7 +13,7 @@ from kairos.serve.awake import CpuSpinners
 from kairos.workload.sizes import parse_size_mix
 
 KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p50_ms", "p99_ms", "qos_met_fraction",
-        "passed", "max_send_lag_ms", "client_overhead_p50_ms", "client_overhead_p99_ms")
+        "passed", "max_send_lag_ms", "client_overhead_p50_ms", "client_overhead_p99_ms", "read_lag_p99_ms")
 
 
 @click.command()

@@ -3,28 +3,105 @@ one request in flight per connection, ``Content-Length`` bodies only (what the g
 sends). A general client (aiohttp) costs several hundred microseconds of CPU per
 request, which on a small machine would make the load generator, not the gateway,
 the bottleneck; this one costs a few tens.
+
+Each connection is a non-blocking socket read with ``recvmsg`` from the event loop's
+reader callback. On Linux the kernel stamps every received TCP segment
+(``SO_TIMESTAMPNS``), and an answer carries the time its last segment reached this
+machine: the latency a client measures then ends when the answer arrived, not when the
+load generator's event loop, sharing a small machine with the server, got round to
+reading it (see docs/serving.md, "Measuring latency"). Elsewhere (or when the kernel
+refuses the option) the time the answer was read is used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
+import sys
+import time
 from urllib.parse import urlsplit
 
+# SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) on Linux: a struct timespec of CLOCK_REALTIME per read
+_SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
+_TIMESPEC = struct.Struct("@qq")
 
-class _Conn(asyncio.Protocol):
-    __slots__ = ("client", "transport", "buf", "cb", "closed")
 
-    def __init__(self, client: "HttpClient"):
+class _Conn:
+    __slots__ = ("client", "sock", "fd", "loop", "buf", "cb", "closed", "stamps", "t_rx", "out")
+
+    def __init__(self, client: "HttpClient", sock: socket.socket, loop):
         self.client = client
-        self.transport = None
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.loop = loop
         self.buf = bytearray()
         self.cb = None  # (on_answer, on_error) of the request in flight
         self.closed = False
+        self.out = b""  # what the kernel did not take yet (normally nothing: requests are small)
+        self.t_rx = None
+        self.stamps = False
+        if _SO_TIMESTAMPNS is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                self.stamps = True
+            except OSError:
+                pass
+        loop.add_reader(self.fd, self._readable)
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    # -- writing -------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionError("connection closed")
+        if not self.out:
+            try:
+                n = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as exc:
+                self._lost(exc)
+                return
+            if n == len(data):
+                return
+            data = data[n:]
+            self.loop.add_writer(self.fd, self._writable)
+        self.out += data
 
-    def data_received(self, data: bytes) -> None:
+    def _writable(self) -> None:
+        try:
+            n = self.sock.send(self.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        self.out = self.out[n:]
+        if not self.out:
+            self.loop.remove_writer(self.fd)
+
+    # -- reading -------------------------------------------------------------------
+    def _readable(self) -> None:
+        try:
+            if self.stamps:
+                data, anc, _, _ = self.sock.recvmsg(262144, 64)
+                for level, kind, raw in anc:
+                    if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
+                        sec, nsec = _TIMESPEC.unpack_from(raw)
+                        # CLOCK_REALTIME -> perf_counter, offset read now (no drift to care about)
+                        self.t_rx = sec + nsec * 1e-9 - (time.time() - time.perf_counter())
+            else:
+                data = self.sock.recv(262144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(None)
+            return
+        self._received(data)
+
+    def _received(self, data: bytes) -> None:
         buf = self.buf
         buf += data
         i = buf.find(b"\r\n\r\n")
@@ -39,19 +116,33 @@ class _Conn(asyncio.Protocol):
         status = int(head[9:12])
         body = bytes(buf[i + 4:end])
         del buf[:end]
+        now = time.perf_counter()
+        t_rx = self.t_rx if self.t_rx is not None and self.t_rx <= now else now
+        self.t_rx = None
         cb, self.cb = self.cb, None
         if b"connection: close" in head or self.closed:
-            self.transport.close()
+            self.close()
         else:
             self.client.idle.append(self)  # free for the next request
         if cb is not None:
-            cb[0](status, body)
+            cb[0](status, body, t_rx)
 
-    def connection_lost(self, exc) -> None:
+    # -- closing -------------------------------------------------------------------
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.loop.remove_reader(self.fd)
+            if self.out:
+                self.loop.remove_writer(self.fd)
+            self.fd = -1
+            self.sock.close()
         self.closed = True
+        self.client.conns.discard(self)
+
+    def _lost(self, exc) -> None:
+        self.close()
         cb, self.cb = self.cb, None
         if cb is not None:
-            cb[1](ConnectionError(f"connection closed before the answer ({exc})"))
+            cb[1](ConnectionError(f"connection closed before the answer ({exc or 'end of stream'})"))
 
 
 class HttpClient:
@@ -67,18 +158,20 @@ class HttpClient:
         self.port = u.port or 80
         self.hosthdr = f"{self.host}:{self.port}".encode()
         self.idle: list[_Conn] = []
+        self.conns: set[_Conn] = set()  # every open connection, idle or not (closed by close())
         self.opened = 0
         self._connecting: set[asyncio.Task] = set()
 
     def _write(self, c: _Conn, method: str, path: str, body: bytes, on_answer, on_error) -> None:
         c.cb = (on_answer, on_error)
-        c.transport.write(b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-                          % (method.encode(), path.encode(), self.hosthdr, len(body), body))
+        c.write(b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                % (method.encode(), path.encode(), self.hosthdr, len(body), body))
 
     def send(self, method: str, path: str, body: bytes, on_answer, on_error) -> None:
         """Send one request on an idle keep-alive connection (a new one when none is idle,
-        opened in the background); ``on_answer(status, body)`` or ``on_error(exc)`` is
-        called once, from the event loop."""
+        opened in the background); ``on_answer(status, body, t_rx)`` or ``on_error(exc)``
+        is called once, from the event loop. ``t_rx``: when the answer reached this
+        machine (``time.perf_counter()`` clock; see the module docstring)."""
         idle = self.idle
         while idle:
             c = idle.pop()
@@ -90,9 +183,24 @@ class HttpClient:
         t.add_done_callback(self._connecting.discard)
 
     async def _connect(self) -> _Conn:
-        _, c = await asyncio.get_running_loop().create_connection(lambda: _Conn(self), self.host, self.port)
-        self.opened += 1
-        return c
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        err: OSError | None = None
+        for family, kind, proto, _, addr in infos:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, addr)
+            except OSError as exc:
+                sock.close()
+                err = exc
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.opened += 1
+            c = _Conn(self, sock, loop)
+            self.conns.add(c)
+            return c
+        raise err or OSError(f"cannot connect to {self.host}:{self.port}")
 
     async def _open_and_send(self, method, path, body, on_answer, on_error) -> None:
         try:
@@ -115,7 +223,7 @@ class HttpClient:
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         fut = asyncio.get_running_loop().create_future()
 
-        def answer(status, data):
+        def answer(status, data, _t_rx):
             if not fut.done():
                 fut.set_result((status, data))
 
@@ -127,6 +235,6 @@ class HttpClient:
         return await fut
 
     def close(self) -> None:
-        for c in self.idle:
-            c.transport.close()
+        for c in list(self.conns):
+            c.close()
         self.idle.clear()

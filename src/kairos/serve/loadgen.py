@@ -73,6 +73,12 @@ class LoadResult:
     client_overhead_p99_ms: float | None = None
     gateway_overhead_p50_ms: float | None = None
     gateway_overhead_p99_ms: float | None = None
+    # from an answer's arrival on this machine (its latency's end) to the generator reading
+    # it, and the QoS-met fraction had latencies ended there (the measure before kernel
+    # receive times; see kairos.serve.httpclient)
+    read_lag_p50_ms: float | None = None
+    read_lag_p99_ms: float | None = None
+    qos_met_fraction_at_read: float = 0.0
     served_by: dict = field(default_factory=dict)
     # per-query arrays, for tests and benchmarks (not printed)
     records: dict = field(default_factory=dict, repr=False)
@@ -145,6 +151,7 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
     status = np.zeros(n, dtype=np.int32)
     inst = np.full(n, -1, dtype=np.int32)
     sent_at = np.full(n, np.nan)  # ms after the scheduled time that the request was written
+    read_lag = np.full(n, np.nan)  # ms from the answer's arrival to the generator reading it
     attempts = np.zeros(n, dtype=np.int32)
     served = Counter()
     kinds: Counter = Counter()
@@ -163,9 +170,10 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
 
     # answered from the client's protocol callbacks (no task, no future per query: the
     # generator's CPU per query is part of what it measures on a small machine)
-    def answered(i: int, t_sched: float, t_send: float, st: int, data: bytes) -> None:
-        t = clock()
+    def answered(i: int, t_sched: float, t_send: float, st: int, data: bytes, t: float) -> None:
+        # t: when the answer reached this machine (kernel receive time, see httpclient)
         if counting[0] and status[i] == 0:
+            read_lag[i] = (clock() - t) * 1000.0
             if st == 200:
                 try:
                     d = _loads(data)
@@ -193,7 +201,7 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
         t_send = clock()
         sent_at[i] = (t_send - t_sched) * 1000.0
         pending[0] += 1
-        client.send("POST", "/v1/infer", bodies[i], lambda st, data: answered(i, t_sched, t_send, st, data),
+        client.send("POST", "/v1/infer", bodies[i], lambda st, data, t: answered(i, t_sched, t_send, st, data, t),
                     lambda exc: failed(i, exc))
 
     gc.collect()
@@ -235,6 +243,7 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
     finished = start + np.nanmax(np.where(ok, times + lat / 1000.0, np.nan)) if completed else end
     span = max(duration_s, float(finished - start)) if completed else duration_s
     met = int((l_ok <= qos).sum())
+    met_read = int(((l_ok + read_lag[ok]) <= qos).sum())
     # per query, beyond waiting and service: from the actual send (the generator's lag is
     # not the gateway's) to the answer; and inside the gateway (dispatch, transport)
     client_all = lat - np.maximum(sent_at, 0.0) - wait - svc
@@ -247,10 +256,12 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
         qos_met_fraction=round(met / sent, 5) if sent else 0.0, max_send_lag_ms=round(max_lag * 1000.0, 3),
         client_overhead_p50_ms=_pct(client_ovh, 50), client_overhead_p99_ms=_pct(client_ovh, 99),
         gateway_overhead_p50_ms=_pct(gw_ovh, 50), gateway_overhead_p99_ms=_pct(gw_ovh, 99),
+        read_lag_p50_ms=_pct(read_lag[ok], 50), read_lag_p99_ms=_pct(read_lag[ok], 99),
+        qos_met_fraction_at_read=round(met_read / sent, 5) if sent else 0.0,
         served_by=dict(sorted(served.items())),
         records={"send_s": np.asarray(times), "latency_ms": lat, "wait_ms": wait, "service_ms": svc,
                  "gateway_latency_ms": gw_lat, "status": status,
-                 "instance": inst, "attempts": attempts, "send_lag_ms": sent_at,
+                 "instance": inst, "attempts": attempts, "send_lag_ms": sent_at, "read_lag_ms": read_lag,
                  "client_overhead_ms": client_all, "gateway_overhead_ms": gw_all},
     )
     res.passed = res.lost == 0 and res.qos_met_fraction >= QOS_TARGET_FRACTION
