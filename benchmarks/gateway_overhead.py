@@ -20,7 +20,10 @@ Also reports CPU microseconds per query of the gateway, the workers and the load
 generator, and the load average (other jobs on the machine inflate every tail).
 
     python benchmarks/gateway_overhead.py [--duration 10] [--rates 500,2000] [--realtime] [--keep-cpus-awake]
-        [--http-fast-path on|off|both] [--rounds N]
+        [--http-fast-path on|off|both] [--ab SERVE-ARGS] [--rounds N]
+
+``--ab "--dispatch-per-event"`` alternates a server with the default settings ("default")
+and one with those extra ``kairos serve`` arguments, as ``--http-fast-path both`` does.
 """
 
 from __future__ import annotations
@@ -77,7 +80,9 @@ def main() -> int:
     ap.add_argument("--http-fast-path", choices=["on", "off", "both"], default="on",
                     help="kairos serve --http-fast-path / --no-http-fast-path; both: alternate them, "
                          "--rounds times each, a fresh server per run")
-    ap.add_argument("--rounds", type=int, default=1, help="repetitions (of each variant with --http-fast-path both)")
+    ap.add_argument("--ab", default=None, metavar="SERVE-ARGS",
+                    help="alternate the default server with one given these extra kairos serve arguments")
+    ap.add_argument("--rounds", type=int, default=1, help="repetitions (of each variant when alternating)")
     a = ap.parse_args()
     use_uvloop()
     extra = (["--realtime"] if a.realtime else []) + (["--keep-cpus-awake"] if a.keep_cpus_awake else [])
@@ -85,8 +90,11 @@ def main() -> int:
         from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
 
         set_realtime(GENERATOR_PRIORITY)
-    variants = {"on": ["--http-fast-path"], "off": ["--no-http-fast-path"]}
-    order = ["on", "off"] if a.http_fast_path == "both" else [a.http_fast_path]
+    if a.ab:
+        variants = {"default": [], a.ab: a.ab.split()}
+    else:
+        variants = {"on": ["--http-fast-path"], "off": ["--no-http-fast-path"]}
+    order = list(variants) if a.ab or a.http_fast_path == "both" else [a.http_fast_path]
     rows = []
     for rnd in range(a.rounds):
         for variant in order:  # alternating, so that the machine's drift hits both alike
@@ -94,28 +102,30 @@ def main() -> int:
                                *variants[variant], quiet=True, start_timeout=60.0)
             try:
                 for rate in [float(r) for r in a.rates.split(",")]:
-                    rows.append({"http_fast_path": variant, "round": rnd, **measure(srv, rate, a.duration)})
+                    rows.append({"variant": variant, "round": rnd, **measure(srv, rate, a.duration)})
             finally:
                 srv.stop()
     print(f"gateway overhead, ncf pool g4dn.xlarge=1,r5n.large=13 (emulated), {a.duration:g} s per rate, "
           f"realtime={a.realtime}, keep_cpus_awake={a.keep_cpus_awake}, {os.cpu_count()} CPUs")
-    print("fast  rate    sent    lost  achieved  client p50/p99 ms   gateway p50/p99 ms   cpu us/q gw/workers/gen  loadavg")
+    print("variant: " + ", ".join(f"{v} = kairos serve {' '.join(variants[v]) or '(defaults)'}" for v in order))
+    print("variant  rate    sent    lost  achieved  client p50/p99 ms   gateway p50/p99 ms   cpu us/q gw/workers/gen  loadavg")
     for x in rows:
         c = x["cpu_us_per_query"]
-        print(f"{x['http_fast_path']:<5} {x['rate_qps']:<7g} {x['sent']:<7d} {x['lost']:<5d} {x['achieved_qps']:<9.1f} "
+        print(f"{x['variant'][:8]:<8} {x['rate_qps']:<7g} {x['sent']:<7d} {x['lost']:<5d} {x['achieved_qps']:<9.1f} "
               f"{x['added_client_p50_ms']:>6} / {x['added_client_p99_ms']:<10} {x['added_gateway_p50_ms']:>6} / "
               f"{x['added_gateway_p99_ms']:<12} {c['gateway']}/{c['workers']}/{c['loadgen']:<14} {x['loadavg_before']}")
-    if a.http_fast_path == "both":  # medians over the rounds, side by side
-        print("medians over rounds: rate  gateway p99 on / off ms   client p99 on / off ms   gateway cpu us/q on / off")
+    if len(order) == 2:  # medians over the rounds, side by side
+        va, vb = order
+        print(f"medians over rounds ({va} / {vb}): rate  gateway p99 ms   client p99 ms   gateway cpu us/q")
         for rate in sorted({x["rate_qps"] for x in rows}):
             def med(variant, key, sub=None):
-                v = [x[key][sub] if sub else x[key] for x in rows if x["rate_qps"] == rate and x["http_fast_path"] == variant]
+                v = [x[key][sub] if sub else x[key] for x in rows if x["rate_qps"] == rate and x["variant"] == variant]
                 return round(float(np.median(v)), 3)
-            print(f"  {rate:<7g} {med('on', 'added_gateway_p99_ms')} / {med('off', 'added_gateway_p99_ms')}"
-                  f"   {med('on', 'added_client_p99_ms')} / {med('off', 'added_client_p99_ms')}"
-                  f"   {med('on', 'cpu_us_per_query', 'gateway')} / {med('off', 'cpu_us_per_query', 'gateway')}")
+            print(f"  {rate:<7g} {med(va, 'added_gateway_p99_ms')} / {med(vb, 'added_gateway_p99_ms')}"
+                  f"   {med(va, 'added_client_p99_ms')} / {med(vb, 'added_client_p99_ms')}"
+                  f"   {med(va, 'cpu_us_per_query', 'gateway')} / {med(vb, 'cpu_us_per_query', 'gateway')}")
     print(json.dumps({"benchmark": "gateway_overhead", "realtime": a.realtime, "keep_cpus_awake": a.keep_cpus_awake,
-                      "http_fast_path": a.http_fast_path, "rows": rows}))
+                      "variants": {v: variants[v] for v in order}, "rows": rows}))
     return 0
 
 

@@ -46,6 +46,8 @@ def main() -> int:
                     help="kairos serve --keep-cpus-awake: a SCHED_IDLE spinner per CPU (no halted-CPU wake-ups)")
     ap.add_argument("--qos-margin-ms", type=float, default=0.0,
                     help="passed to kairos serve (the simulator's figure is for the plain QoS target)")
+    ap.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument for kairos serve, repeatable (e.g. --serve-arg=--dispatch-per-event)")
     a = ap.parse_args()
     use_uvloop()
     if a.realtime:
@@ -65,7 +67,8 @@ def main() -> int:
         cfg = ",".join(f"{k}={v}" for k, v in config.items())
         srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(qos), "--policy", a.policy, *opt_args,
                            "--qos-margin-ms", str(a.qos_margin_ms), *(["--realtime"] if a.realtime else []),
-                           *(["--keep-cpus-awake"] if a.keep_cpus_awake else []), quiet=True, start_timeout=60.0)
+                           *(["--keep-cpus-awake"] if a.keep_cpus_awake else []), *a.serve_arg, quiet=True,
+                           start_timeout=60.0)
         dur = a.duration_rm2 if model == "rm2" else a.duration_dien
         la = loadavg()
         t0 = time.perf_counter()
@@ -73,12 +76,13 @@ def main() -> int:
             def show(p):
                 print(f"  {model} probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
                       f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms sent={p['sent']} lost={p['lost']} "
-                      f"errors={p['errors']}", flush=True)
+                      f"errors={p['errors']} | read lag p99={p['read_lag_p99_ms']} ms, "
+                      f"qos_met at read={p['qos_met_fraction_at_read']:.4f}", flush=True)
             s = asyncio.run(max_qps_search(srv.url, dur, mix, seed=0, start_qps=0.95 * sim, rel_tol=0.02,
                                            max_probes=a.max_probes, on_probe=show))
         finally:
             srv.stop()
-        row = {"model": model, "config": config, "qos_ms": qos, "policy": a.policy, "policy_options": opts, "qos_margin_ms": a.qos_margin_ms, "sim_max_qps": round(sim, 2),
+        row = {"model": model, "config": config, "qos_ms": qos, "policy": a.policy, "policy_options": opts, "qos_margin_ms": a.qos_margin_ms, "serve_args": a.serve_arg, "sim_max_qps": round(sim, 2),
                "live_max_qps": round(s.max_qps, 2), "ratio": round(s.max_qps / sim, 4) if sim else None,
                "probes": len(s.probes), "probe_duration_s": dur, "lost_total": sum(p["lost"] for p in s.probes),
                "errors_total": sum(p["errors"] for p in s.probes), "at_max": s.best, "loadavg_before": la,

@@ -172,3 +172,39 @@ def test_qos_margin_tightens_what_the_policy_sees_not_the_answers():
         assert a["qos_ms"] == 35.0
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("coalesce", [True, False])
+def test_events_of_one_loop_turn_share_one_dispatch_when_coalescing(coalesce):
+    """A worker's result and an arrival handled in the same event-loop turn, with two
+    queries already waiting: coalescing makes one dispatch call after both, over all three
+    waiting queries; per event, the result's call sees only the two before the arrival."""
+    async def go():
+        gw, conns, _ = _gateway({"g4dn.xlarge": 1}, coalesce_dispatch=coalesce)
+        seen = []  # queue length at every policy call
+        inner = gw.policy.dispatch
+
+        def spy(now, queue, pool):
+            seen.append(len(queue))
+            return inner(now, queue, pool)
+
+        gw.policy.dispatch = spy
+        b = gw.bucket_of(100)
+        f0 = gw.submit_nowait(100, b)
+        assert [q for q, _, _ in conns[0].queries()] == [0]  # a lone query starts at once
+        gw.submit_nowait(100, b)
+        gw.submit_nowait(100, b)  # two waiting: the instance is busy
+        seen.clear()
+        gw.on_result(0, 0, 9.0, True, b"")  # the instance is free ...
+        assert f0.done() and f0.result()["instance_index"] == 0
+        gw.submit_nowait(100, b)  # ... and a query arrives in the same turn
+        if coalesce:
+            assert seen == [] and [q for q, _, _ in conns[0].queries()] == [0]  # nothing decided yet
+        else:
+            assert seen == [2]  # decided at the result, before the arrival
+        await asyncio.sleep(0)
+        assert seen == ([3] if coalesce else [2])
+        assert [q for q, _, _ in conns[0].queries()] == [0, 1]  # the oldest waiting query next
+        assert gw.queue == [2, 3]
+
+    asyncio.run(go())

@@ -121,7 +121,10 @@ def test_overload_answers_503_and_counts_them():
         st = [a for a, _ in answers]
         n503, n200 = st.count(503), st.count(200)
         assert n200 + n503 == 60
-        assert 6 <= n200 <= 12 and n503 >= 48  # one running + 5 waiting at any time
+        # at most 5 waiting at any time, plus the one running: 6 answered when the first query
+        # started before the others came in, 5 when they all came in one event-loop turn
+        # (the coalesced dispatch that starts it runs after them, kairos.serve.gateway)
+        assert 5 <= n200 <= 12 and n503 >= 48
         assert all("queue full" in d["error"] for a, d in answers if a == 503)
         m = s.metrics()
         assert metric(m, "kairos_rejected_total", 'reason="overload"') == n503

@@ -78,9 +78,13 @@ def _need_torch_models() -> None:
               help="Serve POST /v1/infer straight from the HTTP parser, without an ASGI task per request (same "
                    "validation and answers; about a quarter less gateway CPU per query). Every other route goes "
                    "through FastAPI either way. Needs httptools; without it everything goes through FastAPI.")
+@click.option("--coalesce-dispatch/--dispatch-per-event", "coalesce", default=True, show_default=True,
+              help="Coalesce: the arrivals and worker results that the event loop takes in one turn share one "
+                   "dispatch call, made right after them (in a burst: fewer calls, each seeing every waiting "
+                   "query). Per event: one call per arrival and per result, as the simulator does.")
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, policy_options, mode, host, port, max_queue,
           hang_factor, hang_grace_ms, seed, quiet, realtime, keep_cpus_awake, backend, ray_address, listen_host, workload,
-          qos_margin_ms, fast_path):
+          qos_margin_ms, fast_path, coalesce):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
     POST /v1/infer with {"size": N} or {"samples": [...]}; GET /healthz, /metrics, /v1/info, /docs.
@@ -119,7 +123,7 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
 
         parse_size_mix(workload).bucket_probabilities(profile.batches)  # bad mix: one line now
     extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms,
-             "keep_cpus_awake": keep_cpus_awake, "fast_path": fast_path,
+             "keep_cpus_awake": keep_cpus_awake, "fast_path": fast_path, "coalesce_dispatch": coalesce,
              "policy_options": parse_policy_options(policy, policy_options)}
     if backend == "ray":
         from kairos.serve.ray_backend import import_ray

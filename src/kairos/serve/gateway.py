@@ -71,6 +71,9 @@ class GatewayConfig:
     workload: str | None = "deeprecsys"
     # the policy dispatches for qos_ms - qos_margin_ms (room for the client's HTTP/network time)
     qos_margin_ms: float = 0.0
+    # True: arrivals and results that the event loop handles in one turn share one
+    # dispatch call, made right after them (see Gateway._want_dispatch); False: one per event
+    coalesce_dispatch: bool = True
 
 
 class Gateway:
@@ -100,6 +103,7 @@ class Gateway:
         self.max_size = profile.max_batch
         self._batches = profile.batches.tolist()
         self.queue: list[int] = []
+        self._dispatch_due = False  # a coalesced dispatch is scheduled (_want_dispatch)
         self.futures: dict[int, asyncio.Future] = {}
         self.q_size: dict[int, int] = {}
         self.q_payload: dict[int, bytes] = {}
@@ -227,8 +231,27 @@ class Gateway:
         self.futures[qid] = fut
         self.counts["admitted"] += 1
         self.queue.append(qid)
-        self._dispatch(now)
+        self._want_dispatch(now)
         return fut
+
+    def _want_dispatch(self, now: float) -> None:
+        """Dispatch now, or (coalescing, with two or more queries queued) once after every
+        event of this loop turn is in.
+
+        In a burst the event loop finds several arrivals and results ready at once; one
+        matching over all of them sees every waiting query (one per event sees only the
+        events before it) and costs the loop a fraction of the time when it is busiest
+        (the gateway-view p99 at 2,000 q/s about 1.5x lower, docs/serving.md). A lone query is matched at once, as the simulator does: waiting for the
+        rest of the turn would only add to its latency."""
+        if not self.cfg.coalesce_dispatch or (len(self.queue) <= 1 and not self._dispatch_due):
+            self._dispatch(now)
+        elif not self._dispatch_due:
+            self._dispatch_due = True
+            self.loop.call_soon(self._dispatch_soon)
+
+    def _dispatch_soon(self) -> None:
+        self._dispatch_due = False
+        self._dispatch(self.now())
 
     def _dispatch(self, now: float) -> None:
         queue = self.queue
@@ -275,8 +298,8 @@ class Gateway:
         nxt = pool.finish(j, now)
         if nxt >= 0:
             self._send(nxt, j, now)
-        if self.queue:  # the freed instance first, then the answer
-            self._dispatch(now)
+        if self.queue:  # the freed instance first (or, coalescing, with this turn's other events)
+            self._want_dispatch(now)
         self._complete(qid, j, now, service_ms, ok, payload)
 
     def _complete(self, qid, j, now, service_ms, ok, payload) -> None:
