@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from kairos.dispatch.registry import dispatch_defaults
 from kairos.paper import MODELS, PAPER_QOS_MS
 from kairos.plan.evaluate import Evaluator
 from kairos.plan.methods import run_method
@@ -38,7 +39,7 @@ def run_cell(model: str, budget: float, args, methods=METHODS) -> dict:
     prob = PlanProblem.build(cat, model, budget, qos, mix)
     ev = Evaluator(cat, model, qos, mix, args.queries, 0, args.cache, args.workers)
     row = {"model": model, "budget": budget, "qos_ms": qos, "queries": args.queries,
-           "configurations": count_configurations(prob.prices, budget)}
+           "dispatch": dispatch_defaults(), "configurations": count_configurations(prob.prices, budget)}
     for m in methods:
         opts = {"seed": 0}
         if m in ("ribbon", "ribbon-kairos", "random"):
@@ -126,7 +127,8 @@ def main(argv=None) -> int:
                 r = json.loads(line)
             except ValueError:
                 continue
-            if r.get("queries") == args.queries:
+            # a cell measured under other dispatch defaults is not reused (see policy_fingerprint)
+            if r.get("queries") == args.queries and r.get("dispatch") == dispatch_defaults():
                 done[(r["model"], float(r["budget"]))] = r
     rerun = [m for m in args.rerun.split(",") if m]
     if rerun and done:

@@ -118,3 +118,25 @@ def test_evaluator_disk_cache_resumes(tmp_path):
     other = Evaluator(cat, "toy", QOS, mix, queries=600, seed=0, cache_path=path)
     other({"t0": 1, "t2": 2})
     assert other.simulated == 1  # a different query count is a different evaluation
+
+
+def test_evaluator_cache_is_not_served_to_a_policy_whose_defaults_changed(tmp_path, monkeypatch):
+    """Results cached under kairos's current defaults are not taken for kairos with other
+    defaults (the key holds the policy's settings, not just its name)."""
+    from kairos.dispatch.kairos import KairosPolicy
+
+    cat, mix, path = tiny_catalogue(), tiny_mix(), tmp_path / "cache.jsonl"
+    ev = Evaluator(cat, "toy", QOS, mix, queries=500, seed=0, cache_path=path)
+    q = ev({"t0": 1, "t2": 2})
+    assert Evaluator(cat, "toy", QOS, mix, queries=500, seed=0, cache_path=path).cached({"t0": 1, "t2": 2}) == q
+    old = KairosPolicy.__init__
+
+    def new_defaults(self, *a, **kw):  # as if urgency's default had become 0.5
+        kw.setdefault("urgency", 0.5)
+        old(self, *a, **kw)
+
+    monkeypatch.setattr(KairosPolicy, "__init__", new_defaults)
+    later = Evaluator(cat, "toy", QOS, mix, queries=500, seed=0, cache_path=path)
+    assert later.cached({"t0": 1, "t2": 2}) is None
+    later({"t0": 1, "t2": 2})
+    assert later.simulated == 1 and "urgency" in later.key({"t0": 1}, "kairos")

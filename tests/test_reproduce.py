@@ -185,3 +185,16 @@ def test_cell_cache_roundtrip(tmp_path):
     again = CellCache(tmp_path / "c.jsonl")
     assert again.get({"b": [1, 2], "a": 1, "kind": "x"}) == {"qps": 1.5} and cell in again
     assert again.get({"kind": "x", "a": 2, "b": [1, 2]}) is None
+
+
+def test_cell_cache_misses_when_a_policys_defaults_change(tmp_path, monkeypatch):
+    from kairos.dispatch import registry
+
+    c = CellCache(tmp_path / "c.jsonl")
+    cell = {"kind": "dispatch", "model": "dien"}
+    c.put(cell, {"qps": 1.0})
+    assert CellCache(tmp_path / "c.jsonl").get(cell) == {"qps": 1.0}
+    fp = registry.policy_fingerprint
+    monkeypatch.setattr(registry, "policy_fingerprint",
+                        lambda name, params=None: fp(name, params) + ("!" if name == "fcfs" else ""))
+    assert CellCache(tmp_path / "c.jsonl").get(cell) is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 
 from kairos.dispatch.baselines import (
     ClockworkPolicy,
@@ -36,6 +38,22 @@ def policy_class(name: str) -> type[Policy]:
 
 def make_policy(name: str, **params) -> Policy:
     return policy_class(name)(**params)
+
+
+def policy_fingerprint(name: str, params: dict | None = None) -> str:
+    """The name plus every setting the policy reports (``describe()``), e.g.
+    ``kairos{"age_weight":3.0,...}``: what a cached result of that policy depends on beyond
+    its code. A change of a policy's defaults changes its fingerprint, so results cached
+    under the old defaults are not taken for the new ones."""
+    d = make_policy(name, **(params or {})).describe()
+    return name + (json.dumps(d, sort_keys=True, separators=(",", ":")) if d else "")
+
+
+def dispatch_defaults() -> str:
+    """A short digest of every registered policy's default fingerprint (for caches whose
+    entries depend on several policies, e.g. a ``kairos reproduce`` cell)."""
+    text = "|".join(policy_fingerprint(n) for n in sorted(POLICIES))
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def _value(text: str):

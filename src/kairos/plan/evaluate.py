@@ -3,8 +3,9 @@
 One evaluation = one :meth:`kairos.sim.experiment.Experiment.max_qps` search (the same
 as ``kairos simulate --max-qps``). Results are cached in memory by (policy, config)
 and, if ``cache_path`` is given, in a JSON-lines file keyed by everything that
-determines the result (model, QoS, mix, queries, seed, policy, config), so that long
-benchmarks can be interrupted and resumed. ``workers > 1`` evaluates batches in
+determines the result (model, QoS, mix, queries, seed, the policy with its settings --
+``policy_fingerprint``, so a change of its defaults is not served old results -- and
+config), so that long benchmarks can be interrupted and resumed. ``workers > 1`` evaluates batches in
 parallel processes.
 """
 
@@ -15,6 +16,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from kairos.dispatch.registry import policy_fingerprint
 from kairos.profiles.catalogue import Catalogue
 from kairos.sim.experiment import Experiment
 from kairos.workload.sizes import SizeMix
@@ -39,6 +41,7 @@ class Evaluator:
         self.cache: dict[str, float] = {}
         self.cache_path = Path(cache_path) if cache_path else None
         self.simulated = 0  # simulations actually run (cache misses)
+        self._prints: dict[str, str] = {}  # policy name -> fingerprint
         if self.cache_path and self.cache_path.exists():
             for line in self.cache_path.read_text().splitlines():
                 try:
@@ -48,7 +51,10 @@ class Evaluator:
                     continue  # a line cut by an interrupted run
 
     def key(self, config: dict[str, int], policy: str) -> str:
-        return _key(self.model, self.qos_ms, self.mix.name, self.queries, self.seed, policy, config)
+        fp = self._prints.get(policy)
+        if fp is None:
+            fp = self._prints[policy] = policy_fingerprint(policy)
+        return _key(self.model, self.qos_ms, self.mix.name, self.queries, self.seed, fp, config)
 
     def _store(self, key: str, value: float) -> None:
         self.cache[key] = value

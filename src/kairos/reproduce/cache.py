@@ -11,13 +11,17 @@ import json
 import os
 from pathlib import Path
 
+from kairos.dispatch.registry import dispatch_defaults
 from kairos.jsonio import json_default
 
 VERSION = 1  # bump when the meaning of a cell's result changes
 
 
 def cell_key(cell: dict) -> str:
-    return json.dumps({"v": VERSION, **cell}, sort_keys=True, separators=(",", ":"))
+    """The cell's parameters, the format version and a digest of every dispatch policy's
+    default settings (a cell's result depends on several policies: a change of any
+    one's defaults makes every cell run again rather than report old results)."""
+    return json.dumps({"v": VERSION, "dispatch": dispatch_defaults(), **cell}, sort_keys=True, separators=(",", ":"))
 
 
 class CellCache:
