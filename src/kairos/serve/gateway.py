@@ -241,8 +241,9 @@ class Gateway:
         In a burst the event loop finds several arrivals and results ready at once; one
         matching over all of them sees every waiting query (one per event sees only the
         events before it) and costs the loop a fraction of the time when it is busiest
-        (the gateway-view p99 at 2,000 q/s about 1.5x lower, docs/serving.md). A lone query is matched at once, as the simulator does: waiting for the
-        rest of the turn would only add to its latency."""
+        (the gateway-view p99 at 2,000 q/s about 1.5x lower, docs/serving.md). A lone
+        query is matched at once, as the simulator does: waiting for the rest of the turn
+        would only add to its latency."""
         if not self.cfg.coalesce_dispatch or (len(self.queue) <= 1 and not self._dispatch_due):
             self._dispatch(now)
         elif not self._dispatch_due:

@@ -9,7 +9,7 @@ reader callback. On Linux the kernel stamps every received TCP segment
 (``SO_TIMESTAMPNS``), and an answer carries the time its last segment reached this
 machine: the latency a client measures then ends when the answer arrived, not when the
 load generator's event loop, sharing a small machine with the server, got round to
-reading it (see docs/serving.md, "Measuring latency"). Elsewhere (or when the kernel
+reading it (see docs/serving.md, "The load generator"). Elsewhere (or when the kernel
 refuses the option) the time the answer was read is used.
 """
 
