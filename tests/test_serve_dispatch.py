@@ -208,3 +208,50 @@ def test_events_of_one_loop_turn_share_one_dispatch_when_coalescing(coalesce):
         assert gw.queue == [2, 3]
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("policy", ["kairos", "fcfs", "p2c"])
+@pytest.mark.parametrize("coalesce", [True, False])
+def test_property_every_query_answered_once_whatever_the_turns(policy, coalesce):
+    """Random turns of arrivals and worker results (several per turn, then the loop runs
+    its scheduled callbacks): a worker is never sent a query while it runs one, every
+    admitted query is sent and answered exactly once, and nothing is left queued."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    turn = st.tuples(st.integers(0, 4), st.integers(0, 3), st.sampled_from([10, 200, 600, 1000]))
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(turn, min_size=1, max_size=25))
+    def check(turns):
+        async def go():
+            gw, conns, _ = _gateway({"g4dn.xlarge": 1, "r5n.large": 2}, policy=policy, coalesce_dispatch=coalesce)
+            futs, seen = {}, [0] * gw.n  # queries sent so far, per worker
+
+            def worker_results(k):  # up to k running workers answer, oldest instance first
+                done = 0
+                for j, c in enumerate(conns):
+                    q = c.queries()
+                    if done < k and len(q) > seen[j]:
+                        assert len(q) == seen[j] + 1  # one query at a time per worker
+                        seen[j] = len(q)
+                        gw.on_result(j, q[-1][0], 1.0, True, b"")
+                        done += 1
+
+            for arrivals, results, size in turns:
+                for _ in range(arrivals):
+                    f = gw.submit_nowait(size, gw.bucket_of(size))
+                    futs[len(futs)] = f
+                worker_results(results)
+                await asyncio.sleep(0)  # end of the turn: a coalesced dispatch runs
+            for _ in range(4 * len(futs) + 4):  # drain: answer everything
+                worker_results(gw.n)
+                await asyncio.sleep(0)
+            sent = [q for c in conns for q, _, _ in c.queries()]
+            assert sorted(sent) == list(range(len(futs)))  # each query sent exactly once
+            assert all(f.done() and f.result()["id"] == i for i, f in futs.items())
+            assert gw.queue == [] and gw.counts["completed"] == len(futs)
+
+        asyncio.run(go())
+
+    check()
