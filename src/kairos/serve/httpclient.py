@@ -89,6 +89,7 @@ class _Conn:
                         sec, nsec = _TIMESPEC.unpack_from(raw)
                         # CLOCK_REALTIME -> perf_counter, offset read now (no drift to care about)
                         self.t_rx = sec + nsec * 1e-9 - (time.time() - time.perf_counter())
+                        self.client.stamped += 1
             else:
                 data = self.sock.recv(262144)
         except (BlockingIOError, InterruptedError):
@@ -160,6 +161,7 @@ class HttpClient:
         self.idle: list[_Conn] = []
         self.conns: set[_Conn] = set()  # every open connection, idle or not (closed by close())
         self.opened = 0
+        self.stamped = 0  # reads that carried the kernel's receive time
         self._connecting: set[asyncio.Task] = set()
 
     def _write(self, c: _Conn, method: str, path: str, body: bytes, on_answer, on_error) -> None:
