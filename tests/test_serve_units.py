@@ -295,21 +295,23 @@ def _kernel_stamps_tcp(keeper) -> bool:
     import socket
     import time
 
-    if not sys.platform.startswith("linux"):
+    from kairos.serve.httpclient import _SO_TIMESTAMPNS as STAMP
+
+    if STAMP is None:
         return False
     try:
-        keeper.setsockopt(socket.SOL_SOCKET, 35, 1)
+        keeper.setsockopt(socket.SOL_SOCKET, STAMP, 1)
     except OSError:
         return False
     srv = socket.create_server(("127.0.0.1", 0))
     a = socket.create_connection(srv.getsockname())
     b, _ = srv.accept()
     try:
-        b.setsockopt(socket.SOL_SOCKET, 35, 1)
+        b.setsockopt(socket.SOL_SOCKET, STAMP, 1)
         for _ in range(100):
             a.sendall(b"x")
             _, anc, _, _ = b.recvmsg(16, 64)
-            if any(level == socket.SOL_SOCKET and kind == 35 for level, kind, _ in anc):
+            if any(level == socket.SOL_SOCKET and kind == STAMP for level, kind, _ in anc):
                 return True
             time.sleep(0.01)
         return False
@@ -347,3 +349,28 @@ def test_http_client_connection_writes_everything_when_the_kernel_takes_it_in_pa
         return bytes(got) == data, c.closed
 
     assert asyncio.run(go()) == (True, True)
+
+
+def test_http_client_close_fails_a_request_in_flight():
+    """Closing the client does not leave a request's callback (or request()'s future) hanging."""
+    from kairos.serve.httpclient import HttpClient
+
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(3600)  # never answers
+
+    async def go():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        client = HttpClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        try:
+            pending = asyncio.ensure_future(client.request("POST", "/v1/infer", b"{}"))
+            await asyncio.sleep(0.05)
+            assert not pending.done()
+            client.close()
+            with pytest.raises(ConnectionError, match="the client was closed"):
+                await asyncio.wait_for(pending, 1)
+            return client.conns
+        finally:
+            server.close()
+
+    assert asyncio.run(go()) == set()

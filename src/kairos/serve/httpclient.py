@@ -237,6 +237,7 @@ class HttpClient:
         return await fut
 
     def close(self) -> None:
+        """Close every connection; a request still in flight gets its ``on_error``."""
         for c in list(self.conns):
-            c.close()
+            c._lost("the client was closed")
         self.idle.clear()
