@@ -131,12 +131,12 @@ def test_evaluator_cache_is_not_served_to_a_policy_whose_defaults_changed(tmp_pa
     assert Evaluator(cat, "toy", QOS, mix, queries=500, seed=0, cache_path=path).cached({"t0": 1, "t2": 2}) == q
     old = KairosPolicy.__init__
 
-    def new_defaults(self, *a, **kw):  # as if urgency's default had become 0.5
-        kw.setdefault("urgency", 0.5)
+    def new_defaults(self, *a, **kw):  # as if urgency's default had become 2
+        kw.setdefault("urgency", 2.0)
         old(self, *a, **kw)
 
     monkeypatch.setattr(KairosPolicy, "__init__", new_defaults)
     later = Evaluator(cat, "toy", QOS, mix, queries=500, seed=0, cache_path=path)
     assert later.cached({"t0": 1, "t2": 2}) is None
     later({"t0": 1, "t2": 2})
-    assert later.simulated == 1 and "urgency" in later.key({"t0": 1}, "kairos")
+    assert later.simulated == 1 and '"urgency":2.0' in later.key({"t0": 1}, "kairos")

@@ -19,9 +19,13 @@ Two versions:
   that measured better (see docs/dispatch.md): feasibility checked on a tail
   quantile of the service time (noisy types are not trusted with their mean),
   costs in units of the QoS target, the whole queue considered, an age term so the
-  most urgent queries are matched first, and queries that can no longer meet QoS
-  anywhere ("hopeless") kept out of the matching and served only by instances that
-  nothing feasible wants. Nothing is ever dropped.
+  most urgent queries are matched first, an urgency term (``urgency``) so that of two
+  queries wanting the same idle instance the one that has waited longer gets it, pairs
+  in time by the mean but not the tail allowed at an extra cost (``risk_penalty``),
+  and queries that can no longer meet QoS anywhere ("hopeless") kept out of the
+  matching and served only by instances that nothing feasible wants. Nothing is ever
+  dropped. ``urgency=0.5, risk_penalty=0.5`` are the defaults since 2026-11-29 (0 and
+  None before; max QPS +0-4.5% on the paper's pools, never lower, three seeds).
 """
 
 from __future__ import annotations
@@ -82,8 +86,8 @@ class KairosPolicy(Policy):
     offload = None
 
     def __init__(self, tail_quantile: float = 0.9, age_weight: float = 3.0, hopeless: str = "leftover",
-                 coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = None,
-                 urgency: float = 0.0):
+                 coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = 0.5,
+                 urgency: float = 0.5):
         if coefficients not in ("fluid", "paper"):
             raise ValueError("coefficients must be 'fluid' or 'paper'")
         if not (isinstance(tail_quantile, Real) and 0.0 < tail_quantile <= 1.0):
@@ -114,13 +118,9 @@ class KairosPolicy(Policy):
         self.urgency = float(urgency)
 
     def describe(self) -> dict:
-        d = {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
-             "coefficients": self.coefficients, "learn": self.learn}
-        if self.risk_penalty is not None:
-            d["risk_penalty"] = self.risk_penalty
-        if self.urgency:
-            d["urgency"] = self.urgency
-        return d
+        return {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
+                "coefficients": self.coefficients, "learn": self.learn, "risk_penalty": self.risk_penalty,
+                "urgency": self.urgency}
 
     def bind(self, ctx: DispatchContext) -> None:
         super().bind(ctx)
