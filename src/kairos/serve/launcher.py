@@ -59,8 +59,9 @@ class ServeProcess:
             except OSError:
                 pass
             time.sleep(0.1)
+        text = self.logs()  # before stop(), which deletes the log
         self.stop()
-        raise RuntimeError(f"kairos serve did not become healthy: {self.logs()}")
+        raise RuntimeError(f"kairos serve did not become healthy within {start_timeout:g} s: {text}")
 
     def health(self) -> dict:
         """``/healthz`` (also when it answers 503: some worker down)."""
@@ -80,6 +81,9 @@ class ServeProcess:
             return r.read().decode()
 
     def logs(self) -> str:
+        """The server's output so far ("" once :meth:`stop` has deleted the log)."""
+        if self.log.closed:
+            return ""
         self.log.flush()
         with open(self.log_path) as f:
             return f.read()
