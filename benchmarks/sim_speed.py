@@ -5,8 +5,9 @@
 
 On the paper's 14-instance pool (1 g4dn.xlarge + 13 r5n.large; models wnd and ncf)
 and the 11-instance rm2 pool, with the `kairos` policy near its max_qps, side by side
-with `fcfs` (cheapest possible dispatch: the simulator's own overhead) and
-`kairos-paper` (the published matching) in the same run. CPU seconds
+with `fcfs` (cheapest possible dispatch: the simulator's own overhead),
+`kairos-paper` (the published matching) and `kairos` with its defaults before
+2026-11-29 (`urgency=0`, no risky pairs: column "k-0") in the same run. CPU seconds
 (time.process_time) are reported next to wall seconds: this machine is shared and
 noisy, and the ratios are what to compare.
 
@@ -27,6 +28,9 @@ from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
 from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
 from kairos.workload import parse_size_mix
+
+
+EARLIER_DEFAULTS = {"urgency": 0.0, "risk_penalty": None}  # kairos's defaults before 2026-11-29
 
 
 def best_of(fn, repeat):
@@ -85,12 +89,14 @@ def main() -> None:
         rate = search.max_qps
         row = {"model": model, "instances": sum(exp.config.values()), "max_qps": round(rate, 1),
                "search_cpu_s": round(c, 2), "search_wall_s": round(w, 2), "search_probes": len(search.probes)}
-        for pol in ("kairos", "kairos-paper", "fcfs"):
-            c, w, res = best_of(lambda: exp.run(pol, rate), args.repeat)
-            row[f"{pol}_qps_cpu"] = round(args.queries / c)
-            row[f"{pol}_qps_wall"] = round(args.queries / w)
+        for key, pol, params in (("kairos", "kairos", None), ("kairos-paper", "kairos-paper", None),
+                                 ("fcfs", "fcfs", None), ("kairos0", "kairos", EARLIER_DEFAULTS)):
+            c, w, res = best_of(lambda: exp.run(pol, rate, params), args.repeat)
+            row[f"{key}_qps_cpu"] = round(args.queries / c)
+            row[f"{key}_qps_wall"] = round(args.queries / w)
         row["kairos_vs_fcfs"] = round(row["kairos_qps_cpu"] / row["fcfs_qps_cpu"], 3)
         row["kairos_vs_paper"] = round(row["kairos_qps_cpu"] / row["kairos-paper_qps_cpu"], 3)
+        row["kairos_vs_earlier"] = round(row["kairos_qps_cpu"] / row["kairos0_qps_cpu"], 3)
         if args.parallel > 1:
             row["parallel"] = args.parallel
             row["kairos_aggregate_qps_wall"], row["kairos_aggregate_qps_cpu"] = aggregate_qps(
@@ -100,12 +106,14 @@ def main() -> None:
         print(json.dumps(rows))
         return
     print(f"simulated queries/s near max_qps ({args.queries} queries, best of {args.repeat}, CPU time; wall in brackets)")
-    print(f"{'model':6} {'inst':>4} {'rate':>8} {'kairos':>16} {'kairos-paper':>16} {'fcfs':>16} {'k/fcfs':>7} {'k/paper':>7}")
+    print(f"{'model':6} {'inst':>4} {'rate':>8} {'kairos':>16} {'kairos-paper':>16} {'fcfs':>16} {'k-0':>16} "
+          f"{'k/fcfs':>7} {'k/paper':>7} {'k/k-0':>7}")
     for r in rows:
         print(f"{r['model']:6} {r['instances']:>4} {r['max_qps']:>8} "
               f"{r['kairos_qps_cpu']:>7} ({r['kairos_qps_wall']:>6}) "
               f"{r['kairos-paper_qps_cpu']:>7} ({r['kairos-paper_qps_wall']:>6}) "
-              f"{r['fcfs_qps_cpu']:>7} ({r['fcfs_qps_wall']:>6}) {r['kairos_vs_fcfs']:>7} {r['kairos_vs_paper']:>7}")
+              f"{r['fcfs_qps_cpu']:>7} ({r['fcfs_qps_wall']:>6}) {r['kairos0_qps_cpu']:>7} ({r['kairos0_qps_wall']:>6}) "
+              f"{r['kairos_vs_fcfs']:>7} {r['kairos_vs_paper']:>7} {r['kairos_vs_earlier']:>7}")
     if args.parallel > 1:
         print(f"\n{args.parallel} kairos simulations at once, one process each (aggregate simulated queries/s, best of {args.repeat}):")
         for r in rows:
