@@ -122,10 +122,12 @@ def test_unusable_output_path_one_line_exit_2():
 
 
 def test_policy_option_reaches_the_policy():
-    p = run("simulate", "--model", "ncf", "--qps", "3000", "--queries", "2000", "--policy-option", "risk_penalty=0.5",
-            "--policy-option", "age_weight=2", "--json", check=True)
+    p = run("simulate", "--model", "ncf", "--qps", "3000", "--queries", "2000", "--policy-option", "risk_penalty=none",
+            "--policy-option", "age_weight=2", "--policy-option", "urgency=1", "--json", check=True)
     out = json.loads(p.stdout)
-    assert out["policy_params"]["risk_penalty"] == 0.5 and out["policy_params"]["age_weight"] == 2
+    # none of them the default (risk_penalty 0.5, age_weight 3, urgency 0.5)
+    assert out["policy_params"]["risk_penalty"] is None and out["policy_params"]["age_weight"] == 2
+    assert out["policy_params"]["urgency"] == 1
 
 
 @pytest.mark.parametrize(

@@ -168,11 +168,11 @@ def test_max_qps_search_brackets_with_passing_probe(dien):
 
 def test_policy_options_reach_the_gateway_policy():
     s = Server("--model", "rm2", "--config", "g4dn.xlarge=1", "--qos-ms", "350", "--policy", "kairos-online",
-               "--policy-option", "risk_penalty=0.5")
+               "--policy-option", "risk_penalty=1.5")
     try:
         h = s.health()
-        assert h["policy"] == "kairos-online"
-        assert h["policy_params"]["risk_penalty"] == 0.5 and h["policy_params"]["learn"] is True
+        assert h["policy"] == "kairos-online"  # 1.5: not the default (0.5)
+        assert h["policy_params"]["risk_penalty"] == 1.5 and h["policy_params"]["learn"] is True
     finally:
         s.stop()
 

@@ -39,7 +39,7 @@ def _need_torch_models() -> None:
 @click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True,
               help="Dispatch policy (the simulator's; kairos-online learns service times from the workers).")
 @click.option("--policy-option", "policy_options", multiple=True, metavar="KEY=VALUE",
-              help="An option of the policy's constructor, repeatable, e.g. --policy-option risk_penalty=0.5.")
+              help="An option of the policy's constructor, repeatable, e.g. --policy-option urgency=1.")
 @click.option("--workers", "mode", type=click.Choice(["emulated", "torch"]), default="emulated", show_default=True,
               help="emulated: each worker sleeps a service time sampled from its type's profile; torch: real model.")
 @click.option("--host", default="127.0.0.1", show_default=True)

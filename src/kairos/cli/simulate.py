@@ -27,8 +27,8 @@ from kairos.workload.sizes import parse_size_mix
 @click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True,
               help="Dispatch policy.")
 @click.option("--policy-option", "policy_options", multiple=True, metavar="KEY=VALUE",
-              help="An option of the policy's constructor, repeatable, e.g. --policy-option risk_penalty=0.5 "
-                   "for kairos (docs/dispatch.md lists them).")
+              help="An option of the policy's constructor, repeatable, e.g. --policy-option risk_penalty=none "
+                   "turns kairos's risky pairs off (docs/dispatch.md lists the options and defaults).")
 @click.option("--qps", type=float, default=None, help="Simulate this Poisson arrival rate (queries/s).")
 @click.option("--max-qps", "find_max", is_flag=True,
               help="Search the highest rate with >= 99%% of queries within QoS (default when --qps is not given).")
