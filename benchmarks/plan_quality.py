@@ -123,6 +123,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cells = Path(args.cells)
     done = {}
+    digest = dispatch_defaults()
     if cells.exists():
         for line in cells.read_text().splitlines():
             try:
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
             except ValueError:
                 continue
             # a cell measured under other dispatch defaults is not reused (see policy_fingerprint)
-            if r.get("queries") == args.queries and r.get("dispatch") == dispatch_defaults():
+            if r.get("queries") == args.queries and r.get("dispatch") == digest:
                 done[(r["model"], float(r["budget"]))] = r
     rerun = [m for m in args.rerun.split(",") if m]
     if rerun and done:

@@ -28,7 +28,7 @@ _TIMESPEC = struct.Struct("@qq")
 
 
 class _Conn:
-    __slots__ = ("client", "sock", "fd", "loop", "buf", "cb", "closed", "stamps", "t_rx", "out")
+    __slots__ = ("client", "sock", "fd", "loop", "buf", "cb", "stamps", "t_rx", "out")
 
     def __init__(self, client: "HttpClient", sock: socket.socket, loop):
         self.client = client
@@ -37,7 +37,6 @@ class _Conn:
         self.loop = loop
         self.buf = bytearray()
         self.cb = None  # (on_answer, on_error) of the request in flight
-        self.closed = False
         self.out = b""  # what the kernel did not take yet (normally nothing: requests are small)
         self.t_rx = None
         self.stamps = False
@@ -48,6 +47,10 @@ class _Conn:
             except OSError:
                 pass
         loop.add_reader(self.fd, self._readable)
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0  # close() sets it
 
     # -- writing -------------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -136,7 +139,6 @@ class _Conn:
                 self.loop.remove_writer(self.fd)
             self.fd = -1
             self.sock.close()
-        self.closed = True
         self.client.conns.discard(self)
 
     def _lost(self, exc) -> None:
