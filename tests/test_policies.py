@@ -160,8 +160,9 @@ def test_unknown_policy():
         make_policy("nope")
 
 
-@pytest.mark.parametrize("risk_penalty,urgency", [(None, 0.0), (0.5, 0.0), (None, 2.0)])
-def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty, urgency):
+@pytest.mark.parametrize("risk_penalty,urgency,ahead_ms", [(None, 0.0, 0.0), (0.5, 0.0, 0.0), (None, 2.0, 0.0),
+                                                           (0.5, 0.5, 20.0)])
+def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty, urgency, ahead_ms):
     """The one-query path over contiguous type ranges picks what the plain scan over every
     instance picks (least cost among feasible, ties to idle then lowest index; else the
     spare idle instance), on random pool states with ties and estimates already passed."""
@@ -171,7 +172,8 @@ def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty, urgency):
     type_of = [0] * 3 + [1] * 5 + [2] * 2
     decided = 0
     for _ in range(3000):
-        t = Toy(make_policy("kairos", risk_penalty=risk_penalty, urgency=urgency), prof, type_of, float(rng.choice([60.0, 150.0, 450.0])),
+        t = Toy(make_policy("kairos", risk_penalty=risk_penalty, urgency=urgency, ahead_ms=ahead_ms), prof, type_of,
+                float(rng.choice([60.0, 150.0, 450.0])),
                 [int(rng.choice([10, 100, 1000]))], arrivals=[0.0])
         pol, pool = t.policy, t.pool
         assert pol.ranges is not None
@@ -179,6 +181,7 @@ def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty, urgency):
         for j in range(len(type_of)):
             if rng.random() < 0.6:
                 pool.busy[j] = True
+                pool.held[j] = 1 + int(rng.random() < 0.2)  # sometimes a query queued behind (ahead_ms)
                 pool.n_idle -= 1
                 # remaining work: often tied, sometimes already past its estimate
                 pool.free_at[j] = now + float(rng.choice([-5.0, 0.0, 10.0, 10.0, 50.0, 300.0]))
@@ -202,3 +205,35 @@ def test_kairos_risky_pair_starts_only_with_a_risk_penalty():
     # cost (units of QoS): gpu 1 * (5 + 20) / 150 = 0.167; cpu 0.25 * 40 / 150 = 0.067 + penalty
     assert decide(0.05) == [(1, 1)]  # a small penalty: start on the cpu now
     assert decide(0.5) == []  # a large one: the safe gpu is still preferred
+
+
+def test_kairos_ahead_queues_a_query_on_an_instance_about_to_finish(toy_profile):
+    # the gpu runs query 0 (size 100: 20 ms from t=0); query 1 (size 1000) can only meet QoS there
+    def decide(ahead_ms, now, queue=(1,), sizes=(100, 1000), extra=None):
+        t = Toy(make_policy("kairos", ahead_ms=ahead_ms), toy_profile, [GPU, CPU], 150.0, list(sizes))
+        t.occupy(GPU, 0, now=0.0)
+        if extra is not None:
+            t.hold(GPU, extra, now=0.0)  # the gpu already holds a query behind the running one
+        return t.dispatch(now, list(queue))
+
+    assert decide(0.0, 5.0) == []  # default: the query waits in the central queue
+    assert decide(20.0, 5.0) == [(1, 0)]  # 15 ms left <= 20: queued on the gpu now
+    assert decide(10.0, 5.0) == []  # 15 ms left > 10
+    assert decide(10.0, 12.0) == [(1, 0)]  # 8 ms left <= 10
+    # one query ahead at most: with query 2 (size 10) queued behind the running one, the gpu
+    # is free in 18 ms, within 50, and query 1 would still be in time there -- but it waits
+    assert decide(50.0, 12.0, sizes=(100, 1000, 10), extra=2) == []
+    assert decide(50.0, 12.0, sizes=(100, 1000, 10)) == [(1, 0)]
+    # the matrix path: query 2 (size 100) takes the idle cpu, query 1 is queued on the gpu
+    assert decide(20.0, 5.0, queue=(1, 2), sizes=(100, 1000, 100)) == [(1, 0), (2, 1)]
+    assert decide(0.0, 5.0, queue=(1, 2), sizes=(100, 1000, 100)) == [(2, 1)]
+
+
+def test_kairos_ahead_is_reported_only_when_set():
+    from kairos.dispatch.registry import policy_fingerprint
+
+    assert "ahead_ms" not in make_policy("kairos").describe()  # the defaults' fingerprint is unchanged
+    assert make_policy("kairos", ahead_ms=1.5).describe()["ahead_ms"] == 1.5
+    assert policy_fingerprint("kairos", {"ahead_ms": 1.0}) != policy_fingerprint("kairos")
+    with pytest.raises(ValueError, match="ahead_ms"):
+        make_policy("kairos", ahead_ms=-1)

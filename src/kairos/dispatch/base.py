@@ -17,6 +17,10 @@ size bucket and arrival time of every query by id). Two kinds of policy:
 - binding policies (``binds_on_arrival = True``: least-loaded, p2c, as in Ray Serve
   or SkyServe) send every query to an instance as soon as it arrives; a busy
   instance keeps it in its own FIFO queue.
+
+A central-queue policy with ``ahead_ms > 0`` may also give a *busy* instance that it
+expects to finish within ``ahead_ms`` one query to start next (held in that instance's
+queue, as a binding policy's); it is then consulted while no instance is idle too.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class Policy:
     name = "policy"
     binds_on_arrival = False
     observes = False  # True: call observe() with every completed query's service time
+    ahead_ms = 0.0  # > 0: may queue one query on a busy instance about to finish (see above)
 
     def bind(self, ctx: DispatchContext) -> None:
         self.ctx = ctx

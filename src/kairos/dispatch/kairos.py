@@ -26,6 +26,9 @@ Two versions:
   matching and served only by instances that nothing feasible wants. Nothing is ever
   dropped. ``urgency=0.5, risk_penalty=0.5`` are the defaults since 2026-11-29 (0 and
   None before; max QPS +0-4.5% on the paper's pools, never lower, three seeds).
+  ``ahead_ms`` (0 = off; ``kairos serve`` sets 1): a query matched to a busy instance
+  expected to finish within that many ms, holding nothing else, is queued on it now, so
+  that a gateway can send it before the instance is free (no round trip between the two).
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ class KairosPolicy(Policy):
 
     def __init__(self, tail_quantile: float = 0.9, age_weight: float = 3.0, hopeless: str = "leftover",
                  coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = 0.5,
-                 urgency: float = 0.5):
+                 urgency: float = 0.5, ahead_ms: float = 0.0):
         if coefficients not in ("fluid", "paper"):
             raise ValueError("coefficients must be 'fluid' or 'paper'")
         if not (isinstance(tail_quantile, Real) and 0.0 < tail_quantile <= 1.0):
@@ -116,11 +119,21 @@ class KairosPolicy(Policy):
         # work, so that of two queries wanting the same idle instance the one that has waited
         # longer gets it (row-constant terms such as the age term cancel out of that choice)
         self.urgency = float(urgency)
+        if not (isinstance(ahead_ms, Real) and 0.0 <= ahead_ms < float("inf")):
+            raise ValueError(f"ahead_ms must be a finite number >= 0, got {ahead_ms!r}")
+        # > 0: a query the matching pairs with a busy instance expected to finish within
+        # ahead_ms (and holding nothing else) is given to it now, to start the moment it is
+        # free: in a gateway the worker then has it before it finishes, so the instance
+        # never idles for a gateway round trip between two queries (docs/serving.md)
+        self.ahead_ms = float(ahead_ms)
 
     def describe(self) -> dict:
-        return {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
-                "coefficients": self.coefficients, "learn": self.learn, "risk_penalty": self.risk_penalty,
-                "urgency": self.urgency}
+        d = {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
+             "coefficients": self.coefficients, "learn": self.learn, "risk_penalty": self.risk_penalty,
+             "urgency": self.urgency}
+        if self.ahead_ms:  # only when set: the defaults' fingerprint (and every cache keyed by it) stays
+            d["ahead_ms"] = self.ahead_ms
+        return d
 
     def bind(self, ctx: DispatchContext) -> None:
         super().bind(ctx)
@@ -249,8 +262,14 @@ class KairosPolicy(Policy):
             if best is None or (c, is_busy, j) < best:
                 best = (c, is_busy, j)
         if best is not None:
-            return [(qid, best[2])] if not best[1] else []
+            if not best[1]:
+                return [(qid, best[2])]
+            return [(qid, best[2])] if self.ahead_ms and self._ahead_ok(best[2], now, pool) else []
         return [(qid, spare[1])] if spare is not None and pool.up[spare[1]] else []
+
+    def _ahead_ok(self, j: int, now: float, pool) -> bool:
+        """Busy instance ``j`` may be given its next query now (``ahead_ms``)."""
+        return pool.held[j] == 1 and pool.up[j] and pool.free_at[j] - now <= self.ahead_ms
 
     def _urgent_cn(self, waited: float) -> list:
         """Per type, the cost of one ms of an instance's remaining work for a query that has
@@ -293,7 +312,9 @@ class KairosPolicy(Policy):
                 spare_cost = c
                 spare = j
         if best >= 0:
-            return [(qid, best)] if not busy[best] else []
+            if not busy[best]:
+                return [(qid, best)]
+            return [(qid, best)] if self.ahead_ms and self._ahead_ok(best, now, pool) else []
         return [(qid, spare)] if spare >= 0 else []
 
     def dispatch(self, now, queue, pool):
@@ -338,10 +359,15 @@ class KairosPolicy(Policy):
         # plain Python from here: at most min(m, k) pairs, and usually one idle instance
         out = []
         taken = set()  # idle instances given a feasible query
+        ahead = self.ahead_ms
         for i, k in zip(r.tolist(), c.tolist()):
             if not busy[k] and not late[i, k]:
                 out.append((queue[i], k if cols is None else int(cols[k])))
                 taken.add(k)
+            elif ahead and not late[i, k]:
+                j = k if cols is None else int(cols[k])
+                if self._ahead_ok(j, now, pool):
+                    out.append((queue[i], j))
         if pool.n_idle <= len(taken):
             return out
         spare = [k for k in range(len(busy)) if not busy[k] and k not in taken]
