@@ -72,12 +72,16 @@ def _small_case(seed, n_types, counts, n, rate_frac, qos_scale):
     n=st.integers(1, 300),
     rate_frac=st.floats(0.2, 2.0),
     qos_scale=st.floats(0.3, 3.0),
-    policy=st.sampled_from(sorted(POLICIES) + ["kairos+risk"]),
+    policy=st.sampled_from(sorted(POLICIES) + ["kairos+ahead"]),
 )
 def test_no_query_lost_duplicated_or_sent_to_a_busy_instance(seed, n_types, counts, n, rate_frac, qos_scale, policy):
     prof, config, wl, qos, rate = _small_case(seed, n_types, counts[:n_types], n, rate_frac, qos_scale)
-    pol = make_policy("kairos", risk_penalty=0.5) if policy == "kairos+risk" else make_policy(policy)
+    # kairos+ahead: may queue one query on a busy instance about to finish (check=True allows
+    # exactly that: one held query, ahead_ms set); a wide window so that it happens often
+    pol = make_policy("kairos", ahead_ms=0.3 * qos) if policy == "kairos+ahead" else make_policy(policy)
     res = simulate(prof, config, pol, wl, qos, rate=rate, check=True)
+    if policy == "kairos+ahead" or not pol.binds_on_arrival:
+        assert res.max_held.max() <= (2 if policy == "kairos+ahead" else 1)
     # every query completed exactly once, by one instance
     assert res.completed == n
     assert np.all(res.served_by >= 0)
@@ -147,3 +151,32 @@ def test_drain_after_the_last_arrival():
     assert res.unfinished_at_last_arrival == 2
     s = res.summary()
     assert (s["drain_ms"], s["unfinished_at_last_arrival"]) == (15.0, 2)
+
+
+@pytest.mark.parametrize("policy,ahead_ms,latencies", [
+    ("fcfs", 0.0, [12.0, 23.0]),  # each start pays the 2 ms handoff: 0-12, then 12-24
+    ("kairos", 0.0, [12.0, 23.0]),
+    # queued on the busy instance at t=1 (9 ms left <= 20): starts at 12 with no handoff, ends at 22
+    ("kairos", 20.0, [12.0, 21.0]),
+    ("kairos", 5.0, [12.0, 23.0]),  # 9 ms left > 5: decided at 12 like the others
+])
+def test_handoff_holds_idle_starts_and_ahead_skips_it(policy, ahead_ms, latencies):
+    prof = make_profile([[10.0]], types=("x",), batches=(10,))
+    wl = Workload(sizes=np.full(2, 10), buckets=np.zeros(2, dtype=np.int64), service_ms=np.full((2, 1), 10.0),
+                  unit_arrivals_ms=None, fixed_arrivals_ms=np.array([0.0, 1.0]))
+    pol = make_policy(policy, ahead_ms=ahead_ms) if ahead_ms else make_policy(policy)
+    res = simulate(prof, {"x": 1}, pol, wl, qos_ms=100.0, handoff_ms=2.0, check=True)
+    assert res.latency_ms.tolist() == latencies
+    assert res.busy_ms.tolist() == [22.0 if ahead_ms == 20.0 else 24.0]  # the handoff holds the instance
+    # without a handoff, queueing ahead changes nothing here: 10 and 19 ms either way
+    assert simulate(prof, {"x": 1}, pol, wl, qos_ms=100.0).latency_ms.tolist() == [10.0, 19.0]
+
+
+def test_learning_policy_observes_the_handoff():
+    prof = make_profile([[10.0]], types=("x",), batches=(10,))
+    n = 400
+    wl = Workload(sizes=np.full(n, 10), buckets=np.zeros(n, dtype=np.int64), service_ms=np.full((n, 1), 10.0),
+                  unit_arrivals_ms=None, fixed_arrivals_ms=np.arange(n) * 50.0)  # never queued
+    pol = make_policy("kairos-online")
+    simulate(prof, {"x": 1}, pol, wl, qos_ms=100.0, handoff_ms=3.0)
+    assert pol.online.estimates()[0, 0] == pytest.approx(13.0, abs=0.1)  # service + handoff, learned

@@ -29,6 +29,10 @@ from kairos.workload.sizes import parse_size_mix
 @click.option("--policy-option", "policy_options", multiple=True, metavar="KEY=VALUE",
               help="An option of the policy's constructor, repeatable, e.g. --policy-option risk_penalty=none "
                    "turns kairos's risky pairs off (docs/dispatch.md lists the options and defaults).")
+@click.option("--handoff-ms", type=float, default=0.0, show_default=True,
+              help="Time from a dispatch decision to the start of a query on an idle instance, the instance held "
+                   "meanwhile: a live gateway's round trip (result back, dispatch, query out, worker wake-up). "
+                   "Queries queued on a busy instance (--policy-option ahead_ms=...) start without it. 0: none.")
 @click.option("--qps", type=float, default=None, help="Simulate this Poisson arrival rate (queries/s).")
 @click.option("--max-qps", "find_max", is_flag=True,
               help="Search the highest rate with >= 99%% of queries within QoS (default when --qps is not given).")
@@ -40,8 +44,8 @@ from kairos.workload.sizes import parse_size_mix
 @click.option("--duration", type=float, default=None, help="Seconds of arrivals for --schedule.")
 @workload_options
 @json_option
-def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy, policy_options, qps, find_max, trace,
-             schedule, ramp, duration, workload, queries, seed, as_json):
+def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy, policy_options, handoff_ms, qps, find_max,
+             trace, schedule, ramp, duration, workload, queries, seed, as_json):
     """Simulate a pool of instances serving a model under a dispatch policy.
 
     Reports latency percentiles, the QoS-met fraction, per-instance utilisation and the
@@ -70,6 +74,8 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         require_positive("--qps", qps)
     if queries < 1:
         raise KairosInputError(f"--queries must be >= 1, got {queries}")
+    if not 0 <= handoff_ms < float("inf"):
+        raise KairosInputError(f"--handoff-ms must be a finite number >= 0, got {handoff_ms:g}")
     trace_ms = load_trace(trace) if trace else None
     sched = parse_schedule(schedule, ramp) if schedule else None
     if sched is not None and (qps is not None or find_max):
@@ -80,15 +86,17 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
     bound = exp.fluid_bound()
     search = None
     if sched is not None or (trace_ms is not None and qps is None and not find_max):
-        res = exp.run(policy, None, opts)
+        res = exp.run(policy, None, opts, handoff_ms)
         params = opts
     elif qps is not None:
-        res = exp.run(policy, qps, opts)
+        res = exp.run(policy, qps, opts, handoff_ms)
         params = opts
     else:
-        search = exp.max_qps(policy, opts)
+        search = exp.max_qps(policy, opts, handoff_ms)
         res, params = search.result, {**opts, **search.params}
     out = report(exp, policy, res, bound, cat.prices, time.perf_counter() - t0, search, params)
+    if handoff_ms:
+        out["handoff_ms"] = handoff_ms
     if as_json:
         emit_json(out)
         return

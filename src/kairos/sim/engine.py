@@ -106,6 +106,7 @@ def simulate(
     seed: int = 0,
     check: bool = False,
     size_probs: np.ndarray | None = None,
+    handoff_ms: float = 0.0,
 ) -> SimResult:
     """Simulate ``workload`` at ``rate`` queries/s on ``config`` under ``policy``.
 
@@ -114,6 +115,12 @@ def simulate(
     size_probs: the size-bucket mix, for policies that use it (None: unknown).
     check: verify the policy's decisions (no busy instance given a query by a
         central-queue policy, no query assigned twice or to a failed instance).
+    handoff_ms: time from the decision to the start of a query given to an *idle*
+        instance, during which the instance is held and does nothing: a live gateway's
+        round trip (the result back, the dispatch, the query out, the worker waking up).
+        A query queued on a busy instance (binding policies, ``ahead_ms``) starts the
+        moment the one before it ends, as a gateway that sends it ahead does. The policy
+        is not told (a learning policy sees it in the service times it observes).
     """
     t0 = time.perf_counter()
     type_of = pool_type_ids(profile, config)
@@ -126,8 +133,13 @@ def simulate(
     svc = workload.service_ms[:, type_of].tolist() if N else []  # per query, per instance
     pool = Pool(type_of, profile.mean_ms.tolist(), bucket, arr)
     binds = policy.binds_on_arrival
+    ahead = policy.ahead_ms > 0  # consulted while every instance is busy too
     dispatch = policy.dispatch
     observe = policy.observe if policy.observes else None
+    handoff = float(handoff_ms)
+    if handoff < 0:
+        raise ValueError(f"handoff_ms must be >= 0, got {handoff_ms!r}")
+    held_extra = [0.0] * N if handoff else None  # the handoff each query held its instance for
 
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
@@ -156,7 +168,7 @@ def simulate(
             finish[qid] = now
             served_by[qid] = j
             if observe is not None:
-                observe(bucket[qid], j, svc[qid][j])
+                observe(bucket[qid], j, svc[qid][j] + held_extra[qid] if handoff else svc[qid][j])
             served[j] += 1
             completed += 1
             if now - arr_l[qid] > qos:
@@ -178,14 +190,14 @@ def simulate(
             last_t = now
             queue.append(i)
             i += 1
-        if not binds and pool.n_idle == 0:
+        if not binds and pool.n_idle == 0 and not ahead:
             if len(queue) > q_max:
                 q_max = len(queue)
             continue
         pairs = dispatch(now, queue, pool)
         if pairs:
             if check:
-                _check_pairs(pairs, queue, pool, binds, assigned)
+                _check_pairs(pairs, queue, pool, binds, assigned, ahead)
             if len(pairs) == len(queue):
                 queue = []
             elif len(pairs) == 1:
@@ -194,11 +206,14 @@ def simulate(
                 taken = {q for q, _ in pairs}
                 queue = [q for q in queue if q not in taken]
             for qid, j in pairs:
-                if binds and pool.held[j] >= max_held[j]:
+                if (binds or ahead) and pool.held[j] >= max_held[j]:
                     max_held[j] = pool.held[j] + 1
                 if pool.assign(qid, j, now):
                     start[qid] = now
                     s = svc[qid][j]
+                    if handoff:
+                        s += handoff
+                        held_extra[qid] = handoff
                     busy_ms[j] += s
                     push(heap, (now + s, j, qid))
         if len(queue) > q_max:
@@ -232,7 +247,7 @@ def simulate(
     )
 
 
-def _check_pairs(pairs, queue, pool, binds, assigned) -> None:
+def _check_pairs(pairs, queue, pool, binds, assigned, ahead=False) -> None:
     qset = set(queue)
     seen_inst = set()
     for qid, j in pairs:
@@ -244,6 +259,6 @@ def _check_pairs(pairs, queue, pool, binds, assigned) -> None:
         if not pool.up[j]:
             raise AssertionError(f"policy assigned query {qid} to failed instance {j}")
         if not binds:
-            if pool.busy[j] or j in seen_inst:
+            if j in seen_inst or (pool.busy[j] and not (ahead and pool.held[j] == 1)):
                 raise AssertionError(f"central-queue policy gave busy instance {j} query {qid}")
             seen_inst.add(j)

@@ -70,13 +70,13 @@ class Experiment:
     def fluid_bound(self) -> float:
         return config_fluid_bound(self.profile, self.config, self.probs, self.qos_ms).qps
 
-    def run(self, policy: str, rate: float | None, params: dict | None = None) -> SimResult:
+    def run(self, policy: str, rate: float | None, params: dict | None = None, handoff_ms: float = 0.0) -> SimResult:
         return simulate(self.profile, self.config, make_policy(policy, **(params or {})), self.workload,
-                        self.qos_ms, rate=rate, seed=self.seed, size_probs=self.probs)
+                        self.qos_ms, rate=rate, seed=self.seed, size_probs=self.probs, handoff_ms=handoff_ms)
 
-    def max_qps(self, policy: str, params: dict | None = None):
+    def max_qps(self, policy: str, params: dict | None = None, handoff_ms: float = 0.0):
         return max_qps(self.profile, self.config, policy, self.workload, self.qos_ms, self.probs,
-                       policy_params=params, seed=self.seed)
+                       policy_params=params, seed=self.seed, handoff_ms=handoff_ms)
 
 
 def report(exp: Experiment, policy: str, res: SimResult, bound: float, prices: dict[str, float] | None,

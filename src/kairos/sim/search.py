@@ -39,10 +39,10 @@ def allowed_misses(n: int, target: float = QOS_TARGET_FRACTION) -> int:
     return int(math.floor((1.0 - target) * n + 1e-9))
 
 
-def _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit, probs=None):
+def _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit, probs=None, handoff_ms=0.0):
     pol = make_policy(policy_name, **params)
     return simulate(profile, config, pol, workload, qos_ms, rate=rate, abort_violations=limit, seed=seed,
-                    size_probs=probs)
+                    size_probs=probs, handoff_ms=handoff_ms)
 
 
 def _score(res: SimResult) -> float:
@@ -50,7 +50,8 @@ def _score(res: SimResult) -> float:
     return res.violations + (res.n - res.completed)
 
 
-def tune_deeprecsys(profile, config, workload, qos_ms, rate, seed, limit, start=None) -> tuple[int, SimResult]:
+def tune_deeprecsys(profile, config, workload, qos_ms, rate, seed, limit, start=None,
+                    handoff_ms=0.0) -> tuple[int, SimResult]:
     """Hill-climb DeepRecSys's size threshold (over measured sizes) at one rate."""
     batches = profile.batches
     if start is None:
@@ -62,7 +63,8 @@ def tune_deeprecsys(profile, config, workload, qos_ms, rate, seed, limit, start=
 
     def ev(idx):
         if idx not in cache:
-            cache[idx] = _run(profile, config, "deeprecsys", {"threshold": int(batches[idx])}, workload, qos_ms, rate, seed, limit)
+            cache[idx] = _run(profile, config, "deeprecsys", {"threshold": int(batches[idx])}, workload, qos_ms, rate,
+                              seed, limit, handoff_ms=handoff_ms)
         return cache[idx]
 
     best = ev(k)
@@ -126,6 +128,7 @@ def max_qps(
     rel_tol: float = 0.005,
     target: float = QOS_TARGET_FRACTION,
     coarse: bool = True,
+    handoff_ms: float = 0.0,
 ) -> MaxQpsResult:
     """Bisection for the highest passing rate; ``probs`` is the size-bucket mix for the bound.
 
@@ -144,11 +147,11 @@ def max_qps(
 
     def test(rate: float) -> bool:
         if tune:
-            th, res = tune_deeprecsys(profile, config, workload, qos_ms, rate, seed, limit, state["th"])
+            th, res = tune_deeprecsys(profile, config, workload, qos_ms, rate, seed, limit, state["th"], handoff_ms)
             state["th"] = th
             used = {"threshold": th}
         else:
-            res = _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit, probs)
+            res = _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit, probs, handoff_ms)
             used = params
         ok = (not res.aborted) and res.violations <= limit
         probes.append((rate, ok))
@@ -159,7 +162,7 @@ def max_qps(
     coarse_estimate = None
     if coarse and workload.n >= 8000 and not tune:
         pre = max_qps(profile, config, policy_name, workload.head(workload.n // 5), qos_ms, probs, params, seed,
-                      rel_tol=0.02, target=target, coarse=False)
+                      rel_tol=0.02, target=target, coarse=False, handoff_ms=handoff_ms)
         coarse_estimate = pre.max_qps if pre.max_qps > 0 else None
     if bound <= 0:
         return MaxQpsResult(0.0, bound, None, probes, params, time.perf_counter() - t0)
