@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _serve_common import ServeProcess, loadavg  # noqa: E402
 
-from kairos.dispatch.registry import parse_policy_options  # noqa: E402
+from kairos.cli.serve import serve_policy_options  # noqa: E402
 from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS  # noqa: E402
 from kairos.profiles import builtin_catalogue  # noqa: E402
 from kairos.serve.loadgen import max_qps_search, use_uvloop  # noqa: E402
@@ -56,13 +56,18 @@ def main() -> int:
         set_realtime(GENERATOR_PRIORITY)
     cat = builtin_catalogue()
     mix = parse_size_mix("deeprecsys")
-    opts = parse_policy_options(a.policy, a.policy_option)
-    opt_args = [x for o in a.policy_option for x in ("--policy-option", o)]
+    # what `kairos serve` runs the policy with (its --ahead-ms default included), passed to it
+    # explicitly, and simulated with the same options; the policy's defaults are simulated too
+    opts = serve_policy_options(a.policy, a.policy_option, None)
+    opt_args = [x for k, v in opts.items() for x in ("--policy-option", f"{k}={v}")]
     out = []
     for model in a.models.split(","):
         config, qos = PAPER_CONFIGS[model], PAPER_QOS_MS[model]
         t0 = time.perf_counter()
-        sim = Experiment.build(cat, model, config, qos, mix, 20_000, 0).max_qps(a.policy, opts or None).max_qps
+        exp = Experiment.build(cat, model, config, qos, mix, 20_000, 0)
+        sim = exp.max_qps(a.policy, opts or None).max_qps
+        # with options, also the policy's defaults: the figure a live option must be judged against
+        sim_default = exp.max_qps(a.policy).max_qps if opts else sim
         t_sim = time.perf_counter() - t0
         cfg = ",".join(f"{k}={v}" for k, v in config.items())
         srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(qos), "--policy", a.policy, *opt_args,
@@ -84,12 +89,15 @@ def main() -> int:
             srv.stop()
         row = {"model": model, "config": config, "qos_ms": qos, "policy": a.policy, "policy_options": opts, "qos_margin_ms": a.qos_margin_ms, "serve_args": a.serve_arg, "sim_max_qps": round(sim, 2),
                "live_max_qps": round(s.max_qps, 2), "ratio": round(s.max_qps / sim, 4) if sim else None,
+               "sim_default_max_qps": round(sim_default, 2),
+               "ratio_to_default": round(s.max_qps / sim_default, 4) if sim_default else None,
                "probes": len(s.probes), "probe_duration_s": dur, "lost_total": sum(p["lost"] for p in s.probes),
                "errors_total": sum(p["errors"] for p in s.probes), "at_max": s.best, "loadavg_before": la,
                "sim_s": round(t_sim, 1), "live_s": round(time.perf_counter() - t0, 1)}
         out.append(row)
         print(f"{model}: simulate --max-qps {row['sim_max_qps']}  loadgen --max-qps {row['live_max_qps']}  "
-              f"ratio {row['ratio']}  lost {row['lost_total']}  (loadavg {la})", flush=True)
+              f"ratio {row['ratio']}" + (f" (to the defaults' {row['sim_default_max_qps']}: {row['ratio_to_default']})"
+                                           if opts else "") + f"  lost {row['lost_total']}  (loadavg {la})", flush=True)
     print(json.dumps({"benchmark": "serve_vs_sim", "realtime": a.realtime, "keep_cpus_awake": a.keep_cpus_awake,
                       "rows": out}))
     return 0

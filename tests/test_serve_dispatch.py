@@ -122,17 +122,48 @@ def test_query_failing_on_every_attempt_gets_502():
 def test_binding_policy_local_queue_starts_on_finish():
     async def go():
         gw, conns, _ = _gateway({"g4dn.xlarge": 1}, policy="least-loaded")
-        t1 = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
-        t2 = asyncio.ensure_future(gw.submit(20, gw.bucket_of(20)))
+        tasks = [asyncio.ensure_future(gw.submit(s, gw.bucket_of(s))) for s in (10, 20, 30)]
         await asyncio.sleep(0)
-        assert [q for q, _, _ in conns[0].queries()] == [0]  # one query at a time per worker
-        assert gw.pool.held[0] == 2 and gw.waiting() == 1
+        # the running query and the next in line (sent ahead) are at the worker; the third waits
+        assert [q for q, _, _ in conns[0].queries()] == [0, 1]
+        assert gw.pool.held[0] == 3 and gw.waiting() == 2 and gw.pool.running[0] == 0 and gw.sent_ahead[0] == 1
+        assert 1 not in gw.q_start  # sent ahead is not started: its wait goes on
         gw.on_result(0, 0, 3.0, True, b"")
-        assert [q for q, _, _ in conns[0].queries()] == [0, 1]  # the local queue's next starts now
+        # query 1 starts now without being sent again; query 2 is sent ahead in its place
+        assert [q for q, _, _ in conns[0].queries()] == [0, 1, 2]
+        assert gw.pool.running[0] == 1 and gw.sent_ahead[0] == 2 and 1 in gw.q_start
         gw.on_result(0, 1, 3.0, True, b"")
-        a, b = await asyncio.wait_for(asyncio.gather(t1, t2), 5)
-        assert (a["id"], b["id"]) == (0, 1) and b["wait_ms"] >= 0
-        assert gw.pool.held[0] == 0 and gw.pool.n_idle == 1
+        gw.on_result(0, 2, 3.0, True, b"")
+        a, b, c = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        assert (a["id"], b["id"], c["id"]) == (0, 1, 2) and b["wait_ms"] >= 0 and c["wait_ms"] >= b["wait_ms"] - 1
+        assert [q for q, _, _ in conns[0].queries()] == [0, 1, 2]  # each sent exactly once
+        assert gw.pool.held[0] == 0 and gw.pool.n_idle == 1 and gw.sent_ahead[0] == -1
+
+    asyncio.run(go())
+
+
+def test_query_sent_ahead_to_a_worker_that_dies_is_redispatched_once():
+    async def go():
+        # kairos with ahead_ms: the second query is queued on the busy (only) instance and sent ahead
+        gw, conns, spawned = _gateway({"g4dn.xlarge": 1}, policy="kairos", policy_options={"ahead_ms": 1000.0})
+        t0 = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        await asyncio.sleep(0)
+        t1 = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        await asyncio.sleep(0)
+        assert [q for q, _, _ in conns[0].queries()] == [0, 1] and gw.sent_ahead[0] == 1
+        gw.on_worker_lost(0, "test: connection closed")  # dies holding both
+        assert gw.sent_ahead[0] == -1 and gw.queue == [0, 1]
+        await asyncio.sleep(0.01)
+        assert spawned == [0]
+        back = _FakeConn()
+        gw.on_hello(back, 0, 2000, {"generation": 2})
+        assert [q for q, _, _ in back.queries()] == [0]  # the oldest first (one matching pair per instance)
+        gw.on_result(0, 0, 3.0, True, b"")
+        assert [q for q, _, _ in back.queries()] == [0, 1]
+        gw.on_result(0, 1, 3.0, True, b"")
+        a, b = await asyncio.wait_for(asyncio.gather(t0, t1), 5)
+        assert (a["attempts"], b["attempts"]) == (2, 2)
+        assert gw.counts["completed"] == 2 and gw.counts["redispatched"] == 2 and not gw.futures
 
     asyncio.run(go())
 
@@ -210,12 +241,13 @@ def test_events_of_one_loop_turn_share_one_dispatch_when_coalescing(coalesce):
     asyncio.run(go())
 
 
-@pytest.mark.parametrize("policy", ["kairos", "fcfs", "p2c"])
+@pytest.mark.parametrize("policy", ["kairos", "kairos+ahead", "fcfs", "p2c"])
 @pytest.mark.parametrize("coalesce", [True, False])
 def test_property_every_query_answered_once_whatever_the_turns(policy, coalesce):
     """Random turns of arrivals and worker results (several per turn, then the loop runs
-    its scheduled callbacks): a worker is never sent a query while it runs one, every
-    admitted query is sent and answered exactly once, and nothing is left queued."""
+    its scheduled callbacks): a worker holds at most the query it runs and one sent ahead
+    (and none ahead with a policy that only uses idle instances), answers them in order,
+    every admitted query is sent and answered exactly once, and nothing is left queued."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -225,17 +257,20 @@ def test_property_every_query_answered_once_whatever_the_turns(policy, coalesce)
     @given(st.lists(turn, min_size=1, max_size=25))
     def check(turns):
         async def go():
-            gw, conns, _ = _gateway({"g4dn.xlarge": 1, "r5n.large": 2}, policy=policy, coalesce_dispatch=coalesce)
-            futs, seen = {}, [0] * gw.n  # queries sent so far, per worker
+            name, opts = ("kairos", {"ahead_ms": 50.0}) if policy == "kairos+ahead" else (policy, {})
+            gw, conns, _ = _gateway({"g4dn.xlarge": 1, "r5n.large": 2}, policy=name, coalesce_dispatch=coalesce,
+                                    policy_options=opts)
+            ahead = 0 if policy in ("kairos", "fcfs") else 1  # queries a worker may hold beyond the running one
+            futs, seen = {}, [0] * gw.n  # queries answered so far, per worker
 
             def worker_results(k):  # up to k running workers answer, oldest instance first
                 done = 0
                 for j, c in enumerate(conns):
                     q = c.queries()
+                    assert len(q) - seen[j] <= 1 + ahead  # the running query (+ one sent ahead)
                     if done < k and len(q) > seen[j]:
-                        assert len(q) == seen[j] + 1  # one query at a time per worker
-                        seen[j] = len(q)
-                        gw.on_result(j, q[-1][0], 1.0, True, b"")
+                        gw.on_result(j, q[seen[j]][0], 1.0, True, b"")  # the oldest it holds
+                        seen[j] += 1
                         done += 1
 
             for arrivals, results, size in turns:

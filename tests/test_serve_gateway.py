@@ -173,6 +173,7 @@ def test_policy_options_reach_the_gateway_policy():
         h = s.health()
         assert h["policy"] == "kairos-online"  # 1.5: not the default (0.5)
         assert h["policy_params"]["risk_penalty"] == 1.5 and h["policy_params"]["learn"] is True
+        assert h["policy_params"]["ahead_ms"] == 1.0  # kairos serve's --ahead-ms default
     finally:
         s.stop()
 
@@ -184,6 +185,25 @@ def test_bad_policy_option_is_refused_before_starting():
     p = subprocess.run([sys.executable, "-m", "kairos.cli.main", "serve", "--model", "rm2", "--config", "g4dn.xlarge=1",
                         "--qos-ms", "350", "--policy-option", "nope=1"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "is not an option of policy 'kairos'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_ahead_ms_resolves_per_policy_and_is_refused_where_it_cannot_apply():
+    import subprocess
+    import sys
+
+    from kairos.cli.serve import SERVE_AHEAD_MS, serve_policy_options
+
+    assert serve_policy_options("kairos", [], None) == {"ahead_ms": SERVE_AHEAD_MS}
+    assert serve_policy_options("kairos-online", [], 0.0) == {"ahead_ms": 0.0}
+    assert serve_policy_options("kairos", ["ahead_ms=2.5"], None) == {"ahead_ms": 2.5}
+    assert serve_policy_options("fcfs", [], None) == {}  # idle instances only: nothing to add
+    base = [sys.executable, "-m", "kairos.cli.main", "serve", "--model", "rm2", "--config", "g4dn.xlarge=1",
+            "--qos-ms", "350"]
+    for extra, msg in ((["--policy", "fcfs", "--ahead-ms", "1"], "--ahead-ms: policy 'fcfs'"),
+                       (["--ahead-ms", "-1"], "ahead_ms must be a finite number >= 0"),
+                       (["--ahead-ms", "1", "--policy-option", "ahead_ms=2"], "not both")):
+        p = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
 def test_learning_policy_solves_its_lp_in_a_helper_that_leaves_with_the_gateway():

@@ -5,11 +5,15 @@ from __future__ import annotations
 import click
 
 from kairos.cli.common import get_catalogue, profile_options, resolve_qos
-from kairos.dispatch.registry import POLICIES, parse_policy_options
+from kairos.dispatch.registry import POLICIES, parse_policy_options, policy_option_names
 from kairos.errors import KairosInputError
 from kairos.profiles.loader import parse_config
 
 SERVE_EXTRA = "pip install -e '.[serve]'"
+# kairos serve's ahead_ms for the policies that have it: a few times one gateway round trip
+# (0.2-0.4 ms on one machine, docs/serving.md), so that a worker usually has its next query
+# before it finishes, and small against the QoS targets the gateway is meant for
+SERVE_AHEAD_MS = 1.0
 
 
 def _need_serve_extra() -> None:
@@ -30,6 +34,20 @@ def _need_torch_models() -> None:
         raise KairosInputError("--workers torch needs PyTorch and kairos.models: pip install -e '.[models]'") from None
 
 
+def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
+    """--policy-option values, plus ahead_ms from --ahead-ms (or its default) where the policy has it."""
+    has_ahead = "ahead_ms" in policy_option_names(policy)
+    given = any(i.partition("=")[0].strip() == "ahead_ms" for i in items)
+    if ahead_ms is not None and not has_ahead:
+        raise KairosInputError(f"--ahead-ms: policy {policy!r} only ever gives queries to idle instances; "
+                               "use --policy kairos or kairos-online, or leave --ahead-ms out")
+    if ahead_ms is not None and given:
+        raise KairosInputError("give --ahead-ms or --policy-option ahead_ms=..., not both")
+    if has_ahead and not given:
+        items = [*items, f"ahead_ms={SERVE_AHEAD_MS if ahead_ms is None else ahead_ms!r}"]
+    return parse_policy_options(policy, items)
+
+
 @click.command()
 @profile_options
 @click.option("--config", "config_text", default=None, help="Pool as TYPE=COUNT,... e.g. g4dn.xlarge=2,r5n.large=9.")
@@ -40,6 +58,11 @@ def _need_torch_models() -> None:
               help="Dispatch policy (the simulator's; kairos-online learns service times from the workers).")
 @click.option("--policy-option", "policy_options", multiple=True, metavar="KEY=VALUE",
               help="An option of the policy's constructor, repeatable, e.g. --policy-option urgency=1.")
+@click.option("--ahead-ms", type=float, default=None,
+              help=f"Give a busy instance that the policy expects to finish within this many ms its next query "
+                   f"now: its worker starts it the moment it is done, without idling for a gateway round trip "
+                   f"(policies kairos and kairos-online; their option ahead_ms). Default {SERVE_AHEAD_MS:g} for "
+                   f"those policies; 0 = only idle instances get queries, as in `kairos simulate` by default.")
 @click.option("--workers", "mode", type=click.Choice(["emulated", "torch"]), default="emulated", show_default=True,
               help="emulated: each worker sleeps a service time sampled from its type's profile; torch: real model.")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -82,7 +105,8 @@ def _need_torch_models() -> None:
               help="Coalesce: the arrivals and worker results that the event loop takes in one turn share one "
                    "dispatch call, made right after them (in a burst: fewer calls, each seeing every waiting "
                    "query). Per event: one call per arrival and per result, as the simulator does.")
-def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, policy_options, mode, host, port, max_queue,
+def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, policy_options, ahead_ms, mode, host, port,
+          max_queue,
           hang_factor, hang_grace_ms, seed, quiet, realtime, keep_cpus_awake, backend, ray_address, listen_host, workload,
           qos_margin_ms, fast_path, coalesce):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
@@ -124,7 +148,7 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
         parse_size_mix(workload).bucket_probabilities(profile.batches)  # bad mix: one line now
     extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms,
              "keep_cpus_awake": keep_cpus_awake, "fast_path": fast_path, "coalesce_dispatch": coalesce,
-             "policy_options": parse_policy_options(policy, policy_options)}
+             "policy_options": serve_policy_options(policy, policy_options, ahead_ms)}
     if backend == "ray":
         from kairos.serve.ray_backend import import_ray
 

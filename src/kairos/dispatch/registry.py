@@ -70,9 +70,8 @@ def _value(text: str):
     return text
 
 
-def parse_policy_options(name: str, items) -> dict:
-    """``["risk_penalty=0.5", ...]`` -> keyword arguments of policy ``name``'s constructor,
-    checked by building the policy once (KairosInputError naming the option otherwise)."""
+def policy_option_names(name: str) -> list[str]:
+    """The keyword options of policy ``name``'s constructor (its parents' too, where it passes **kw on)."""
     cls = policy_class(name)
     known: list[str] = []
     for klass in cls.__mro__:  # a constructor passing **kw on to its parent accepts the parent's too
@@ -84,6 +83,14 @@ def parse_policy_options(name: str, items) -> dict:
                   and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         if not any(p.kind == p.VAR_KEYWORD for p in ps):
             break
+    return known
+
+
+def parse_policy_options(name: str, items) -> dict:
+    """``["risk_penalty=0.5", ...]`` -> keyword arguments of policy ``name``'s constructor,
+    checked by building the policy once (KairosInputError naming the option otherwise)."""
+    cls = policy_class(name)
+    known = policy_option_names(name)
     params = {}
     for item in items or ():
         key, sep, val = item.partition("=")

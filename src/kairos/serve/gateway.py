@@ -7,6 +7,13 @@ exactly what the simulator does at an arrival or a completion: consult the polic
 shared :class:`~kairos.dispatch.pool.Pool`, and start the queries that start now.
 Everything runs in one asyncio event loop, so no locks are needed.
 
+A query the policy queues on a busy instance (a binding policy, or a central-queue
+policy with ``ahead_ms``) is sent to its worker at once when it is next in line there
+("sent ahead"): the worker reads it the moment it finishes its current query, so the
+instance does not idle for a gateway round trip (result to the gateway, dispatch,
+query back) between the two. Only the running query is timed for hangs; a worker that
+dies takes both back to the central queue.
+
 Faults: a worker whose connection closes (it died) or that overruns its deadline
 (``hang_factor`` x the profile's slowest recorded service time for the query's size on
 its type, plus ``hang_grace_ms``; it hung) is taken down (:meth:`Pool.take_down`); the
@@ -112,6 +119,8 @@ class Gateway:
         self.timers: list = [None] * self.n
         self.busy_ms = [0.0] * self.n
         self.started_at: list[float | None] = [None] * self.n  # query start on instance j
+        self.sent_ahead = [-1] * self.n  # query already at instance j's worker, next in line (-1: none)
+        self.ahead = self.policy.ahead_ms > 0  # consult the policy while every instance is busy too
         self.next_qid = 0
         self.t0 = time.perf_counter()
         self.workers = [WorkerHandle(j, self.instance_types[j], self.instance_names[j]) for j in range(self.n)]
@@ -256,7 +265,7 @@ class Gateway:
 
     def _dispatch(self, now: float) -> None:
         queue = self.queue
-        if not queue or (not self.binds and self.pool.n_idle == 0):
+        if not queue or (not self.binds and self.pool.n_idle == 0 and not self.ahead):
             return
         pairs = self.policy.dispatch(now, queue, self.pool)
         if not pairs:
@@ -269,14 +278,29 @@ class Gateway:
         for qid, j in pairs:
             if self.pool.assign(qid, j, now):
                 self._send(qid, j, now)
+            elif self.sent_ahead[j] < 0:
+                self._send_ahead(j)
 
     def _send(self, qid: int, j: int, now: float) -> None:
-        h = self.workers[j]
+        self._frame(qid, j)
+        self._begin(qid, j, now)
+
+    def _frame(self, qid: int, j: int) -> None:
+        self.workers[j].send(tp.encode_query(qid, self.q_size[qid], self.q_bucket[qid], self.q_payload.get(qid, b"")))
+
+    def _begin(self, qid: int, j: int, now: float) -> None:
+        """Query ``qid`` starts on instance ``j`` now: its wait ends, its hang deadline is armed."""
         self.q_start[qid] = now
         self.started_at[j] = now
-        h.send(tp.encode_query(qid, self.q_size[qid], self.q_bucket[qid], self.q_payload.get(qid, b"")))
         d = self.deadline_ms[self.type_of[j]][self.q_bucket[qid]]
-        self.timers[j] = self.loop.call_later(d / 1000.0, self._on_hang, j, qid, h.generation)
+        self.timers[j] = self.loop.call_later(d / 1000.0, self._on_hang, j, qid, self.workers[j].generation)
+
+    def _send_ahead(self, j: int) -> None:
+        """Send busy instance ``j``'s next query in line to its worker now (see module docstring)."""
+        loc = self.pool.local[j]
+        if loc and self.pool.up[j]:
+            self.sent_ahead[j] = loc[0]
+            self._frame(loc[0], j)
 
     def _cancel_timer(self, j: int) -> None:
         t = self.timers[j]
@@ -298,7 +322,13 @@ class Gateway:
                 self.policy.observe(self.q_bucket[qid], j, now - st)
         nxt = pool.finish(j, now)
         if nxt >= 0:
-            self._send(nxt, j, now)
+            if self.sent_ahead[j] == nxt:  # the worker has it already and started it as it sent this result
+                self.sent_ahead[j] = -1
+                self._begin(nxt, j, now)
+            else:
+                self._send(nxt, j, now)
+            if pool.local[j]:
+                self._send_ahead(j)
         if self.queue:  # the freed instance first (or, coalescing, with this turn's other events)
             self._want_dispatch(now)
         self._complete(qid, j, now, service_ms, ok, payload)
@@ -377,6 +407,7 @@ class Gateway:
             return
         was_up = h.state == "up"
         h.state = "down"
+        self.sent_ahead[j] = -1  # died with the process; take_down hands it back below
         self._cancel_timer(j)
         self.sup.kill(h)
         now = self.now()
