@@ -128,14 +128,20 @@ def test_binding_policy_local_queue_starts_on_finish():
         assert [q for q, _, _ in conns[0].queries()] == [0, 1]
         assert gw.pool.held[0] == 3 and gw.waiting() == 2 and gw.pool.running[0] == 0 and gw.sent_ahead[0] == 1
         assert 1 not in gw.q_start  # sent ahead is not started: its wait goes on
+        await asyncio.sleep(0.005)  # query 0 takes 5 ms
         gw.on_result(0, 0, 3.0, True, b"")
         # query 1 starts now without being sent again; query 2 is sent ahead in its place
         assert [q for q, _, _ in conns[0].queries()] == [0, 1, 2]
         assert gw.pool.running[0] == 1 and gw.sent_ahead[0] == 2 and 1 in gw.q_start
-        gw.on_result(0, 1, 3.0, True, b"")
-        gw.on_result(0, 2, 3.0, True, b"")
+        sent1, arr1 = gw.q_sent_ahead[1], gw.q_arrival[1]
+        sent2, arr2 = gw.q_sent_ahead[2], gw.q_arrival[2]
+        # the worker held query 1 for 0.5 ms before starting it: its wait ends there
+        gw.on_result(0, 1, 3.0, True, b"", 0.5)
+        gw.on_result(0, 2, 3.0, True, b"")  # no stamp (0): the wait ends at the send
         a, b, c = await asyncio.wait_for(asyncio.gather(*tasks), 5)
-        assert (a["id"], b["id"], c["id"]) == (0, 1, 2) and b["wait_ms"] >= 0 and c["wait_ms"] >= b["wait_ms"] - 1
+        assert (a["id"], b["id"], c["id"]) == (0, 1, 2)
+        assert b["wait_ms"] == pytest.approx(sent1 + 0.5 - arr1, abs=1e-3)
+        assert c["wait_ms"] == pytest.approx(sent2 - arr2, abs=1e-3) and not gw.q_sent_ahead
         assert [q for q, _, _ in conns[0].queries()] == [0, 1, 2]  # each sent exactly once
         assert gw.pool.held[0] == 0 and gw.pool.n_idle == 1 and gw.sent_ahead[0] == -1
 

@@ -18,7 +18,7 @@ from kairos.workload.sizes import parse_size_mix
 
 def test_frames_roundtrip_in_any_chunking():
     frames = [tp.encode_hello(3, 1234, b'{"mode":"emulated"}'), tp.encode_query(2**40 + 7, 120, 11, b"[[1,2]]"),
-              tp.encode_result(99, 12.5, True, b"[0.5]"), tp.encode_result(100, 3.25, False, b"bad"),
+              tp.encode_result(99, 12.5, True, b"[0.5]"), tp.encode_result(100, 3.25, False, b"bad", 7.75),
               tp.encode_shutdown()]
     stream = b"".join(frames)
     for chunk in (1, 3, 7, len(stream)):
@@ -31,8 +31,9 @@ def test_frames_roundtrip_in_any_chunking():
         assert got[0][1][tp.HELLO_BODY.size:] == b'{"mode":"emulated"}'
         assert tp.QUERY_BODY.unpack_from(got[1][1]) == (2**40 + 7, 120, 11)
         assert got[1][1][tp.QUERY_BODY.size:] == b"[[1,2]]"
-        assert tp.RESULT_BODY.unpack_from(got[2][1]) == (99, 12.5, 1)
-        assert tp.RESULT_BODY.unpack_from(got[3][1]) == (100, 3.25, 0)
+        assert tp.RESULT_BODY.unpack_from(got[2][1]) == (99, 12.5, 1, 0.0)
+        assert tp.RESULT_BODY.unpack_from(got[3][1]) == (100, 3.25, 0, 7.75)
+        assert got[3][1][tp.RESULT_BODY.size:] == b"bad"
         assert got[4][1] == b""
         assert dec.buf == bytearray()
 
@@ -295,7 +296,7 @@ def _kernel_stamps_tcp(keeper) -> bool:
     import socket
     import time
 
-    from kairos.serve.httpclient import _SO_TIMESTAMPNS as STAMP
+    from kairos.serve.rxtime import SO_TIMESTAMPNS as STAMP
 
     if STAMP is None:
         return False
@@ -374,3 +375,50 @@ def test_http_client_close_fails_a_request_in_flight():
             server.close()
 
     assert asyncio.run(go()) == set()
+
+
+def test_worker_reports_how_long_a_query_sent_ahead_waited_behind_the_one_before():
+    """Two queries reach a worker at once: it serves them in turn, and the second's result
+    says it was held about as long as the first took (from the kernel's receive stamp),
+    which the gateway counts as wait; the first was taken up at once."""
+    import socket
+    import threading
+    import time
+
+    from kairos.serve.worker import run
+
+    class Sleeper:
+        label = "test"
+
+        def serve(self, size, bucket, payload):
+            time.sleep(0.03)
+            return True, b""
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    keeper = socket.socket()
+    stamps = _kernel_stamps_tcp(keeper)
+    th = threading.Thread(target=run, args=("127.0.0.1", srv.getsockname()[1], 0, Sleeper()), daemon=True)
+    th.start()
+    conn, _ = srv.accept()
+    try:
+        dec = tp.FrameDecoder()
+        frames = []
+        while not frames:
+            frames += dec.feed(conn.recv(4096))
+        assert frames[0][0] == tp.HELLO
+        conn.sendall(tp.encode_query(1, 10, 0) + tp.encode_query(2, 10, 0))
+        results = []
+        while len(results) < 2:
+            results += [tp.RESULT_BODY.unpack_from(b) for k, b in dec.feed(conn.recv(4096)) if k == tp.RESULT]
+        conn.sendall(tp.encode_shutdown())
+    finally:
+        conn.close()
+        srv.close()
+        keeper.close()
+        th.join(5)
+    (q1, svc1, ok1, held1), (q2, svc2, ok2, held2) = results
+    assert (q1, q2, ok1, ok2) == (1, 2, 1, 1) and svc1 >= 29.0 and svc2 >= 29.0
+    if stamps:
+        assert held1 < 10.0 and svc1 - 5.0 <= held2 <= svc1 + 15.0
+    else:  # no kernel stamps: unknown, reported as 0 (the gateway then ends the wait at the send)
+        assert held1 == held2 == 0.0

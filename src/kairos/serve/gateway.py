@@ -120,6 +120,7 @@ class Gateway:
         self.busy_ms = [0.0] * self.n
         self.started_at: list[float | None] = [None] * self.n  # query start on instance j
         self.sent_ahead = [-1] * self.n  # query already at instance j's worker, next in line (-1: none)
+        self.q_sent_ahead: dict[int, float] = {}  # query sent ahead -> when (its wait ends at the worker's start)
         self.ahead = self.policy.ahead_ms > 0  # consult the policy while every instance is busy too
         self.next_qid = 0
         self.t0 = time.perf_counter()
@@ -300,6 +301,7 @@ class Gateway:
         loc = self.pool.local[j]
         if loc and self.pool.up[j]:
             self.sent_ahead[j] = loc[0]
+            self.q_sent_ahead[loc[0]] = self.now()
             self._frame(loc[0], j)
 
     def _cancel_timer(self, j: int) -> None:
@@ -308,7 +310,9 @@ class Gateway:
             t.cancel()
             self.timers[j] = None
 
-    def on_result(self, j: int, qid: int, service_ms: float, ok: bool, payload: bytes) -> None:
+    def on_result(self, j: int, qid: int, service_ms: float, ok: bool, payload: bytes, queued_ms: float = 0.0) -> None:
+        """Worker ``j`` answered ``qid``: it served it in ``service_ms`` after holding it for
+        ``queued_ms`` (behind its previous query, when the query was sent ahead)."""
         pool = self.pool
         if pool.running[j] != qid:
             return  # stale (cannot happen on a live connection; defensive)
@@ -331,11 +335,17 @@ class Gateway:
                 self._send_ahead(j)
         if self.queue:  # the freed instance first (or, coalescing, with this turn's other events)
             self._want_dispatch(now)
-        self._complete(qid, j, now, service_ms, ok, payload)
+        self._complete(qid, j, now, service_ms, ok, payload, queued_ms)
 
-    def _complete(self, qid, j, now, service_ms, ok, payload) -> None:
+    def _complete(self, qid, j, now, service_ms, ok, payload, queued_ms=0.0) -> None:
         arrival = self.q_arrival.pop(qid)
         start = self.q_start.pop(qid)
+        sent = self.q_sent_ahead.pop(qid, None)
+        if sent is not None:
+            # sent ahead: it started when the worker took it up (its send plus its time at the
+            # worker, the way out left out as for any query), not when we heard the one before
+            # it end; a worker without kernel stamps says 0, and the wait ends at the send
+            start = min(start, sent + queued_ms)
         self.q_bucket.pop(qid, None)
         size = self.q_size.pop(qid)
         self.q_payload.pop(qid, None)
@@ -419,6 +429,7 @@ class Gateway:
         requeue = []
         for qid in lost:
             self.q_start.pop(qid, None)
+            self.q_sent_ahead.pop(qid, None)
             a = self.q_attempts.get(qid, 0) + 1
             self.q_attempts[qid] = a
             if a >= self.cfg.max_attempts:
@@ -444,7 +455,8 @@ class Gateway:
         self.log.event("worker_restarted", instance=h.name, pid=h.pid, generation=h.generation)
 
     def _fail(self, qid: int, status: int, msg: str) -> None:
-        for d in (self.q_arrival, self.q_bucket, self.q_size, self.q_payload, self.q_start, self.q_attempts):
+        for d in (self.q_arrival, self.q_bucket, self.q_size, self.q_payload, self.q_start, self.q_attempts,
+                  self.q_sent_ahead):
             d.pop(qid, None)
         fut = self.futures.pop(qid, None)
         self.counts["failed"] += 1

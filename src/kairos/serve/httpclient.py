@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
-import sys
 import time
 from urllib.parse import urlsplit
 
-# SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) on Linux: a struct timespec of CLOCK_REALTIME per read
-_SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
-_TIMESPEC = struct.Struct("@qq")
+from kairos.serve import rxtime
+
 
 
 class _Conn:
@@ -39,13 +36,7 @@ class _Conn:
         self.cb = None  # (on_answer, on_error) of the request in flight
         self.out = b""  # what the kernel did not take yet (normally nothing: requests are small)
         self.t_rx = None
-        self.stamps = False
-        if _SO_TIMESTAMPNS is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                self.stamps = True
-            except OSError:
-                pass
+        self.stamps = rxtime.enable(sock)
         loop.add_reader(self.fd, self._readable)
 
     @property
@@ -86,13 +77,11 @@ class _Conn:
     def _readable(self) -> None:
         try:
             if self.stamps:
-                data, anc, _, _ = self.sock.recvmsg(262144, 64)
-                for level, kind, raw in anc:
-                    if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
-                        sec, nsec = _TIMESPEC.unpack_from(raw)
-                        # CLOCK_REALTIME -> perf_counter, offset read now (no drift to care about)
-                        self.t_rx = sec + nsec * 1e-9 - (time.time() - time.perf_counter())
-                        self.client.stamped += 1
+                data, t = rxtime.recv(self.sock, 262144)
+                if t is not None:
+                    # CLOCK_REALTIME -> perf_counter, offset read now (no drift to care about)
+                    self.t_rx = t - (time.time() - time.perf_counter())
+                    self.client.stamped += 1
             else:
                 data = self.sock.recv(262144)
         except (BlockingIOError, InterruptedError):

@@ -12,8 +12,11 @@ Every frame is ``<u32 length><u8 kind>`` followed by ``length - 1`` bytes:
 - HELLO  (worker -> gateway): ``<u32 instance index><u32 pid>`` + JSON info
 - QUERY  (gateway -> worker): ``<u64 query id><u32 size><u32 bucket>`` + payload
   (JSON-encoded samples, or empty: the worker makes a synthetic batch of ``size``)
-- RESULT (worker -> gateway): ``<u64 query id><f64 service ms><u8 ok>`` + payload
-  (JSON result or error message; empty for an emulated worker)
+- RESULT (worker -> gateway): ``<u64 query id><f64 service ms><u8 ok><f64 queued ms>`` +
+  payload (JSON result or error message; empty for an emulated worker). ``queued ms``:
+  how long the query was at the worker before it started (from the kernel's receive
+  time of its frame; 0 where unknown): a query sent ahead waits there for the one
+  before it to finish, and the gateway counts that as its wait, not as overhead.
 - SHUTDOWN (gateway -> worker): no body; the worker finishes its query and exits.
 
 All integers little-endian.
@@ -28,9 +31,9 @@ HELLO, QUERY, RESULT, SHUTDOWN = 1, 2, 3, 4
 PREFIX = struct.Struct("<IB")  # length (of everything after these 4 bytes), kind
 HELLO_BODY = struct.Struct("<II")
 QUERY_BODY = struct.Struct("<QII")
-RESULT_BODY = struct.Struct("<QdB")
+RESULT_BODY = struct.Struct("<QdBd")
 QUERY_HEAD = struct.Struct("<IBQII")
-RESULT_HEAD = struct.Struct("<IBQdB")
+RESULT_HEAD = struct.Struct("<IBQdBd")
 HELLO_HEAD = struct.Struct("<IBII")
 
 MAX_FRAME = 256 * 1024 * 1024
@@ -44,8 +47,9 @@ def encode_query(qid: int, size: int, bucket: int, payload: bytes = b"") -> byte
     return QUERY_HEAD.pack(1 + QUERY_BODY.size + len(payload), QUERY, qid, size, bucket) + payload
 
 
-def encode_result(qid: int, service_ms: float, ok: bool, payload: bytes = b"") -> bytes:
-    return RESULT_HEAD.pack(1 + RESULT_BODY.size + len(payload), RESULT, qid, service_ms, 1 if ok else 0) + payload
+def encode_result(qid: int, service_ms: float, ok: bool, payload: bytes = b"", queued_ms: float = 0.0) -> bytes:
+    return RESULT_HEAD.pack(1 + RESULT_BODY.size + len(payload), RESULT, qid, service_ms, 1 if ok else 0,
+                            queued_ms) + payload
 
 
 def encode_shutdown() -> bytes:

@@ -23,6 +23,7 @@ import socket
 import sys
 import time
 
+from kairos.serve import rxtime
 from kairos.serve import transport as tp
 
 
@@ -132,8 +133,13 @@ def run(host: str, port: int, index: int, backend, generation: int = 0) -> int:
     perf = time.perf_counter
     dec = tp.FrameDecoder()
     qbody = tp.QUERY_BODY
+    stamps = rxtime.enable(sock)  # when each query arrived, to report how long it waited here
+    arrived = None
     while True:
-        data = sock.recv(1 << 16)
+        if stamps:
+            data, arrived = rxtime.recv(sock, 1 << 16)
+        else:
+            data = sock.recv(1 << 16)
         if not data:
             return 0  # gateway gone
         for kind, body in dec.feed(data):
@@ -142,9 +148,11 @@ def run(host: str, port: int, index: int, backend, generation: int = 0) -> int:
             if kind != tp.QUERY:
                 continue
             qid, size, bucket = qbody.unpack_from(body)
+            # at the worker before it started: behind the previous query when sent ahead
+            queued = max(0.0, (time.time() - arrived) * 1000.0) if arrived is not None else 0.0
             t0 = perf()
             ok, out = backend.serve(size, bucket, body[qbody.size:])
-            sock.sendall(tp.encode_result(qid, (perf() - t0) * 1000.0, ok, out))
+            sock.sendall(tp.encode_result(qid, (perf() - t0) * 1000.0, ok, out, queued))
 
 
 def main(argv=None) -> int:

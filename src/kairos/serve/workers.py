@@ -76,9 +76,9 @@ class WorkerConnection(asyncio.Protocol):
             return
         for kind, body in frames:
             if kind == tp.RESULT:
-                qid, svc, ok = tp.RESULT_BODY.unpack_from(body)
+                qid, svc, ok, queued = tp.RESULT_BODY.unpack_from(body)
                 if self.handle is not None and self.handle.conn is self:
-                    self.gw.on_result(self.handle.index, qid, svc, bool(ok), body[tp.RESULT_BODY.size:])
+                    self.gw.on_result(self.handle.index, qid, svc, bool(ok), body[tp.RESULT_BODY.size:], queued)
             elif kind == tp.HELLO:
                 index, pid = tp.HELLO_BODY.unpack_from(body)
                 try:
