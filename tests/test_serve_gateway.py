@@ -92,6 +92,7 @@ def test_loadgen_counts_and_metrics_agree(dien):
         assert name in m1
     busy = metric(m1, "kairos_instance_busy_seconds_total", 'instance="g4dn.xlarge#0"')
     assert busy > 0
+    assert metric(m1, "kairos_sent_ahead_total") == dien.health()["counts"]["sent_ahead"]
 
 
 def test_loadgen_is_open_loop_under_a_saturated_server():

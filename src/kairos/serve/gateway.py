@@ -142,7 +142,7 @@ class Gateway:
             self.sup = Supervisor(self, args, cfg.mode)
         self.metrics = None  # set by the app (GatewayMetrics)
         self.stopping = False
-        self.counts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0}
+        self.counts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0, "sent_ahead": 0}
         self._all_up: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.offloader = None  # helper process for the policy's slow work (kairos.serve.offload)
@@ -302,6 +302,7 @@ class Gateway:
         if loc and self.pool.up[j]:
             self.sent_ahead[j] = loc[0]
             self.q_sent_ahead[loc[0]] = self.now()
+            self.counts["sent_ahead"] += 1
             self._frame(loc[0], j)
 
     def _cancel_timer(self, j: int) -> None:

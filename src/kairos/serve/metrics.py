@@ -12,7 +12,8 @@
 - ``kairos_instance_busy_seconds_total{instance}`` (rate() of it is utilisation) and
   ``kairos_instance_utilisation{instance}`` (busy fraction since the previous scrape);
 - ``kairos_instance_up{instance}``, ``kairos_worker_restarts_total{instance}``,
-  ``kairos_redispatched_total``;
+  ``kairos_redispatched_total``, ``kairos_sent_ahead_total`` (queries sent to a busy
+  instance's worker to start when it is free);
 - ``kairos_event_loop_lag_seconds``: how late a 5 ms timer fires in the gateway's loop.
 """
 
@@ -128,6 +129,10 @@ class _StateCollector:
             qc.add_metric([nm, "met"], met)
             qc.add_metric([nm, "missed"], missed)
         yield qc
+        ahead = CounterMetricFamily("kairos_sent_ahead", "Queries sent to a busy instance's worker, to start the "
+                                    "moment it is free (no gateway round trip in between)")
+        ahead.add_metric([], gw.counts["sent_ahead"])
+        yield ahead
         yield self.m.latency.family("kairos_latency_seconds", "End-to-end latency in the gateway (wait + service "
                                     "+ transport)")
         yield self.m.wait.family("kairos_wait_seconds", "Queueing wait in the gateway")
