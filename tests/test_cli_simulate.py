@@ -41,6 +41,15 @@ def test_fixed_rate_json_and_table():
     assert "fluid bound" in p.stdout and "QoS met" in p.stdout
 
 
+def test_handoff_costs_qos_and_is_reported():
+    base = ["simulate", "--model", "dien", "--qps", "620", "--queries", "3000", "--json"]
+    plain = json.loads(run(*base, check=True).stdout)
+    slow = json.loads(run(*base, "--handoff-ms", "2", check=True).stdout)
+    assert "handoff_ms" not in plain and slow["handoff_ms"] == 2.0
+    # every start on an idle instance held 2 ms longer: more waiting, fewer queries in time
+    assert slow["mean_wait_ms"] > plain["mean_wait_ms"] and slow["qos_met_fraction"] < plain["qos_met_fraction"]
+
+
 def test_workload_file_and_schedule(tmp_path):
     f = tmp_path / "sizes.txt"
     f.write_text("100\n200\n")
@@ -67,6 +76,8 @@ def test_workload_file_and_schedule(tmp_path):
         (["--qps", "-3"], "--qps must be a finite number > 0"),
         (["--qps", "inf"], "--qps must be a finite number > 0"),
         (["--queries", "0"], "--queries must be >= 1"),
+        (["--qps", "100", "--handoff-ms", "-1"], "--handoff-ms must be a finite number >= 0"),
+        (["--qps", "100", "--handoff-ms", "nan"], "--handoff-ms must be a finite number >= 0"),
         (["--workload", "fixed:5000"], "beyond the largest measured size"),
         (["--profile", "/nonexistent.csv"], "not found"),
     ],

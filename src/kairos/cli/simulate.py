@@ -112,6 +112,8 @@ def _print_table(out: dict) -> None:
         ("QoS target (p99)", f"{out['qos_ms']:g} ms"),
         ("queries", str(out["queries"])),
     ]
+    if out.get("handoff_ms"):
+        rows.append(("handoff (idle starts)", f"{out['handoff_ms']:g} ms"))
     if "max_qps" in out:
         rows.append(("max QPS (>=99% within QoS)", f"{out['max_qps']:.1f}"))
     else:
