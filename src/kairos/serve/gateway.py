@@ -119,7 +119,6 @@ class Gateway:
         self.timers: list = [None] * self.n
         self.busy_ms = [0.0] * self.n
         self.started_at: list[float | None] = [None] * self.n  # query start on instance j
-        self.sent_ahead = [-1] * self.n  # query already at instance j's worker, next in line (-1: none)
         self.q_sent_ahead: dict[int, float] = {}  # query sent ahead -> when (its wait ends at the worker's start)
         self.ahead = self.policy.ahead_ms > 0  # consult the policy while every instance is busy too
         self.next_qid = 0
@@ -279,7 +278,7 @@ class Gateway:
         for qid, j in pairs:
             if self.pool.assign(qid, j, now):
                 self._send(qid, j, now)
-            elif self.sent_ahead[j] < 0:
+            else:
                 self._send_ahead(j)
 
     def _send(self, qid: int, j: int, now: float) -> None:
@@ -297,10 +296,10 @@ class Gateway:
         self.timers[j] = self.loop.call_later(d / 1000.0, self._on_hang, j, qid, self.workers[j].generation)
 
     def _send_ahead(self, j: int) -> None:
-        """Send busy instance ``j``'s next query in line to its worker now (see module docstring)."""
+        """Send busy instance ``j``'s next query in line to its worker now, unless it has it
+        already (see module docstring): one query ahead per worker."""
         loc = self.pool.local[j]
-        if loc and self.pool.up[j]:
-            self.sent_ahead[j] = loc[0]
+        if loc and self.pool.up[j] and loc[0] not in self.q_sent_ahead:
             self.q_sent_ahead[loc[0]] = self.now()
             self.counts["sent_ahead"] += 1
             self._frame(loc[0], j)
@@ -327,13 +326,11 @@ class Gateway:
                 self.policy.observe(self.q_bucket[qid], j, now - st)
         nxt = pool.finish(j, now)
         if nxt >= 0:
-            if self.sent_ahead[j] == nxt:  # the worker has it already and started it as it sent this result
-                self.sent_ahead[j] = -1
+            if nxt in self.q_sent_ahead:  # the worker has it already and started it as it sent this result
                 self._begin(nxt, j, now)
             else:
                 self._send(nxt, j, now)
-            if pool.local[j]:
-                self._send_ahead(j)
+            self._send_ahead(j)
         if self.queue:  # the freed instance first (or, coalescing, with this turn's other events)
             self._want_dispatch(now)
         self._complete(qid, j, now, service_ms, ok, payload, queued_ms)
@@ -418,7 +415,6 @@ class Gateway:
             return
         was_up = h.state == "up"
         h.state = "down"
-        self.sent_ahead[j] = -1  # died with the process; take_down hands it back below
         self._cancel_timer(j)
         self.sup.kill(h)
         now = self.now()
@@ -465,6 +461,11 @@ class Gateway:
             fut.set_exception(QueryFailed(status, msg))
 
     # ------------------------------------------------------------------ state
+    @property
+    def sent_ahead(self) -> list[int]:
+        """Per instance, the query its worker holds next in line (sent ahead), or -1."""
+        return [loc[0] if loc and loc[0] in self.q_sent_ahead else -1 for loc in self.pool.local]
+
     def busy_seconds(self) -> list[float]:
         now = self.now()
         return [(b + (now - s if s is not None else 0.0)) / 1000.0 for b, s in zip(self.busy_ms, self.started_at)]

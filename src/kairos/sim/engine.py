@@ -137,8 +137,8 @@ def simulate(
     dispatch = policy.dispatch
     observe = policy.observe if policy.observes else None
     handoff = float(handoff_ms)
-    if handoff < 0:
-        raise ValueError(f"handoff_ms must be >= 0, got {handoff_ms!r}")
+    if not 0.0 <= handoff < float("inf"):
+        raise ValueError(f"handoff_ms must be a finite number >= 0, got {handoff_ms!r}")
     held_extra = [0.0] * N if handoff else None  # the handoff each query held its instance for
 
     heap: list = []
