@@ -29,7 +29,7 @@ def test_frames_roundtrip_in_any_chunking():
         assert [k for k, _ in got] == [tp.HELLO, tp.QUERY, tp.RESULT, tp.RESULT, tp.SHUTDOWN]
         assert tp.HELLO_BODY.unpack_from(got[0][1]) == (3, 1234)
         assert got[0][1][tp.HELLO_BODY.size:] == b'{"mode":"emulated"}'
-        assert tp.QUERY_BODY.unpack_from(got[1][1]) == (2**40 + 7, 120, 11)
+        assert tp.QUERY_BODY.unpack_from(got[1][1]) == (2**40 + 7, 120, 11, 0.0)
         assert got[1][1][tp.QUERY_BODY.size:] == b"[[1,2]]"
         assert tp.RESULT_BODY.unpack_from(got[2][1]) == (99, 12.5, 1, 0.0)
         assert tp.RESULT_BODY.unpack_from(got[3][1]) == (100, 3.25, 0, 7.75)
@@ -397,7 +397,7 @@ def test_worker_reports_how_long_a_query_sent_ahead_waited_behind_the_one_before
     srv = socket.create_server(("127.0.0.1", 0))
     keeper = socket.socket()
     stamps = _kernel_stamps_tcp(keeper)
-    th = threading.Thread(target=run, args=("127.0.0.1", srv.getsockname()[1], 0, Sleeper()), daemon=True)
+    th = threading.Thread(target=run, args=(f"127.0.0.1:{srv.getsockname()[1]}", 0, Sleeper()), daemon=True)
     th.start()
     conn, _ = srv.accept()
     try:

@@ -91,6 +91,10 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
 @click.option("--listen-host", default="127.0.0.1", show_default=True,
               help="Address the workers connect back to (--backend ray on several machines: this node's IP, or "
                    "0.0.0.0 to listen everywhere and advertise this node's IP).")
+@click.option("--worker-transport", type=click.Choice(["unix", "tcp"]), default="unix", show_default=True,
+              help="How the local worker processes talk to the gateway: unix (a Unix domain socket in a private "
+                   "temporary directory: the same frames without the loopback TCP/IP stack, a lower tail latency) "
+                   "or tcp (loopback). --backend ray always uses TCP.")
 @click.option("--workload", default="deeprecsys", show_default=True,
               help="Query-size mix the dispatcher should expect (deeprecsys, ribbon, fixed:N or a file of sizes); "
                    "the kairos policy derives its coefficients from it. 'unknown' uses the paper's coefficients.")
@@ -107,8 +111,8 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
                    "query). Per event: one call per arrival and per result, as the simulator does.")
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, policy_options, ahead_ms, mode, host, port,
           max_queue,
-          hang_factor, hang_grace_ms, seed, quiet, realtime, keep_cpus_awake, backend, ray_address, listen_host, workload,
-          qos_margin_ms, fast_path, coalesce):
+          hang_factor, hang_grace_ms, seed, quiet, realtime, keep_cpus_awake, backend, ray_address, listen_host,
+          worker_transport, workload, qos_margin_ms, fast_path, coalesce):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
     POST /v1/infer with {"size": N} or {"samples": [...]}; GET /healthz, /metrics, /v1/info, /docs.
@@ -148,6 +152,7 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
         parse_size_mix(workload).bucket_probabilities(profile.batches)  # bad mix: one line now
     extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms,
              "keep_cpus_awake": keep_cpus_awake, "fast_path": fast_path, "coalesce_dispatch": coalesce,
+             "worker_transport": worker_transport,
              "policy_options": serve_policy_options(policy, policy_options, ahead_ms)}
     if backend == "ray":
         from kairos.serve.ray_backend import import_ray

@@ -74,6 +74,9 @@ class GatewayConfig:
     backend: str = "local"  # local: worker processes here; ray: Ray actors (kairos.serve.ray_backend)
     ray_address: str | None = None  # ray: the cluster to join (None: start a one-node Ray here)
     listen_host: str = "127.0.0.1"  # where workers connect to the gateway (ray: reachable from every node)
+    # how local worker processes reach the gateway: "unix" (a Unix domain socket, where the
+    # platform has them) or "tcp" (loopback); Ray actors always use TCP (transport.py)
+    worker_transport: str = "unix"
     # the query-size mix the dispatcher expects (kairos uses it for its coefficients); None: unknown
     workload: str | None = "deeprecsys"
     # the policy dispatches for qos_ms - qos_margin_ms (room for the client's HTTP/network time)
@@ -138,7 +141,7 @@ class Gateway:
 
             self.sup = RaySupervisor(self, cfg)
         else:
-            self.sup = Supervisor(self, args, cfg.mode)
+            self.sup = Supervisor(self, args, cfg.mode, cfg.worker_transport)
         self.metrics = None  # set by the app (GatewayMetrics)
         self.stopping = False
         self.counts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0, "sent_ahead": 0}
@@ -286,7 +289,8 @@ class Gateway:
         self._begin(qid, j, now)
 
     def _frame(self, qid: int, j: int) -> None:
-        self.workers[j].send(tp.encode_query(qid, self.q_size[qid], self.q_bucket[qid], self.q_payload.get(qid, b"")))
+        self.workers[j].send(tp.encode_query(qid, self.q_size[qid], self.q_bucket[qid], self.q_payload.get(qid, b""),
+                                             time.monotonic()))
 
     def _begin(self, qid: int, j: int, now: float) -> None:
         """Query ``qid`` starts on instance ``j`` now: its wait ends, its hang deadline is armed."""

@@ -103,7 +103,7 @@ class _Instance:
         else:
             backend = TorchBackend(self.model, self.type_name, seed)
         try:
-            return run(host, port, index, backend, generation)
+            return run(f"{host}:{port}", index, backend, generation)
         except (ConnectionError, OSError):
             return 0
 

@@ -1,8 +1,14 @@
 """The worker process: serves one query at a time for one instance of the pool.
 
-Run by the gateway as ``python -m kairos.serve.worker --connect HOST:PORT --index J
---type TYPE --model M --mode emulated|torch``. It connects to the gateway, says HELLO,
-then answers QUERY frames one by one until SHUTDOWN or the connection closes.
+Run by the gateway as ``python -m kairos.serve.worker --connect unix:PATH|HOST:PORT --index J
+--type TYPE --model M --mode emulated|torch``. It connects to the gateway (a Unix domain
+socket on the same machine, TCP across machines), says HELLO, then answers QUERY frames
+one by one until SHUTDOWN or the connection closes.
+
+Each result says how long its query was at the worker before it started (a query sent
+ahead waits there behind the one before it): on a Unix socket from the send time the
+gateway puts in the frame (same machine, same clock); over TCP from the kernel's
+receive stamp of the frame (0 where the kernel gives none).
 
 - ``emulated``: an *emulation* of an instance of type TYPE: it draws the service time
   of the query's size from the model's latency profile for that type
@@ -125,15 +131,30 @@ class TorchBackend:
             return False, f"{type(exc).__name__}: {exc}".encode()
 
 
-def run(host: str, port: int, index: int, backend, generation: int = 0) -> int:
-    sock = socket.create_connection((host, port))
+def open_link(address: str) -> socket.socket:
+    """Connect to the gateway at ``unix:PATH`` or ``HOST:PORT``."""
+    if address.startswith("unix:"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(address[5:])
+        return sock
+    host, port = address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def run(address: str, index: int, backend, generation: int = 0) -> int:
+    sock = open_link(address)
     info = json.dumps({"mode": backend.label, "generation": generation}).encode()
     sock.sendall(tp.encode_hello(index, os.getpid(), info))
     perf = time.perf_counter
     dec = tp.FrameDecoder()
     qbody = tp.QUERY_BODY
-    stamps = rxtime.enable(sock)  # when each query arrived, to report how long it waited here
+    # how long each query waited here: from its send time on this machine (Unix socket),
+    # else from the kernel's receive stamps (TCP)
+    local = sock.family == getattr(socket, "AF_UNIX", None)
+    stamps = not local and rxtime.enable(sock)
+    monotonic = time.monotonic
     arrived = None
     while True:
         if stamps:
@@ -147,9 +168,12 @@ def run(host: str, port: int, index: int, backend, generation: int = 0) -> int:
                 return 0
             if kind != tp.QUERY:
                 continue
-            qid, size, bucket = qbody.unpack_from(body)
+            qid, size, bucket, sent = qbody.unpack_from(body)
             # at the worker before it started: behind the previous query when sent ahead
-            queued = max(0.0, (time.time() - arrived) * 1000.0) if arrived is not None else 0.0
+            if local and sent > 0.0:
+                queued = max(0.0, (monotonic() - sent) * 1000.0)
+            else:
+                queued = max(0.0, (time.time() - arrived) * 1000.0) if arrived is not None else 0.0
             t0 = perf()
             ok, out = backend.serve(size, bucket, body[qbody.size:])
             sock.sendall(tp.encode_result(qid, (perf() - t0) * 1000.0, ok, out, queued))
@@ -174,13 +198,12 @@ def main(argv=None) -> int:
 
         set_realtime(a.rt_priority)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop
-    host, port = a.connect.rsplit(":", 1)
     if a.mode == "emulated":
         backend = EmulatedBackend(a.model, a.type, a.seed * 100_003 + a.index, a.profile, a.prices)
     else:
         backend = TorchBackend(a.model, a.type, a.seed * 100_003 + a.index)
     try:
-        return run(host, int(port), a.index, backend, a.generation)
+        return run(a.connect, a.index, backend, a.generation)
     except (ConnectionError, OSError):
         return 0
 
