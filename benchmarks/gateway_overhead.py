@@ -20,7 +20,13 @@ Also reports CPU microseconds per query of the gateway, the workers and the load
 generator, and the load average (other jobs on the machine inflate every tail).
 
     python benchmarks/gateway_overhead.py [--duration 10] [--rates 500,2000] [--realtime] [--keep-cpus-awake]
-        [--http-fast-path on|off|both] [--ab SERVE-ARGS] [--rounds N]
+        [--http-fast-path on|off|both] [--ab SERVE-ARGS] [--rounds N] [--host-speed]
+
+``--host-speed`` runs ``host_speed.py``'s probe during every measurement (a SCHED_FIFO
+process per CPU timing a fixed piece of work every 5 ms) and adds to each row the share
+of samples in which every CPU ran more than 2x slower (the host slowing this VM) and the
+p99s over the queries that were not in flight during such a moment; as a control, the
+same with those moments shifted by half the run (same share of time, unrelated moments).
 
 ``--ab "--dispatch-per-event"`` alternates a server with the default settings ("default")
 and one with those extra ``kairos serve`` arguments, as ``--http-fast-path both`` does.
@@ -38,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _serve_common import ServeProcess, cpu_seconds, loadavg  # noqa: E402
+from host_speed import HostSpeed  # noqa: E402
 
 from kairos.serve.loadgen import run_load, use_uvloop  # noqa: E402
 from kairos.workload.sizes import parse_size_mix  # noqa: E402
@@ -47,17 +54,34 @@ def pct(x, p):
     return round(float(np.percentile(x, p)), 3) if len(x) else None
 
 
-def measure(srv, rate: float, duration: float) -> dict:
+def measure(srv, rate: float, duration: float, host_speed: bool = False) -> dict:
     """One open-loop run at ``rate`` against ``srv``: added latency and CPU per query."""
     wpids = srv.worker_pids()
     la0 = loadavg()
     g0, w0, me0 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
-    r = asyncio.run(run_load(srv.url, rate, duration, parse_size_mix("deeprecsys"), seed=0))
+    probe = HostSpeed() if host_speed else None
+    if probe is not None:
+        probe.__enter__()
+    try:
+        r = asyncio.run(run_load(srv.url, rate, duration, parse_size_mix("deeprecsys"), seed=0))
+    finally:
+        if probe is not None:
+            probe.__exit__(None, None, None)
     g1, w1, me1 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
     R = r.records
     ok = R["status"] == 200
     client, gw = R["client_overhead_ms"][ok], R["gateway_overhead_ms"][ok]
     n = max(r.sent, 1)
+    host = None
+    if probe is not None:  # which queries were in flight while the host slowed every CPU
+        t_sent = R["start_s"] + R["send_s"] + R["send_lag_ms"] / 1000.0
+        slow = probe.in_slowdown(t_sent[ok], t_sent[ok] + R["latency_ms"][ok] / 1000.0)
+        host = {**probe.summary(), "queries_in_slowdown": round(float(slow.mean()), 4),
+                "added_gateway_p99_ms_outside_slowdowns": pct(gw[~slow], 99),
+                "added_client_p99_ms_outside_slowdowns": pct(client[~slow], 99)}
+        ctl = probe.in_slowdown(t_sent[ok], t_sent[ok] + R["latency_ms"][ok] / 1000.0, shift_s=duration / 2)
+        host["control_queries_excluded"] = round(float(ctl.mean()), 4)
+        host["control_added_gateway_p99_ms"] = pct(gw[~ctl], 99)
     return {
         "rate_qps": rate, "sent": r.sent, "completed": r.completed, "errors": r.errors, "lost": r.lost,
         "achieved_qps": r.achieved_qps,
@@ -66,7 +90,7 @@ def measure(srv, rate: float, duration: float) -> dict:
         "send_lag_p99_ms": pct(R["send_lag_ms"][ok], 99),
         "cpu_us_per_query": {"gateway": round(1e6 * (g1 - g0) / n), "workers": round(1e6 * (w1 - w0) / n),
                              "loadgen": round(1e6 * ((me1.user + me1.system) - (me0.user + me0.system)) / n)},
-        "loadavg_before": la0, "loadavg_after": loadavg(),
+        "loadavg_before": la0, "loadavg_after": loadavg(), "host_speed": host,
     }
 
 
@@ -83,6 +107,9 @@ def main() -> int:
     ap.add_argument("--ab", default=None, metavar="SERVE-ARGS",
                     help="alternate the default server with one given these extra kairos serve arguments")
     ap.add_argument("--rounds", type=int, default=1, help="repetitions (of each variant when alternating)")
+    ap.add_argument("--host-speed", action="store_true",
+                    help="probe the CPUs' speed every 5 ms during each run (host_speed.py) and also report "
+                         "the p99s of the queries not in flight while the host slowed every CPU")
     a = ap.parse_args()
     use_uvloop()
     extra = (["--realtime"] if a.realtime else []) + (["--keep-cpus-awake"] if a.keep_cpus_awake else [])
@@ -102,7 +129,7 @@ def main() -> int:
                                *variants[variant], quiet=True, start_timeout=60.0)
             try:
                 for rate in [float(r) for r in a.rates.split(",")]:
-                    rows.append({"variant": variant, "round": rnd, **measure(srv, rate, a.duration)})
+                    rows.append({"variant": variant, "round": rnd, **measure(srv, rate, a.duration, a.host_speed)})
             finally:
                 srv.stop()
     print(f"gateway overhead, ncf pool g4dn.xlarge=1,r5n.large=13 (emulated), {a.duration:g} s per rate, "
@@ -114,6 +141,13 @@ def main() -> int:
         print(f"{x['variant'][:8]:<8} {x['rate_qps']:<7g} {x['sent']:<7d} {x['lost']:<5d} {x['achieved_qps']:<9.1f} "
               f"{x['added_client_p50_ms']:>6} / {x['added_client_p99_ms']:<10} {x['added_gateway_p50_ms']:>6} / "
               f"{x['added_gateway_p99_ms']:<12} {c['gateway']}/{c['workers']}/{c['loadgen']:<14} {x['loadavg_before']}")
+        h = x["host_speed"]
+        if h:
+            print(f"         host: every CPU >2x slower in {100 * h['slow_fraction']:.1f}% of samples ({h['slow_episodes']} "
+                  f"episodes), {100 * h['queries_in_slowdown']:.1f}% of queries in flight then; p99 of the others: "
+                  f"gateway {h['added_gateway_p99_ms_outside_slowdowns']} ms, client {h['added_client_p99_ms_outside_slowdowns']} ms"
+                  f" (control, slow moments shifted by half the run: {100 * h['control_queries_excluded']:.1f}% "
+                  f"excluded, gateway p99 {h['control_added_gateway_p99_ms']} ms)")
     if len(order) == 2:  # medians over the rounds, side by side
         va, vb = order
         print(f"medians over rounds ({va} / {vb}): rate  gateway p99 ms   client p99 ms   gateway cpu us/q")

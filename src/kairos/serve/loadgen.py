@@ -259,7 +259,9 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
         read_lag_p50_ms=_pct(read_lag[ok], 50), read_lag_p99_ms=_pct(read_lag[ok], 99),
         qos_met_fraction_at_read=round(met_read / sent, 5) if sent else 0.0,
         served_by=dict(sorted(served.items())),
-        records={"send_s": np.asarray(times), "latency_ms": lat, "wait_ms": wait, "service_ms": svc,
+        # start_s: time.perf_counter() at send_s = 0 (on Linux CLOCK_MONOTONIC, the same in
+        # every process of the machine: lines up with other processes' timestamps)
+        records={"start_s": start, "send_s": np.asarray(times), "latency_ms": lat, "wait_ms": wait, "service_ms": svc,
                  "gateway_latency_ms": gw_lat, "status": status,
                  "instance": inst, "attempts": attempts, "send_lag_ms": sent_at, "read_lag_ms": read_lag,
                  "client_overhead_ms": client_all, "gateway_overhead_ms": gw_all},
