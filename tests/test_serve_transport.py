@@ -96,3 +96,33 @@ def test_unknown_worker_transport_is_refused():
 
     with pytest.raises(ValueError, match="unix' or 'tcp"):
         Supervisor(None, [], "emulated", "udp")
+
+
+def test_gateway_falls_back_to_tcp_where_no_unix_socket_can_be_made(tmp_path, monkeypatch):
+    """A temporary directory too deep for a socket's path (over ~108 bytes): the gateway
+    says so in its log and serves over TCP instead of failing to start."""
+    import tempfile
+
+    from kairos.serve import workers
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    real_mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(workers.tempfile, "mkdtemp", lambda prefix="": real_mkdtemp(prefix=prefix, dir=deep))
+    log = io.StringIO()
+
+    async def go():
+        profile = builtin_catalogue().profile("dien")
+        gw = Gateway(profile, GatewayConfig(model="dien", config={"r5n.large": 1}, qos_ms=35.0), EventLog(log))
+        await gw.start()
+        try:
+            address = gw.sup.connect_address
+            answer = await asyncio.wait_for(gw.submit(10, gw.bucket_of(10)), 30)
+        finally:
+            await gw.stop()
+        return address, answer
+
+    address, answer = asyncio.run(go())
+    assert not address.startswith("unix:") and answer["size"] == 10
+    assert '"event": "worker_transport_fallback"' in log.getvalue()
+    assert list(deep.iterdir()) == []  # the directory made for the socket was removed

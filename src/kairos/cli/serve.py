@@ -93,8 +93,9 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
                    "0.0.0.0 to listen everywhere and advertise this node's IP).")
 @click.option("--worker-transport", type=click.Choice(["unix", "tcp"]), default="unix", show_default=True,
               help="How the local worker processes talk to the gateway: unix (a Unix domain socket in a private "
-                   "temporary directory: the same frames without the loopback TCP/IP stack, a lower tail latency) "
-                   "or tcp (loopback). --backend ray always uses TCP.")
+                   "temporary directory, only this user can connect: the same frames without the loopback TCP/IP "
+                   "stack, less CPU per message; falls back to TCP where it cannot be created) or tcp (loopback). "
+                   "--backend ray always uses TCP.")
 @click.option("--workload", default="deeprecsys", show_default=True,
               help="Query-size mix the dispatcher should expect (deeprecsys, ribbon, fixed:N or a file of sizes); "
                    "the kairos policy derives its coefficients from it. 'unknown' uses the paper's coefficients.")

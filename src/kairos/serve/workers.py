@@ -122,7 +122,14 @@ class Supervisor:
         self.port = self.server.sockets[0].getsockname()[1]
         if self.transport == "unix":  # in a directory of our own (mode 0700): only we can connect
             self.unix_dir = tempfile.mkdtemp(prefix="kairos-gw-")
-            self.unix_server = await loop.create_unix_server(lambda: WorkerConnection(self.gw), self.unix_path)
+            try:
+                self.unix_server = await loop.create_unix_server(lambda: WorkerConnection(self.gw), self.unix_path)
+            except OSError as exc:  # e.g. a temporary directory too deep for a socket's path: TCP it is
+                shutil.rmtree(self.unix_dir, ignore_errors=True)
+                self.unix_dir = None
+                self.transport = "tcp"
+                self.gw.log.event("worker_transport_fallback", level="warning", to="tcp",
+                                  reason=f"{type(exc).__name__}: {exc}")
 
     @property
     def unix_path(self) -> str | None:
