@@ -1,9 +1,33 @@
-"""Test helpers for the serving tests: a Prometheus metric lookup, and the server launcher
-(:mod:`kairos.serve.launcher`, shared with the serving benchmarks)."""
+"""Test helpers for the serving tests: a Prometheus metric lookup, the gateway's end of one
+worker connection, and the server launcher (:mod:`kairos.serve.launcher`, shared with the
+serving benchmarks)."""
 
 from __future__ import annotations
 
+from kairos.serve import transport as tp
 from kairos.serve.launcher import ServeProcess as Server, pid_alive  # noqa: F401
+
+
+class WorkerPeer:
+    """The gateway's end of one worker's connection (an accepted socket), for tests that
+    run :func:`kairos.serve.worker.run` directly: HELLO, then queries out, results in."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.dec = tp.FrameDecoder()
+        self.results = []  # RESULT bodies unpacked: (qid, service ms, ok, queued ms)
+
+    def hello(self) -> None:
+        frames = []
+        while not frames:
+            frames += self.dec.feed(self.conn.recv(4096))
+        assert frames[0][0] == tp.HELLO
+
+    def results_until(self, n: int) -> list:
+        while len(self.results) < n:
+            self.results += [tp.RESULT_BODY.unpack_from(b) for k, b in self.dec.feed(self.conn.recv(4096))
+                             if k == tp.RESULT]
+        return self.results
 
 
 def metric(text: str, name: str, labels: str = "") -> float:

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from serve_helpers import WorkerPeer
 
 from kairos.profiles import builtin_catalogue
 from kairos.serve import transport as tp
@@ -65,20 +66,14 @@ def test_worker_on_a_unix_socket_reports_how_long_a_query_sent_ahead_waited(tmp_
     th.start()
     conn, _ = srv.accept()
     try:
-        dec = tp.FrameDecoder()
-        frames = []
-        while not frames:
-            frames += dec.feed(conn.recv(4096))
-        assert frames[0][0] == tp.HELLO
+        peer = WorkerPeer(conn)
+        peer.hello()
         conn.sendall(tp.encode_query(1, 10, 0, sent=time.monotonic()))
         time.sleep(0.01)
         conn.sendall(tp.encode_query(2, 10, 0, sent=time.monotonic()))
-        results = []
-        while len(results) < 2:
-            results += [tp.RESULT_BODY.unpack_from(b) for k, b in dec.feed(conn.recv(4096)) if k == tp.RESULT]
+        peer.results_until(2)
         conn.sendall(tp.encode_query(3, 10, 0))  # no send time given: 0, not a guess
-        while len(results) < 3:
-            results += [tp.RESULT_BODY.unpack_from(b) for k, b in dec.feed(conn.recv(4096)) if k == tp.RESULT]
+        results = peer.results_until(3)
         conn.sendall(tp.encode_shutdown())
     finally:
         conn.close()

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from serve_helpers import WorkerPeer
 
 from kairos.cli.main import cli
 from kairos.profiles import builtin_catalogue
@@ -401,15 +402,10 @@ def test_worker_reports_how_long_a_query_sent_ahead_waited_behind_the_one_before
     th.start()
     conn, _ = srv.accept()
     try:
-        dec = tp.FrameDecoder()
-        frames = []
-        while not frames:
-            frames += dec.feed(conn.recv(4096))
-        assert frames[0][0] == tp.HELLO
+        peer = WorkerPeer(conn)
+        peer.hello()
         conn.sendall(tp.encode_query(1, 10, 0) + tp.encode_query(2, 10, 0))
-        results = []
-        while len(results) < 2:
-            results += [tp.RESULT_BODY.unpack_from(b) for k, b in dec.feed(conn.recv(4096)) if k == tp.RESULT]
+        results = peer.results_until(2)
         conn.sendall(tp.encode_shutdown())
     finally:
         conn.close()
