@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -59,14 +60,8 @@ def measure(srv, rate: float, duration: float, host_speed: bool = False) -> dict
     wpids = srv.worker_pids()
     la0 = loadavg()
     g0, w0, me0 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
-    probe = HostSpeed() if host_speed else None
-    if probe is not None:
-        probe.__enter__()
-    try:
+    with HostSpeed() if host_speed else contextlib.nullcontext() as probe:
         r = asyncio.run(run_load(srv.url, rate, duration, parse_size_mix("deeprecsys"), seed=0))
-    finally:
-        if probe is not None:
-            probe.__exit__(None, None, None)
     g1, w1, me1 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
     R = r.records
     ok = R["status"] == 200

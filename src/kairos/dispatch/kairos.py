@@ -262,14 +262,19 @@ class KairosPolicy(Policy):
             if best is None or (c, is_busy, j) < best:
                 best = (c, is_busy, j)
         if best is not None:
-            if not best[1]:
-                return [(qid, best[2])]
-            return [(qid, best[2])] if self.ahead_ms and self._ahead_ok(best[2], now, pool) else []
+            return self._start_or_ahead(qid, best[2], best[1], now, pool)
         return [(qid, spare[1])] if spare is not None and pool.up[spare[1]] else []
 
     def _ahead_ok(self, j: int, now: float, pool) -> bool:
         """Busy instance ``j`` may be given its next query now (``ahead_ms``)."""
         return pool.held[j] == 1 and pool.up[j] and pool.free_at[j] - now <= self.ahead_ms
+
+    def _start_or_ahead(self, qid: int, j: int, is_busy: bool, now: float, pool) -> list:
+        """The one-query paths' answer for their best feasible instance ``j``: start there if it
+        is idle, queue there if it is busy and may hold a query ahead, else keep waiting."""
+        if not is_busy or (self.ahead_ms and self._ahead_ok(j, now, pool)):
+            return [(qid, j)]
+        return []
 
     def _urgent_cn(self, waited: float) -> list:
         """Per type, the cost of one ms of an instance's remaining work for a query that has
@@ -312,9 +317,7 @@ class KairosPolicy(Policy):
                 spare_cost = c
                 spare = j
         if best >= 0:
-            if not busy[best]:
-                return [(qid, best)]
-            return [(qid, best)] if self.ahead_ms and self._ahead_ok(best, now, pool) else []
+            return self._start_or_ahead(qid, best, busy[best], now, pool)
         return [(qid, spare)] if spare >= 0 else []
 
     def dispatch(self, now, queue, pool):

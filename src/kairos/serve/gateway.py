@@ -346,7 +346,8 @@ class Gateway:
         if sent is not None:
             # sent ahead: it started when the worker took it up (its send plus its time at the
             # worker, the way out left out as for any query), not when we heard the one before
-            # it end; a worker without kernel stamps says 0, and the wait ends at the send
+            # it end; a worker that cannot tell (TCP without kernel stamps) says 0, and the
+            # wait ends at the send
             start = min(start, sent + queued_ms)
         self.q_bucket.pop(qid, None)
         size = self.q_size.pop(qid)

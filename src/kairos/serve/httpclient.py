@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 from kairos.serve import rxtime
 
 
-
 class _Conn:
     __slots__ = ("client", "sock", "fd", "loop", "buf", "cb", "stamps", "t_rx", "out")
 
