@@ -1,8 +1,12 @@
-"""Test helpers for the serving tests: a Prometheus metric lookup, the gateway's end of one
-worker connection, and the server launcher (:mod:`kairos.serve.launcher`, shared with the
-serving benchmarks)."""
+"""Test helpers for the serving tests: a Prometheus metric lookup, a worker run in a thread
+with the gateway's end of its connection, and the server launcher
+(:mod:`kairos.serve.launcher`, shared with the serving benchmarks)."""
 
 from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
 
 from kairos.serve import transport as tp
 from kairos.serve.launcher import ServeProcess as Server, pid_alive  # noqa: F401
@@ -28,6 +32,38 @@ class WorkerPeer:
             self.results += [tp.RESULT_BODY.unpack_from(b) for k, b in self.dec.feed(self.conn.recv(4096))
                              if k == tp.RESULT]
         return self.results
+
+
+class SleepBackend:
+    """A worker backend whose every query takes ``seconds`` (a timed sleep)."""
+
+    label = "test"
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def serve(self, size, bucket, payload):
+        time.sleep(self.seconds)
+        return True, b""
+
+
+@contextmanager
+def worker_peer(listener, address: str, backend):
+    """Run :func:`kairos.serve.worker.run` (``address``, instance 0, ``backend``) in a thread,
+    accept its connection on ``listener`` and take its HELLO: yields the gateway's end
+    (:class:`WorkerPeer`); the connection is closed and the thread joined on exit."""
+    from kairos.serve.worker import run
+
+    th = threading.Thread(target=run, args=(address, 0, backend), daemon=True)
+    th.start()
+    conn, _ = listener.accept()
+    try:
+        peer = WorkerPeer(conn)
+        peer.hello()
+        yield peer
+    finally:
+        conn.close()
+        th.join(5)
 
 
 def metric(text: str, name: str, labels: str = "") -> float:

@@ -7,17 +7,15 @@ import asyncio
 import io
 import os
 import socket
-import threading
 import time
 
 import pytest
-from serve_helpers import WorkerPeer
+from serve_helpers import SleepBackend, worker_peer
 
 from kairos.profiles import builtin_catalogue
 from kairos.serve import transport as tp
 from kairos.serve.gateway import Gateway, GatewayConfig
 from kairos.serve.logs import EventLog
-from kairos.serve.worker import run
 
 
 @pytest.mark.parametrize("link", ["unix", "tcp"])
@@ -51,34 +49,21 @@ def test_worker_on_a_unix_socket_reports_how_long_a_query_sent_ahead_waited(tmp_
     frame (same machine, same clock). A second query sent 10 ms into a 40 ms first one
     reports about 30 ms held; the first, taken up at once, about 0."""
 
-    class Sleeper:
-        label = "test"
-
-        def serve(self, size, bucket, payload):
-            time.sleep(0.04)
-            return True, b""
-
     path = str(tmp_path / "w.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(1)
-    th = threading.Thread(target=run, args=(f"unix:{path}", 0, Sleeper()), daemon=True)
-    th.start()
-    conn, _ = srv.accept()
     try:
-        peer = WorkerPeer(conn)
-        peer.hello()
-        conn.sendall(tp.encode_query(1, 10, 0, sent=time.monotonic()))
-        time.sleep(0.01)
-        conn.sendall(tp.encode_query(2, 10, 0, sent=time.monotonic()))
-        peer.results_until(2)
-        conn.sendall(tp.encode_query(3, 10, 0))  # no send time given: 0, not a guess
-        results = peer.results_until(3)
-        conn.sendall(tp.encode_shutdown())
+        with worker_peer(srv, f"unix:{path}", SleepBackend(0.04)) as peer:
+            peer.conn.sendall(tp.encode_query(1, 10, 0, sent=time.monotonic()))
+            time.sleep(0.01)
+            peer.conn.sendall(tp.encode_query(2, 10, 0, sent=time.monotonic()))
+            peer.results_until(2)
+            peer.conn.sendall(tp.encode_query(3, 10, 0))  # no send time given: 0, not a guess
+            results = peer.results_until(3)
+            peer.conn.sendall(tp.encode_shutdown())
     finally:
-        conn.close()
         srv.close()
-        th.join(5)
     (q1, svc1, ok1, held1), (q2, svc2, ok2, held2), (q3, _, _, held3) = results
     assert (q1, q2, q3, ok1, ok2) == (1, 2, 3, 1, 1)
     assert svc1 >= 39.0 and svc2 >= 39.0

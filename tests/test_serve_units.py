@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from serve_helpers import WorkerPeer
+from serve_helpers import SleepBackend, worker_peer
 
 from kairos.cli.main import cli
 from kairos.profiles import builtin_catalogue
@@ -297,23 +297,19 @@ def _kernel_stamps_tcp(keeper) -> bool:
     import socket
     import time
 
-    from kairos.serve.rxtime import SO_TIMESTAMPNS as STAMP
+    from kairos.serve import rxtime
 
-    if STAMP is None:
-        return False
-    try:
-        keeper.setsockopt(socket.SOL_SOCKET, STAMP, 1)
-    except OSError:
+    if not rxtime.enable(keeper):
         return False
     srv = socket.create_server(("127.0.0.1", 0))
     a = socket.create_connection(srv.getsockname())
     b, _ = srv.accept()
     try:
-        b.setsockopt(socket.SOL_SOCKET, STAMP, 1)
+        if not rxtime.enable(b):
+            return False
         for _ in range(100):
             a.sendall(b"x")
-            _, anc, _, _ = b.recvmsg(16, 64)
-            if any(level == socket.SOL_SOCKET and kind == STAMP for level, kind, _ in anc):
+            if rxtime.recv(b, 16)[1] is not None:
                 return True
             time.sleep(0.01)
         return False
@@ -383,35 +379,18 @@ def test_worker_reports_how_long_a_query_sent_ahead_waited_behind_the_one_before
     says it was held about as long as the first took (from the kernel's receive stamp),
     which the gateway counts as wait; the first was taken up at once."""
     import socket
-    import threading
-    import time
-
-    from kairos.serve.worker import run
-
-    class Sleeper:
-        label = "test"
-
-        def serve(self, size, bucket, payload):
-            time.sleep(0.03)
-            return True, b""
 
     srv = socket.create_server(("127.0.0.1", 0))
     keeper = socket.socket()
     stamps = _kernel_stamps_tcp(keeper)
-    th = threading.Thread(target=run, args=(f"127.0.0.1:{srv.getsockname()[1]}", 0, Sleeper()), daemon=True)
-    th.start()
-    conn, _ = srv.accept()
     try:
-        peer = WorkerPeer(conn)
-        peer.hello()
-        conn.sendall(tp.encode_query(1, 10, 0) + tp.encode_query(2, 10, 0))
-        results = peer.results_until(2)
-        conn.sendall(tp.encode_shutdown())
+        with worker_peer(srv, f"127.0.0.1:{srv.getsockname()[1]}", SleepBackend(0.03)) as peer:
+            peer.conn.sendall(tp.encode_query(1, 10, 0) + tp.encode_query(2, 10, 0))
+            results = peer.results_until(2)
+            peer.conn.sendall(tp.encode_shutdown())
     finally:
-        conn.close()
         srv.close()
         keeper.close()
-        th.join(5)
     (q1, svc1, ok1, held1), (q2, svc2, ok2, held2) = results
     assert (q1, q2, ok1, ok2) == (1, 2, 1, 1) and svc1 >= 29.0 and svc2 >= 29.0
     if stamps:
