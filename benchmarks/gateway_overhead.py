@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -58,11 +59,14 @@ def pct(x, p):
 def measure(srv, rate: float, duration: float, host_speed: bool = False) -> dict:
     """One open-loop run at ``rate`` against ``srv``: added latency and CPU per query."""
     wpids = srv.worker_pids()
+    n_events = len(srv.events())
     la0 = loadavg()
     g0, w0, me0 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
     with HostSpeed() if host_speed else contextlib.nullcontext() as probe:
         r = asyncio.run(run_load(srv.url, rate, duration, parse_size_mix("deeprecsys"), seed=0))
     g1, w1, me1 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
+    warnings = collections.Counter(e.get("event", "?") for e in srv.events()[n_events:]
+                                   if e.get("level") in ("warning", "error"))
     R = r.records
     ok = R["status"] == 200
     client, gw = R["client_overhead_ms"][ok], R["gateway_overhead_ms"][ok]
@@ -79,7 +83,8 @@ def measure(srv, rate: float, duration: float, host_speed: bool = False) -> dict
         host["control_added_gateway_p99_ms"] = pct(gw[~ctl], 99)
     return {
         "rate_qps": rate, "sent": r.sent, "completed": r.completed, "errors": r.errors, "lost": r.lost,
-        "achieved_qps": r.achieved_qps,
+        "error_kinds": r.error_kinds,
+        "server_warnings": dict(warnings), "achieved_qps": r.achieved_qps,
         "added_client_p50_ms": pct(client, 50), "added_client_p99_ms": pct(client, 99),
         "added_gateway_p50_ms": pct(gw, 50), "added_gateway_p99_ms": pct(gw, 99),
         "send_lag_p99_ms": pct(R["send_lag_ms"][ok], 99),
@@ -136,6 +141,8 @@ def main() -> int:
         print(f"{x['variant'][:8]:<8} {x['rate_qps']:<7g} {x['sent']:<7d} {x['lost']:<5d} {x['achieved_qps']:<9.1f} "
               f"{x['added_client_p50_ms']:>6} / {x['added_client_p99_ms']:<10} {x['added_gateway_p50_ms']:>6} / "
               f"{x['added_gateway_p99_ms']:<12} {c['gateway']}/{c['workers']}/{c['loadgen']:<14} {x['loadavg_before']}")
+        if x["errors"] or x["server_warnings"]:
+            print(f"         errors {x['errors']} {x['error_kinds']}; server warnings {x['server_warnings']}")
         h = x["host_speed"]
         if h:
             print(f"         host: every CPU >2x slower in {100 * h['slow_fraction']:.1f}% of samples ({h['slow_episodes']} "

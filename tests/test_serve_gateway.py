@@ -179,6 +179,40 @@ def test_policy_options_reach_the_gateway_policy():
         s.stop()
 
 
+def test_idle_keep_alive_connections_are_closed_after_keep_alive_s(dien):
+    """--keep-alive-s reaches the HTTP server: a connection idle past it is closed by the
+    gateway; with the default (75 s, above a cloud load balancer's 60 s) it stays open."""
+    import socket
+
+    def idle_for(url, seconds):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"GET /v1/info HTTP/1.1\r\nhost: x\r\n\r\n")
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(65536)
+            head, _, body = buf.partition(b"\r\n\r\n")
+            n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < n:
+                body += c.recv(65536)
+            time.sleep(seconds)
+            try:
+                return "closed" if c.recv(1, socket.MSG_DONTWAIT) == b"" else "data"
+            except (BlockingIOError, TimeoutError):  # nothing to read, no end of stream
+                return "open"
+
+    s = Server("--model", "rm2", "--config", "r5n.large=1", "--qos-ms", "350", "--keep-alive-s", "0.3")
+    try:
+        assert idle_for(s.url, 1.0) == "closed"
+    finally:
+        s.stop()
+    assert idle_for(dien.url, 1.0) == "open"
+    from kairos.serve import KEEP_ALIVE_S
+
+    listen = next(e for e in dien.events() if e["event"] == "gateway_listen")
+    assert listen["keep_alive_s"] == KEEP_ALIVE_S > 60
+
+
 def test_bad_policy_option_is_refused_before_starting():
     import subprocess
     import sys
@@ -202,7 +236,8 @@ def test_ahead_ms_resolves_per_policy_and_is_refused_where_it_cannot_apply():
             "--qos-ms", "350"]
     for extra, msg in ((["--policy", "fcfs", "--ahead-ms", "1"], "--ahead-ms: policy 'fcfs'"),
                        (["--ahead-ms", "-1"], "ahead_ms must be a finite number >= 0"),
-                       (["--ahead-ms", "1", "--policy-option", "ahead_ms=2"], "not both")):
+                       (["--ahead-ms", "1", "--policy-option", "ahead_ms=2"], "not both"),
+                       (["--keep-alive-s", "0"], "--keep-alive-s must be a number of seconds > 0")):
         p = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
 

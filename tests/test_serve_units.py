@@ -349,6 +349,63 @@ def test_http_client_connection_writes_everything_when_the_kernel_takes_it_in_pa
     assert asyncio.run(go()) == (True, True)
 
 
+def test_http_client_does_not_send_on_a_connection_the_server_closed_while_it_was_busy():
+    """The server closes an idle keep-alive connection (its keep-alive timeout) while the
+    client's event loop is busy and has not read that close: the next request goes out on
+    a new connection and is answered. Without the check before reuse it fails unanswered
+    (the control), an error the server never saw."""
+    import socket
+    import threading
+    import time
+
+    from kairos.serve.httpclient import HttpClient
+
+    def run(check_idle_s):
+        srv = socket.create_server(("127.0.0.1", 0))
+        closed = threading.Event()
+
+        def serve():  # answers one request per connection, then closes it as a keep-alive timeout would
+            for _ in range(2):
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                with conn:
+                    buf = b""
+                    while b"\r\n\r\n" not in buf:
+                        buf += conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                    time.sleep(0.05)
+                closed.set()
+
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+
+        async def go():
+            client = HttpClient(f"http://127.0.0.1:{srv.getsockname()[1]}")
+            client.check_idle_s = check_idle_s
+            try:
+                first = await client.request("POST", "/v1/infer", b"{}")
+                assert closed.wait(5)
+                time.sleep(0.1)  # the loop is busy: the close has arrived but is not read
+                try:
+                    second = await asyncio.wait_for(client.request("POST", "/v1/infer", b"{}"), 5)
+                except ConnectionError:
+                    second = "error"
+                return first, second, client.opened
+            finally:
+                client.close()
+
+        try:
+            return asyncio.run(go())
+        finally:
+            srv.close()
+            th.join(5)
+
+    assert run(0.05) == ((200, b"{}"), (200, b"{}"), 2)
+    assert run(float("inf")) == ((200, b"{}"), "error", 1)  # control: the old behaviour
+
+
 def test_http_client_close_fails_a_request_in_flight():
     """Closing the client does not leave a request's callback (or request()'s future) hanging."""
     from kairos.serve.httpclient import HttpClient

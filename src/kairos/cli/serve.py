@@ -8,6 +8,7 @@ from kairos.cli.common import get_catalogue, profile_options, resolve_qos
 from kairos.dispatch.registry import POLICIES, parse_policy_options, policy_option_names
 from kairos.errors import KairosInputError
 from kairos.profiles.loader import parse_config
+from kairos.serve import KEEP_ALIVE_S
 
 SERVE_EXTRA = "pip install -e '.[serve]'"
 # kairos serve's ahead_ms for the policies that have it: a few times one gateway round trip
@@ -73,6 +74,10 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
               help="A worker is hung after this x the slowest profiled service time of the query (+ grace).")
 @click.option("--hang-grace-ms", default=None, type=float,
               help="Added to the hang deadline (default 250 ms emulated, 10000 ms torch).")
+@click.option("--keep-alive-s", default=KEEP_ALIVE_S, show_default=True, type=float,
+              help="Close an HTTP keep-alive connection after it has been idle this many seconds. Keep it "
+                   "longer than the idle timeout of a load balancer in front of the gateway (60 s on the usual "
+                   "cloud ones), or the balancer may send a request on a connection as it is being closed.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--quiet", is_flag=True, help="Only warnings and errors in the logs.")
 @click.option("--realtime", is_flag=True,
@@ -112,7 +117,7 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
                    "query). Per event: one call per arrival and per result, as the simulator does.")
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, policy_options, ahead_ms, mode, host, port,
           max_queue,
-          hang_factor, hang_grace_ms, seed, quiet, realtime, keep_cpus_awake, backend, ray_address, listen_host,
+          hang_factor, hang_grace_ms, keep_alive_s, seed, quiet, realtime, keep_cpus_awake, backend, ray_address, listen_host,
           worker_transport, workload, qos_margin_ms, fast_path, coalesce):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
@@ -144,6 +149,8 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
         raise KairosInputError(f"--port must be in 1..65535, got {port}")
     if not 0 <= qos_margin_ms < qos:
         raise KairosInputError(f"--qos-margin-ms must be >= 0 and below the QoS target ({qos:g} ms), got {qos_margin_ms:g}")
+    if not 0 < keep_alive_s < float("inf"):
+        raise KairosInputError(f"--keep-alive-s must be a number of seconds > 0, got {keep_alive_s:g}")
     if hang_grace_ms is None:
         hang_grace_ms = 250.0 if mode == "emulated" else 10_000.0
 
@@ -152,7 +159,7 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
 
         parse_size_mix(workload).bucket_probabilities(profile.batches)  # bad mix: one line now
     extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms,
-             "keep_cpus_awake": keep_cpus_awake, "fast_path": fast_path, "coalesce_dispatch": coalesce,
+             "keep_cpus_awake": keep_cpus_awake, "fast_path": fast_path, "keep_alive_s": keep_alive_s, "coalesce_dispatch": coalesce,
              "worker_transport": worker_transport,
              "policy_options": serve_policy_options(policy, policy_options, ahead_ms)}
     if backend == "ray":

@@ -4,6 +4,13 @@ sends). A general client (aiohttp) costs several hundred microseconds of CPU per
 request, which on a small machine would make the load generator, not the gateway,
 the bottleneck; this one costs a few tens.
 
+A keep-alive connection that sat idle for a while is checked before it is used again
+(one non-blocking peek): a server closes idle connections after its keep-alive timeout
+(uvicorn's default is 5 s), and while this process's event loop is busy it may not
+have read that close yet -- a request written on such a connection fails unanswered
+(the classic keep-alive race), and the load generator would count an error that the
+server never saw. Recently used connections are taken as they are.
+
 Each connection is a non-blocking socket read with ``recvmsg`` from the event loop's
 reader callback. On Linux the kernel stamps every received TCP segment
 (``SO_TIMESTAMPNS``), and an answer carries the time its last segment reached this
@@ -24,7 +31,7 @@ from kairos.serve import rxtime
 
 
 class _Conn:
-    __slots__ = ("client", "sock", "fd", "loop", "buf", "cb", "stamps", "t_rx", "out")
+    __slots__ = ("client", "sock", "fd", "loop", "buf", "cb", "stamps", "t_rx", "out", "idle_since")
 
     def __init__(self, client: "HttpClient", sock: socket.socket, loop):
         self.client = client
@@ -35,6 +42,7 @@ class _Conn:
         self.cb = None  # (on_answer, on_error) of the request in flight
         self.out = b""  # what the kernel did not take yet (normally nothing: requests are small)
         self.t_rx = None
+        self.idle_since = time.monotonic()
         self.stamps = rxtime.enable(sock)
         loop.add_reader(self.fd, self._readable)
 
@@ -115,9 +123,26 @@ class _Conn:
         if b"connection: close" in head or self.closed:
             self.close()
         else:
+            self.idle_since = time.monotonic()
             self.client.idle.append(self)  # free for the next request
         if cb is not None:
             cb[0](status, body, t_rx)
+
+    def usable(self) -> bool:
+        """Fit for a request, as far as this end can tell without waiting: nothing to read
+        on this idle connection, not even the end of the stream. Closed otherwise (the
+        server closed it, reset it, or sent something unasked that would be taken for
+        the next answer)."""
+        if self.closed:
+            return False
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return True  # nothing pending: open
+        except OSError:
+            pass
+        self.close()
+        return False
 
     # -- closing -------------------------------------------------------------------
     def close(self) -> None:
@@ -140,6 +165,11 @@ class HttpClient:
     """``await client.request("POST", "/v1/infer", body)`` -> (status, body bytes); or
     ``client.send(...)`` with callbacks, called as the answer is read (the load generator's
     path: no task and no future per request)."""
+
+    # an idle connection older than this is checked before it is used (module docstring);
+    # well below any server's keep-alive timeout, and above the gaps between requests
+    # under load, so that a busy load generator makes no extra system call
+    check_idle_s = 1.0
 
     def __init__(self, base_url: str):
         u = urlsplit(base_url)
@@ -167,9 +197,10 @@ class HttpClient:
         idle = self.idle
         while idle:
             c = idle.pop()
-            if not c.closed:
-                self._write(c, method, path, body, on_answer, on_error)
-                return
+            if c.closed or (time.monotonic() - c.idle_since > self.check_idle_s and not c.usable()):
+                continue
+            self._write(c, method, path, body, on_answer, on_error)
+            return
         t = asyncio.get_running_loop().create_task(self._open_and_send(method, path, body, on_answer, on_error))
         self._connecting.add(t)
         t.add_done_callback(self._connecting.discard)

@@ -6,6 +6,7 @@ import contextlib
 import socket
 
 from kairos.profiles.profile import Profile
+from kairos.serve import KEEP_ALIVE_S
 from kairos.serve.app import create_app
 from kairos.serve.awake import CpuSpinners
 from kairos.serve.gateway import Gateway, GatewayConfig
@@ -25,7 +26,7 @@ def server_info(profile: Profile, gw: Gateway) -> dict:
 
 def run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
                seed, quiet, profile_path=None, prices_path=None, realtime=False, keep_cpus_awake=False,
-               fast_path=True, **gateway_options) -> None:
+               fast_path=True, keep_alive_s=KEEP_ALIVE_S, **gateway_options) -> None:
     import uvicorn
 
     if realtime:
@@ -58,9 +59,10 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
         raise KairosInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     ucfg = uvicorn.Config(app, loop=loop, http=http_impl, lifespan="on", access_log=False,
                           log_level="warning", timeout_graceful_shutdown=60, backlog=4096,
+                          timeout_keep_alive=keep_alive_s,
                           proxy_headers=False, server_header=False, date_header=False)
     log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime,
-              keep_cpus_awake=keep_cpus_awake)
+              keep_cpus_awake=keep_cpus_awake, keep_alive_s=keep_alive_s)
     server = uvicorn.Server(ucfg)
     with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext() as spinners:
         if spinners is not None:
