@@ -213,6 +213,27 @@ def test_idle_keep_alive_connections_are_closed_after_keep_alive_s(dien):
     assert listen["keep_alive_s"] == KEEP_ALIVE_S > 60
 
 
+def test_gateway_raises_its_open_files_limit_to_the_hard_limit(dien):
+    """Idle client connections stay open up to --keep-alive-s, each a descriptor: the
+    gateway lifts its soft limit on open files to the hard one. Checked in a process
+    started with a soft limit of 256, and in the running gateway's log."""
+    import resource
+    import subprocess
+    import sys
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip(f"hard limit on open files is {hard}: nothing to raise")
+    code = ("import resource; from kairos.serve.server import raise_open_files_limit as r; "
+            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], r(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["256", str(hard), str(hard)]
+    listen = next(e for e in dien.events() if e["event"] == "gateway_listen")
+    assert listen["open_files_limit"] == hard
+
+
 def test_bad_policy_option_is_refused_before_starting():
     import subprocess
     import sys

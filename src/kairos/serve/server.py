@@ -62,7 +62,7 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
                           timeout_keep_alive=keep_alive_s,
                           proxy_headers=False, server_header=False, date_header=False)
     log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime,
-              keep_cpus_awake=keep_cpus_awake, keep_alive_s=keep_alive_s)
+              keep_cpus_awake=keep_cpus_awake, keep_alive_s=keep_alive_s, open_files_limit=raise_open_files_limit())
     server = uvicorn.Server(ucfg)
     with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext() as spinners:
         if spinners is not None:
@@ -70,6 +70,27 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
         server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(3)
+
+
+def raise_open_files_limit() -> int | None:
+    """Raise this process's soft limit on open files to its hard limit (as Go's runtime does
+    at start), and return the soft limit now in force (None where there is no such limit).
+    Every client connection is a file descriptor, kept open for up to ``--keep-alive-s``
+    while idle, and the distributions' soft default (often 1024) is far below what the
+    kernel allows; at the limit the gateway could neither accept a connection nor start a
+    worker."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 def _has(mod: str) -> bool:
