@@ -73,12 +73,13 @@ def measure(srv, rate: float, duration: float, host_speed: bool = False) -> dict
     n = max(r.sent, 1)
     host = None
     if probe is not None:  # which queries were in flight while the host slowed every CPU
-        t_sent = R["start_s"] + R["send_s"] + R["send_lag_ms"] / 1000.0
-        slow = probe.in_slowdown(t_sent[ok], t_sent[ok] + R["latency_ms"][ok] / 1000.0)
+        t0 = (R["start_s"] + R["send_s"] + R["send_lag_ms"] / 1000.0)[ok]  # sent, on this machine's clock
+        t1 = t0 + R["latency_ms"][ok] / 1000.0  # answered
+        slow = probe.in_slowdown(t0, t1)
         host = {**probe.summary(), "queries_in_slowdown": round(float(slow.mean()), 4),
                 "added_gateway_p99_ms_outside_slowdowns": pct(gw[~slow], 99),
                 "added_client_p99_ms_outside_slowdowns": pct(client[~slow], 99)}
-        ctl = probe.in_slowdown(t_sent[ok], t_sent[ok] + R["latency_ms"][ok] / 1000.0, shift_s=duration / 2)
+        ctl = probe.in_slowdown(t0, t1, shift_s=duration / 2)
         host["control_queries_excluded"] = round(float(ctl.mean()), 4)
         host["control_added_gateway_p99_ms"] = pct(gw[~ctl], 99)
     return {

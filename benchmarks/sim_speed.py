@@ -52,12 +52,19 @@ def best_of(fn, repeat):
     return best
 
 
+def _warmed_up(model: str, queries: int, seed: int, rate: float) -> Experiment:
+    """The model's paper pool with its workload built and one kairos run done (imports,
+    first-call costs), ready to be timed (in a worker process)."""
+    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
+                           parse_size_mix("deeprecsys"), queries, seed)
+    exp.run("kairos", rate)
+    return exp
+
+
 def _one_run(args) -> float:
     """CPU seconds of one kairos simulation (in a worker process)."""
     model, queries, seed, rate = args
-    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
-                           parse_size_mix("deeprecsys"), queries, seed)
-    exp.run("kairos", rate)  # warm-up (imports, first-call costs)
+    exp = _warmed_up(model, queries, seed, rate)
     c0 = time.process_time()
     exp.run("kairos", rate)
     return time.process_time() - c0
@@ -67,9 +74,7 @@ def _timed_together(args, barrier, out) -> None:
     """One of several processes: build and warm up, wait for the others, then time one
     kairos simulation (wall and CPU seconds) while they run theirs."""
     model, queries, seed, rate = args
-    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
-                           parse_size_mix("deeprecsys"), queries, seed)
-    exp.run("kairos", rate)  # warm-up (imports, first-call costs)
+    exp = _warmed_up(model, queries, seed, rate)
     barrier.wait(120)
     w0, c0 = time.perf_counter(), time.process_time()
     exp.run("kairos", rate)

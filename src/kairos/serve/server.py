@@ -61,8 +61,9 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
                           log_level="warning", timeout_graceful_shutdown=60, backlog=4096,
                           timeout_keep_alive=keep_alive_s,
                           proxy_headers=False, server_header=False, date_header=False)
+    open_files = raise_open_files_limit()  # before any connection or worker
     log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime,
-              keep_cpus_awake=keep_cpus_awake, keep_alive_s=keep_alive_s, open_files_limit=raise_open_files_limit())
+              keep_cpus_awake=keep_cpus_awake, keep_alive_s=keep_alive_s, open_files_limit=open_files)
     server = uvicorn.Server(ucfg)
     with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext() as spinners:
         if spinners is not None:
