@@ -70,6 +70,15 @@ class Experiment:
     def fluid_bound(self) -> float:
         return config_fluid_bound(self.profile, self.config, self.probs, self.qos_ms).qps
 
+    def window_bound(self, rate: float, **kw) -> float:
+        """Upper bound on how many of the workload's queries any dispatcher finishes within
+        QoS at ``rate`` (:func:`kairos.plan.window.window_bound`; an LP, seconds to minutes)."""
+        from kairos.plan.window import window_bound
+
+        types = [self.profile.type_index(t) for t in self.config]
+        return window_bound(self.workload.arrivals_ms(rate), self.workload.service_ms[:, types],
+                            list(self.config.values()), self.qos_ms, **kw)
+
     def run(self, policy: str, rate: float | None, params: dict | None = None, handoff_ms: float = 0.0) -> SimResult:
         return simulate(self.profile, self.config, make_policy(policy, **(params or {})), self.workload,
                         self.qos_ms, rate=rate, seed=self.seed, size_probs=self.probs, handoff_ms=handoff_ms)

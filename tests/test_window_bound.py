@@ -1,0 +1,66 @@
+"""The window bound: exact on hand-made cases, never below what a simulated dispatcher achieves."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
+from kairos.plan.window import block_window_bound, window_bound
+from kairos.profiles import builtin_catalogue
+from kairos.sim.experiment import Experiment
+from kairos.workload.sizes import parse_size_mix
+
+
+def test_one_instance_two_queries_share_one_window():
+    # both arrive at 0, 6 ms each, 10 ms QoS: 10 ms of capacity in the window, 12 ms of work
+    assert window_bound([0.0, 0.0], [[6.0], [6.0]], [1], 10.0) == pytest.approx(10.0 / 6.0)
+    # 10 ms apart: each has its own window
+    assert window_bound([0.0, 10.0], [[6.0], [6.0]], [1], 10.0) == pytest.approx(2.0)
+    # a second instance of the type serves the other one
+    assert window_bound([0.0, 0.0], [[6.0], [6.0]], [2], 10.0) == pytest.approx(2.0)
+
+
+def test_window_bound_keeps_each_query_on_one_instance_at_a_time():
+    # 12 ms of work within a 10 ms window: two idle instances cannot split it
+    assert window_bound([0.0], [[12.0]], [2], 10.0) == 0.0
+    # 8 ms fits on one of them
+    assert window_bound([0.0], [[8.0]], [2], 10.0) == pytest.approx(1.0)
+
+
+def test_window_bound_sends_each_query_to_a_type_that_meets_qos():
+    # type 0 too slow for the first query, type 1 free for it; the second fits type 0
+    assert window_bound([0.0, 0.0], [[11.0, 9.0], [4.0, 9.0]], [1, 1], 10.0) == pytest.approx(2.0)
+    # both can only use type 1 (one instance): 10 ms of capacity for 18 ms of work
+    assert window_bound([0.0, 0.0], [[11.0, 9.0], [11.0, 9.0]], [1, 1], 10.0) == pytest.approx(10.0 / 9.0)
+
+
+def test_window_bound_counts_only_the_part_of_a_slot_inside_the_window():
+    # arrival 0.6 ms into a 1 ms slot, QoS 2 ms, 2 ms of work: exactly the window
+    assert block_window_bound([0.6], [[2.0]], [1], 2.0, 0.0, 1.0) == pytest.approx(1.0)
+    # 2.1 ms of work cannot fit a 2 ms window whatever the slots
+    assert block_window_bound([0.6], [[2.1]], [1], 2.0, 0.0, 1.0) == 0.0
+
+
+def test_blocks_only_loosen_the_bound():
+    rng = np.random.default_rng(0)
+    arrive = np.sort(rng.uniform(0, 200, 300))
+    service = rng.uniform(2, 12, (300, 2))
+    whole = window_bound(arrive, service, [2, 3], 15.0, block_ms=1e9)
+    assert whole <= window_bound(arrive, service, [2, 3], 15.0, block_ms=50.0) + 1e-6
+    assert 0 < whole < 300
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 1000), load=st.sampled_from([0.7, 0.9, 1.1, 1.3]),
+       model=st.sampled_from(["dien", "rm2", "ncf"]))
+def test_window_bound_never_below_what_a_simulated_dispatcher_achieves(seed, load, model):
+    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
+                           parse_size_mix("deeprecsys"), queries=400, seed=seed)
+    rate = load * exp.fluid_bound()
+    slot = PAPER_QOS_MS[model] / 35.0
+    bound = exp.window_bound(rate, block_ms=200 * slot, slot_ms=slot)
+    assert bound <= exp.workload.n + 1e-6
+    for policy in ("kairos", "fcfs", "clockwork"):
+        res = exp.run(policy, rate)
+        within = int((res.latency_ms <= exp.qos_ms).sum())
+        assert within <= bound + 1e-6, (policy, within, bound)
