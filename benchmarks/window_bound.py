@@ -52,7 +52,7 @@ def main() -> None:
 
     def probe(rate):
         t0 = time.perf_counter()
-        ok_bound = exp.window_bound(rate, block_ms=a.block_queries / rate * 1000.0, slot_ms=exp.qos_ms / a.slots_per_qos)
+        ok_bound = exp.window_bound(rate, a.block_queries, a.slots_per_qos)
         row = {"model": a.model, "rate": round(rate, 2), "within_qos_bound": round(ok_bound, 1),
                "forced_misses": round(n - ok_bound, 1), "could_pass": n - ok_bound <= MISS_ALLOWANCE * n,
                "lp_s": round(time.perf_counter() - t0, 1)}

@@ -30,6 +30,23 @@ def test_max_qps_json_contract():
     assert out["p99_ms"] <= 350.0
 
 
+def test_window_bound_is_reported_and_never_below_what_the_run_achieved():
+    # dien's pool above its fluid bound: some misses are forced on any dispatcher
+    p = run("simulate", "--model", "dien", "--qps", "850", "--queries", "1500", "--window-bound", "--json", check=True)
+    out = json.loads(p.stdout)
+    within = out["qos_met_fraction"] * out["queries"]
+    assert within <= out["window_bound_within_qos"] + 1e-6
+    assert out["window_bound_within_qos"] < out["queries"]
+    assert out["window_bound_misses"] == pytest.approx(out["queries"] - out["window_bound_within_qos"], abs=0.11)
+    # at the rate --max-qps finds, the bound allows the 99% the run reached
+    p = run("simulate", "--model", "rm2", "--config", "g4dn.xlarge=1,r5n.large=3", "--max-qps", "--queries", "1500",
+            "--window-bound", "--json", check=True)
+    out = json.loads(p.stdout)
+    assert out["window_bound_within_qos"] >= out["qos_met_fraction"] * out["queries"] - 1e-6
+    p = run("simulate", "--model", "ncf", "--qps", "1000", "--queries", "300", "--window-bound", check=True)
+    assert "window bound" in p.stdout and "misses" in p.stdout
+
+
 def test_fixed_rate_json_and_table():
     p = run("simulate", "--model", "ncf", "--qps", "1000", "--queries", "2000", "--json", check=True)
     out = json.loads(p.stdout)

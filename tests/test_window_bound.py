@@ -57,8 +57,7 @@ def test_window_bound_never_below_what_a_simulated_dispatcher_achieves(seed, loa
     exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
                            parse_size_mix("deeprecsys"), queries=400, seed=seed)
     rate = load * exp.fluid_bound()
-    slot = PAPER_QOS_MS[model] / 35.0
-    bound = exp.window_bound(rate, block_ms=200 * slot, slot_ms=slot)
+    bound = exp.window_bound(rate, block_queries=150)
     assert bound <= exp.workload.n + 1e-6
     for policy in ("kairos", "fcfs", "clockwork"):
         res = exp.run(policy, rate)

@@ -70,14 +70,21 @@ class Experiment:
     def fluid_bound(self) -> float:
         return config_fluid_bound(self.profile, self.config, self.probs, self.qos_ms).qps
 
-    def window_bound(self, rate: float, **kw) -> float:
+    def window_bound(self, rate: float | None, block_queries: int = 3500, slots_per_qos: int = 35) -> float:
         """Upper bound on how many of the workload's queries any dispatcher finishes within
-        QoS at ``rate`` (:func:`kairos.plan.window.window_bound`; an LP, seconds to minutes)."""
+        QoS at ``rate`` (None: the trace or schedule as it is); :func:`kairos.plan.window.window_bound`
+        with time slots of QoS / ``slots_per_qos`` and blocks of about ``block_queries``
+        queries' arrivals. An LP: 10-40 s for 20,000 queries."""
         from kairos.plan.window import window_bound
 
+        arrive = self.workload.arrivals_ms(rate)
+        if rate is not None:
+            block_ms = block_queries / rate * 1000.0
+        else:  # the trace's mean spacing
+            block_ms = block_queries * max(float(arrive[-1] - arrive[0]), 1e-9) / max(len(arrive) - 1, 1)
         types = [self.profile.type_index(t) for t in self.config]
-        return window_bound(self.workload.arrivals_ms(rate), self.workload.service_ms[:, types],
-                            list(self.config.values()), self.qos_ms, **kw)
+        return window_bound(arrive, self.workload.service_ms[:, types], list(self.config.values()), self.qos_ms,
+                            block_ms=block_ms, slot_ms=self.qos_ms / slots_per_qos)
 
     def run(self, policy: str, rate: float | None, params: dict | None = None, handoff_ms: float = 0.0) -> SimResult:
         return simulate(self.profile, self.config, make_policy(policy, **(params or {})), self.workload,
