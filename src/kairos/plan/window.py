@@ -66,16 +66,24 @@ def block_window_bound(arrive_ms, service_ms, counts, qos_ms: float, start_ms: f
     return float(-res.fun)
 
 
-def window_bound(arrive_ms, service_ms, counts, qos_ms: float, block_ms: float = 5000.0,
-                 slot_ms: float = 1.0) -> float:
+def window_bound(arrive_ms, service_ms, counts, qos_ms: float, block_ms: float | None = None,
+                 slot_ms: float | None = None, block_queries: int = 3500) -> float:
     """Upper bound on how many queries finish within QoS under any dispatcher.
 
     arrive_ms: [n] arrival times; service_ms: [n, K] each query's actual service time on
-    each of the K types; counts: [K] instances of each type. Blocks of ``block_ms`` of
-    arrivals are solved separately (each with the capacity up to its last window's end).
+    each of the K types; counts: [K] instances of each type. The LP's time slots are
+    ``slot_ms`` long (default: QoS / 35); blocks of ``block_ms`` of arrivals (default: the
+    span of about ``block_queries`` queries at their mean spacing) are solved separately, each with the capacity up to its
+    last window's end.
     """
     arrive = np.asarray(arrive_ms, dtype=float)
     service = np.asarray(service_ms, dtype=float)
+    if len(arrive) == 0:
+        return 0.0
+    if slot_ms is None:
+        slot_ms = qos_ms / 35.0
+    if block_ms is None:
+        block_ms = block_queries * max(float(arrive.max() - arrive.min()), 1e-9) / max(len(arrive) - 1, 1)
     block = np.floor(arrive / block_ms).astype(np.int64)
     total = 0.0
     for b in np.unique(block):

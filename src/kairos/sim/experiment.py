@@ -78,13 +78,10 @@ class Experiment:
         from kairos.plan.window import window_bound
 
         arrive = self.workload.arrivals_ms(rate)
-        if rate is not None:
-            block_ms = block_queries / rate * 1000.0
-        else:  # the trace's mean spacing
-            block_ms = block_queries * max(float(arrive[-1] - arrive[0]), 1e-9) / max(len(arrive) - 1, 1)
+        block_ms = None if rate is None else block_queries / rate * 1000.0  # None: from the trace's spacing
         types = [self.profile.type_index(t) for t in self.config]
         return window_bound(arrive, self.workload.service_ms[:, types], list(self.config.values()), self.qos_ms,
-                            block_ms=block_ms, slot_ms=self.qos_ms / slots_per_qos)
+                            block_ms=block_ms, slot_ms=self.qos_ms / slots_per_qos, block_queries=block_queries)
 
     def run(self, policy: str, rate: float | None, params: dict | None = None, handoff_ms: float = 0.0) -> SimResult:
         return simulate(self.profile, self.config, make_policy(policy, **(params or {})), self.workload,
