@@ -45,6 +45,11 @@ def test_window_bound_is_reported_and_never_below_what_the_run_achieved():
     assert out["window_bound_within_qos"] >= out["qos_met_fraction"] * out["queries"] - 1e-6
     p = run("simulate", "--model", "ncf", "--qps", "1000", "--queries", "300", "--window-bound", check=True)
     assert "window bound" in p.stdout and "misses" in p.stdout
+    # a policy that passes no rate (max QPS 0): nothing to bound, said so, not an error
+    p = run("simulate", "--model", "ncf", "--policy", "p2c", "--max-qps", "--queries", "2000", "--window-bound",
+            "--json", check=True)
+    out = json.loads(p.stdout)
+    assert out["max_qps"] == 0 and out["window_bound_within_qos"] is None and out["window_bound_misses"] is None
 
 
 def test_fixed_rate_json_and_table():

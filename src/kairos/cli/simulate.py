@@ -101,10 +101,12 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
     out = report(exp, policy, res, bound, cat.prices, time.perf_counter() - t0, search, params)
     if want_window:
         rate = qps if qps is not None else (search.max_qps if search is not None else None)
-        with err_console.status("solving the window bound (an LP over the same queries) ..."):
-            within = exp.window_bound(rate)
-        out["window_bound_within_qos"] = round(within, 1)
-        out["window_bound_misses"] = round(exp.workload.n - within, 1)
+        out["window_bound_within_qos"] = out["window_bound_misses"] = None  # no rate passed: nothing to bound
+        if rate is None or rate > 0:
+            with err_console.status("solving the window bound (an LP over the same queries) ..."):
+                within = exp.window_bound(rate)
+            out["window_bound_within_qos"] = round(within, 1)
+            out["window_bound_misses"] = round(exp.workload.n - within, 1)
         out["elapsed_s"] = round(time.perf_counter() - t0, 3)
     if handoff_ms:
         out["handoff_ms"] = handoff_ms
@@ -132,9 +134,11 @@ def _print_table(out: dict) -> None:
     rows.append(("fluid bound", f"{out['fluid_bound_qps']:.1f} q/s"))
     if out.get("fraction_of_bound") is not None:
         rows.append(("fraction of bound", f"{out['fraction_of_bound']:.3f}"))
-    if "window_bound_within_qos" in out:
+    if out.get("window_bound_within_qos") is not None:
         rows.append(("window bound (any dispatcher)", f"<= {out['window_bound_within_qos']:.1f} within QoS, "
                                                        f">= {out['window_bound_misses']:.1f} misses"))
+    elif "window_bound_within_qos" in out:
+        rows.append(("window bound (any dispatcher)", "not solved: no rate passed"))
     if "cost_per_hour" in out:
         rows.append(("cost", f"${out['cost_per_hour']:.3f}/h"))
     for k in ("p50_ms", "p99_ms", "p999_ms", "mean_wait_ms"):
