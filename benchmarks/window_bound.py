@@ -36,7 +36,8 @@ MISS_ALLOWANCE = 0.01  # the max-QPS criterion: at least 99% within QoS
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="dien", help="a model of the paper's setting (its pool and QoS)")
+    ap.add_argument("--model", default="dien", choices=sorted(PAPER_CONFIGS),
+                    help="a model of the paper's setting (its pool and QoS)")
     ap.add_argument("--rates", default="680", help="comma-separated arrival rates (queries/s)")
     ap.add_argument("--search", action="store_true", help="find the highest rate the bound allows (to 0.5%%)")
     ap.add_argument("--queries", type=int, default=20000)
