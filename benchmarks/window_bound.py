@@ -27,6 +27,7 @@ import json
 import time
 
 from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
+from kairos.plan.window import BLOCK_QUERIES, SLOTS_PER_QOS
 from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
 from kairos.workload import parse_size_mix
@@ -42,9 +43,9 @@ def main() -> None:
     ap.add_argument("--search", action="store_true", help="find the highest rate the bound allows (to 0.5%%)")
     ap.add_argument("--queries", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--block-queries", type=int, default=3500,
+    ap.add_argument("--block-queries", type=int, default=BLOCK_QUERIES,
                     help="about this many queries per LP block (its arrivals' time span at the rate)")
-    ap.add_argument("--slots-per-qos", type=int, default=35, help="time slots of the LP per QoS window")
+    ap.add_argument("--slots-per-qos", type=int, default=SLOTS_PER_QOS, help="time slots of the LP per QoS window")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     a = ap.parse_args()
     exp = Experiment.build(builtin_catalogue(), a.model, PAPER_CONFIGS[a.model], PAPER_QOS_MS[a.model],

@@ -26,6 +26,9 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
+SLOTS_PER_QOS = 35  # time slots of the LP per QoS window
+BLOCK_QUERIES = 3500  # about this many queries' arrivals per LP block
+
 
 def block_window_bound(arrive_ms, service_ms, counts, qos_ms: float, start_ms: float, slot_ms: float) -> float:
     """Upper bound on how many of these queries (arrival times [n], actual service times
@@ -46,8 +49,9 @@ def block_window_bound(arrive_ms, service_ms, counts, qos_ms: float, start_ms: f
     pair = np.repeat(np.arange(len(q_idx)), span)  # the pair of each x variable
     slot = first[q_idx][pair] + (np.arange(len(pair)) - np.repeat(np.cumsum(span) - span, span))
     # each x at most the part of its slot inside its query's window
-    lo = np.maximum(start_ms + slot * slot_ms, arrive[q_idx][pair])
-    hi = np.minimum(start_ms + (slot + 1) * slot_ms, arrive[q_idx][pair] + qos_ms)
+    x_arrive = arrive[q_idx][pair]
+    lo = np.maximum(start_ms + slot * slot_ms, x_arrive)
+    hi = np.minimum(start_ms + (slot + 1) * slot_ms, x_arrive + qos_ms)
     x_max = np.maximum(hi - lo, 0.0)
     nx, nz = len(pair), len(q_idx)
     # capacity rows (type, slot), then one row per query: sum_k z[q, k] <= 1
@@ -67,12 +71,12 @@ def block_window_bound(arrive_ms, service_ms, counts, qos_ms: float, start_ms: f
 
 
 def window_bound(arrive_ms, service_ms, counts, qos_ms: float, block_ms: float | None = None,
-                 slot_ms: float | None = None, block_queries: int = 3500) -> float:
+                 slot_ms: float | None = None, block_queries: int = BLOCK_QUERIES) -> float:
     """Upper bound on how many queries finish within QoS under any dispatcher.
 
     arrive_ms: [n] arrival times; service_ms: [n, K] each query's actual service time on
     each of the K types; counts: [K] instances of each type. The LP's time slots are
-    ``slot_ms`` long (default: QoS / 35); blocks of ``block_ms`` of arrivals (default: the
+    ``slot_ms`` long (default: QoS / ``SLOTS_PER_QOS``); blocks of ``block_ms`` of arrivals (default: the
     span of about ``block_queries`` queries at their mean spacing) are solved separately, each with the capacity up to its
     last window's end.
     """
@@ -81,7 +85,7 @@ def window_bound(arrive_ms, service_ms, counts, qos_ms: float, block_ms: float |
     if len(arrive) == 0:
         return 0.0
     if slot_ms is None:
-        slot_ms = qos_ms / 35.0
+        slot_ms = qos_ms / SLOTS_PER_QOS
     if block_ms is None:
         block_ms = block_queries * max(float(arrive.max() - arrive.min()), 1e-9) / max(len(arrive) - 1, 1)
     block = np.floor(arrive / block_ms).astype(np.int64)

@@ -70,13 +70,16 @@ class Experiment:
     def fluid_bound(self) -> float:
         return config_fluid_bound(self.profile, self.config, self.probs, self.qos_ms).qps
 
-    def window_bound(self, rate: float | None, block_queries: int = 3500, slots_per_qos: int = 35) -> float:
+    def window_bound(self, rate: float | None, block_queries: int | None = None, slots_per_qos: int | None = None) -> float:
         """Upper bound on how many of the workload's queries any dispatcher finishes within
         QoS at ``rate`` (None: the trace or schedule as it is); :func:`kairos.plan.window.window_bound`
         with time slots of QoS / ``slots_per_qos`` and blocks of about ``block_queries``
-        queries' arrivals. An LP: 10-40 s for 20,000 queries."""
-        from kairos.plan.window import window_bound
+        queries' arrivals (defaults: the module's ``SLOTS_PER_QOS`` and ``BLOCK_QUERIES``).
+        An LP: 10-40 s for 20,000 queries."""
+        from kairos.plan.window import BLOCK_QUERIES, SLOTS_PER_QOS, window_bound
 
+        block_queries = BLOCK_QUERIES if block_queries is None else block_queries
+        slots_per_qos = SLOTS_PER_QOS if slots_per_qos is None else slots_per_qos
         arrive = self.workload.arrivals_ms(rate)
         block_ms = None if rate is None else block_queries / rate * 1000.0  # None: from the trace's spacing
         types = [self.profile.type_index(t) for t in self.config]
