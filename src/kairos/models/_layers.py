@@ -77,6 +77,14 @@ class DenseSparseInput:
             "sparse": self.emb.random_indices(size, self.lookups, rng),
         }
 
+    def _sparse_input(self, c: dict, max_rows: int) -> int:
+        """Set the input's sizes and ``self.emb`` from a DeepRecSys configuration ``c`` (tables
+        capped at ``max_rows`` rows); returns the width of the flattened embeddings."""
+        self.dense_features = c["dense_features"]
+        self.lookups = c["lookups_per_table"]
+        self.emb = StackedEmbeddings(capped(c["table_rows"], max_rows), c["embedding_dim"])
+        return len(c["table_rows"]) * c["embedding_dim"]
+
 
 def mlp(sizes: list[int], sigmoid_last: bool = False) -> nn.Sequential:
     """Linear(sizes[i-1], sizes[i]) + ReLU for each layer; sigmoid after the last if asked."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kairos.models._layers import DEFAULT_MAX_ROWS, DenseSparseInput, StackedEmbeddings, capped, mlp
+from kairos.models._layers import DEFAULT_MAX_ROWS, DenseSparseInput, mlp
 
 CONFIG = {
     "dense_features": 512,
@@ -36,10 +36,7 @@ class WideAndDeep(DenseSparseInput, nn.Module):
     def __init__(self, max_rows: int = DEFAULT_MAX_ROWS, config: dict = CONFIG):
         super().__init__()
         c = config
-        self.dense_features = c["dense_features"]
-        self.lookups = c["lookups_per_table"]
-        self.emb = StackedEmbeddings(capped(c["table_rows"], max_rows), c["embedding_dim"])
-        n_int = c["dense_features"] + len(c["table_rows"]) * c["embedding_dim"]
+        n_int = c["dense_features"] + self._sparse_input(c, max_rows)
         self.top = mlp([n_int] + c["top_mlp"], sigmoid_last=True)
 
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
