@@ -1,0 +1,52 @@
+"""benchmarks/time_split.py: per size range, each type's time in the simulation and in the fluid optimum."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
+from kairos.plan.fluid import config_fluid_bound
+from kairos.profiles import builtin_catalogue
+from kairos.sim.experiment import Experiment
+from kairos.workload import parse_size_mix
+
+_path = Path(__file__).resolve().parents[1] / "benchmarks" / "time_split.py"
+_spec = importlib.util.spec_from_file_location("time_split", _path)
+time_split = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(time_split)
+
+
+@pytest.mark.parametrize("model", ["dien", "rm2"])
+def test_rows_add_up_to_the_run_and_to_the_fluid_optimum(model):
+    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
+                           parse_size_mix("deeprecsys"), 3000, 1)
+    rate = 0.8 * exp.fluid_bound()
+    edges = time_split.default_edges(exp)
+    out = time_split.time_split(exp, "kairos", rate, edges)
+    # every query in exactly one range; misses as the run counted them
+    assert sum(r["queries"] for r in out["rows"]) == 3000
+    res = exp.run("kairos", rate)
+    assert sum(r["misses"] for r in out["rows"]) == out["misses"] == round(3000 * (1 - res.qos_met_fraction))
+    span_s = 3000 / rate
+    fb = config_fluid_bound(exp.profile, exp.config, exp.probs, exp.qos_ms)
+    for name in exp.config:
+        t = exp.profile.type_index(name)
+        sim = sum(r[name]["sim_ms_per_s"] for r in out["rows"])
+        fluid = sum(r[name]["fluid_ms_per_s"] for r in out["rows"])
+        busy = res.busy_ms[np.asarray([exp.profile.type_index(n) for n in exp.config for _ in range(exp.config[n])]) == t]
+        assert sim == pytest.approx(busy.sum() / span_s, rel=1e-3, abs=0.5)
+        # the optimum's time on a type: its utilisation at the bound, scaled to the rate
+        assert fluid == pytest.approx(fb.utilisation[t] * exp.config[name] * 1000 * rate / fb.qps, rel=1e-3, abs=0.5)
+
+
+def test_default_edges_include_each_types_qos_limit():
+    exp = Experiment.build(builtin_catalogue(), "dien", PAPER_CONFIGS["dien"], PAPER_QOS_MS["dien"],
+                           parse_size_mix("deeprecsys"), 100, 0)
+    edges = time_split.default_edges(exp)
+    assert edges[0] == 0 and edges[-1] >= exp.profile.batches[-1]
+    assert 420 in edges  # r5n.large's mean is within 35 ms up to size 420 (the profile's row above is over)
+    r5n = exp.profile.type_index("r5n.large")
+    i = int(np.flatnonzero(exp.profile.batches == 420)[0])
+    assert exp.profile.mean_ms[r5n, i] <= 35 < exp.profile.mean_ms[r5n, i + 1]
