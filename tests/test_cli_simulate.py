@@ -179,3 +179,89 @@ def test_policy_option_reaches_the_policy():
 def test_bad_policy_option(args, needle):
     p = run("simulate", "--qps", "10", *args)
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr
+
+
+def _trace(tmp_path, rate=50.0, n=400):
+    import numpy as np
+
+    f = tmp_path / "trace.txt"
+    f.write_text("\n".join(f"{t:.6f}" for t in np.cumsum(np.random.default_rng(0).exponential(1 / rate, n))))
+    return f
+
+
+# Bad combinations and files found by a black-box review (2026-11-29): each was accepted
+# (or crashed) before; now one line naming the option, exit code 2.
+@pytest.mark.parametrize(
+    "args,files,needle",
+    [
+        (["--qos-ms", "200", "--queries", "500"], {}, "at most 97.1% can meet it"),  # rm2: 2.9% of sizes > 200 ms
+        (["--workload", ""], {}, "--workload is empty"),
+        (["--schedule", ""], {}, "--schedule is empty"),
+        (["--duration", "10"], {}, "--duration applies only with --schedule"),
+        (["--ramp", "--qps", "10"], {}, "--ramp applies only with --schedule"),
+        (["--trace", "{trace}", "--schedule", "0:50", "--duration", "10"], {}, "either --trace or --schedule"),
+        (["--trace", "{trace}", "--queries", "100"], {}, "--queries: the number of queries comes from"),
+        (["--workload", "{f}", "--qps", "5"], {"f": "10\n20.5\n"}, "line 2: query size must be a positive integer"),
+        (["--profile", "{f}", "--config", "g4dn.xlarge=1", "--workload", "fixed:10", "--qos-ms", "100", "--qps", "5"],
+         {"f": "model,instance,batch,latency_ms\nrm2,g4dn.xlarge,10,0\n"}, "line 2: latency must be > 0"),
+        (["--profile", "{f}", "--config", "g4dn.xlarge=1", "--workload", "fixed:10", "--qos-ms", "100", "--qps", "5"],
+         {"f": "model,instance,batch,latency_ms\nrm2,g4dn.xlarge,10,5,7\n"}, "line 2: more fields than the header"),
+        (["--prices", "{f}", "--qps", "5"], {"f": "instance,usd_per_hour\ng4dn.xlarge,1\ng4dn.xlarge,2\n"},
+         "line 3: a second price for 'g4dn.xlarge'"),
+        (["--qps", "5", "--policy-option", "urgency=1", "--policy-option", "urgency=0"], {}, "'urgency' is given twice"),
+        (["--qps", "abc"], {}, "Invalid value for '--qps'"),
+        (["--policy", "nope"], {}, "Invalid value for '--policy'"),
+        (["--no-such-flag"], {}, "No such option '--no-such-flag'"),
+    ],
+)
+def test_more_bad_input_one_line_exit_2(tmp_path, args, files, needle):
+    paths = {"trace": str(_trace(tmp_path))}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        paths[name] = str(tmp_path / name)
+    p = run("simulate", *[a.format(**paths) for a in args])
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert needle in lines[0] and "Traceback" not in p.stderr
+
+
+def test_trace_scaled_to_a_rate_keeps_its_times_at_its_own_rate(tmp_path):
+    # the trace's own mean rate (399 gaps over its span) reproduces the replay; twice the rate halves every time
+    import numpy as np
+
+    f = _trace(tmp_path)
+    t = np.loadtxt(f)
+    own = (len(t) - 1) / (t[-1] - t[0])
+    a = json.loads(run("simulate", "--trace", str(f), "--json", check=True).stdout)
+    b = json.loads(run("simulate", "--trace", str(f), "--qps", f"{own:.9f}", "--json", check=True).stdout)
+    assert a["p50_ms"] == pytest.approx(b["p50_ms"], rel=1e-6) and a["qos_met_fraction"] == b["qos_met_fraction"]
+    c = json.loads(run("simulate", "--trace", str(f), "--qps", f"{20 * own:.9f}", "--json", check=True).stdout)
+    assert c["p50_ms"] > a["p50_ms"]  # 20x denser: rm2's 11 instances queue (~1,000 q/s against a bound of ~120)
+    m = json.loads(run("simulate", "--trace", str(f), "--max-qps", "--json", check=True).stdout)
+    assert m["max_qps"] > own and m["qos_met_fraction"] >= 0.99
+
+
+def test_plan_sets_the_workload_and_conflicts_with_model(tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"model": "ncf", "qos_ms": 5, "config": {"g4dn.xlarge": 1, "r5n.large": 2},
+                                "workload": "fixed:500", "cost_per_hour": 1.0}))
+    p = run("simulate", "--plan", str(plan), "--qps", "500", "--queries", "300", "--json", check=True)
+    out = json.loads(p.stdout)
+    assert out["workload"] == "fixed:500" and out["model"] == "ncf" and out["qos_ms"] == 5.0
+    assert "the plan's cost was $1/h" in p.stderr  # the built-in prices give another cost
+    p = run("simulate", "--plan", str(plan), "--qps", "500", "--queries", "300", "--qos-ms", "7", "--workload",
+            "fixed:100", "--json", check=True)
+    out = json.loads(p.stdout)
+    assert out["workload"] == "fixed:100" and out["qos_ms"] == 7.0  # explicit options override the plan's
+    p = run("simulate", "--plan", str(plan), "--model", "rm2")
+    assert p.returncode == 2 and "the plan sets --model" in p.stderr
+    plan.write_text(json.dumps({"model": "ncf", "qos_ms": 5, "config": {"r5n.large": 2}, "workload": "fixed:0"}))
+    p = run("simulate", "--plan", str(plan), "--qps", "10")
+    assert p.returncode == 2 and "plan workload" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_one_line_for_click_errors_and_help_without_double_percent():
+    p = run("simulate", "--help", check=True)
+    text = " ".join(p.stdout.split())
+    assert "99% of queries" in text and "%%" not in text

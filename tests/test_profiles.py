@@ -83,7 +83,8 @@ def test_sampling_follows_the_quantiles():
         ("model,instance,batch,foo\nm,a,10,1\n", "latency_ms column"),
         ("model,instance,batch,latency_ms\nm,a,10,abc\n", "must be a number"),
         ("model,instance,batch,latency_ms\nm,a,0,1\n", "positive integer"),
-        ("model,instance,batch,latency_ms\nm,a,10,-1\n", ">= 0"),
+        ("model,instance,batch,latency_ms\nm,a,10,-1\n", "must be > 0"),
+        ("model,instance,batch,latency_ms\nm,a,10,0\n", "must be > 0"),
         ("model,instance,batch,latency_ms\nm,a,10,1\nm,b,20,1\n", "no measurement"),
     ],
 )

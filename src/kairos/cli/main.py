@@ -22,6 +22,10 @@ COMMANDS = {
 }
 
 
+# click >= 8.2 raises this for `kairos` alone (its message is the help); () matches nothing before
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(COMMANDS)
@@ -49,8 +53,14 @@ def main(argv=None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except _NO_ARGS_IS_HELP as exc:  # `kairos` alone: the help, as click shows it
+        click.echo(exc.format_message(), err=True)
+        sys.exit(2)
+    except click.ClickException as exc:  # click's own checks (types, choices, unknown flags): one line too
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        msg = " ".join(exc.format_message().split())
+        click.echo(f"error: {msg}{hint}", err=True)
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -13,7 +13,7 @@ from kairos.reproduce.run import reproduce as run_reproduce
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/paper", show_default=True,
               help="Folder for tables (md, csv), figures (png), results.md and the cache of finished cells.")
-@click.option("--quick", is_flag=True, help="Small settings (2 models, 4,000 queries, fewer sweeps): a few minutes.")
+@click.option("--quick", is_flag=True, help="Small settings (rm2 and ncf, 3,000 queries, fewer budgets and sweeps): a minute or two.")
 @click.option("--profile", "profile_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Latency profile CSV instead of the built-in AWS catalogue (models need the paper's names).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Cells run in this many processes.")
@@ -33,7 +33,7 @@ def reproduce(out_dir, quick, profile_path, jobs, models, docs_path, report_only
     from kairos.paper import PAPER_QOS_MS
 
     sel = None
-    if models:
+    if models is not None:
         sel = tuple(m.strip() for m in models.split(",") if m.strip())
         bad = [m for m in sel if m not in PAPER_QOS_MS]
         if bad or not sel:
@@ -48,19 +48,21 @@ def reproduce(out_dir, quick, profile_path, jobs, models, docs_path, report_only
     argv = ["kairos reproduce", f"--out {out_dir}"] + (["--quick"] if quick else []) + \
         ([f"--profile {profile_path}"] if profile_path else []) + [f"--jobs {jobs}"] + \
         ([f"--models {models}"] if models else []) + (["--report-only"] if report_only else [])
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    if report_only:  # nothing simulated: no progress bars
+        res = run_reproduce(s, out_dir, jobs, None, docs_path, " ".join(argv), report_only=True)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description:14s}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=False) as bars:
-        tasks: dict = {}
+        with Progress(TextColumn("{task.description:14s}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=False) as bars:
+            tasks: dict = {}
 
-        def progress(stage, done, total):
-            if stage not in tasks:
-                tasks[stage] = bars.add_task(stage, total=max(total, 1))
-            bars.update(tasks[stage], completed=done if total else 1)
+            def progress(stage, done, total):
+                if stage not in tasks:
+                    tasks[stage] = bars.add_task(stage, total=max(total, 1))
+                bars.update(tasks[stage], completed=done if total else 1)
 
-        res = run_reproduce(s, out_dir, jobs, None if report_only else progress, docs_path, " ".join(argv),
-                            report_only)
+            res = run_reproduce(s, out_dir, jobs, progress, docs_path, " ".join(argv))
     console.print(f"wrote {len(res.files)} files to {res.out} in {res.wall_s:.1f} s")
     if res.figures_skipped:
         console.print("figures skipped: matplotlib is not installed (pip install 'kairos-serve[reproduce]')")

@@ -23,7 +23,9 @@ from kairos.workload.sizes import parse_size_mix
               help="Pool as TYPE=COUNT,... e.g. g4dn.xlarge=2,r5n.large=9 (default: the paper's pool for the model).")
 @click.option("--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the paper's for the model).")
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
-              help="Plan file from `kairos plan --emit` (JSON/YAML): sets --model, --qos-ms and --config.")
+              help="Plan file from `kairos plan --emit` (JSON/YAML): sets --model, --config, --qos-ms and "
+                   "--workload (an explicit --qos-ms or --workload overrides the plan's; --model and --config "
+                   "conflict with it).")
 @click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True,
               help="Dispatch policy.")
 @click.option("--policy-option", "policy_options", multiple=True, metavar="KEY=VALUE",
@@ -35,17 +37,19 @@ from kairos.workload.sizes import parse_size_mix
                    "Queries queued on a busy instance (--policy-option ahead_ms=...) start without it. 0: none.")
 @click.option("--qps", type=float, default=None, help="Simulate this Poisson arrival rate (queries/s).")
 @click.option("--max-qps", "find_max", is_flag=True,
-              help="Search the highest rate with >= 99%% of queries within QoS (default when --qps is not given).")
+              help="Search the highest rate with >= 99% of queries within QoS (default when --qps is not given).")
 @click.option("--window-bound", "want_window", is_flag=True,
               help="Also solve the window bound at the simulated rate (at --max-qps: at the rate found): an LP "
                    "over the same queries, keeping each one's deadline window, that bounds how many of them any "
                    "dispatcher -- even one that knew the future -- finishes within QoS. 10-40 s for 20,000 queries.")
 @click.option("--trace", type=click.Path(dir_okay=False), default=None,
-              help="Replay arrival timestamps (seconds, one per line) instead of a Poisson process.")
+              help="Replay arrival timestamps (seconds, one per line; sorted, times relative to the first) "
+                   "instead of a Poisson process: one query per timestamp. With --qps or --max-qps the trace's "
+                   "times are scaled to that mean rate (its bursts kept).")
 @click.option("--schedule", default=None,
               help="Piecewise arrival rate SECONDS:QPS,... (load changes), e.g. 0:60,30:110,60:80; needs --duration.")
 @click.option("--ramp", is_flag=True, help="With --schedule: ramp linearly between points instead of steps.")
-@click.option("--duration", type=float, default=None, help="Seconds of arrivals for --schedule.")
+@click.option("--duration", type=float, default=None, help="Seconds of arrivals for --schedule (required with it).")
 @workload_options
 @json_option
 def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy, policy_options, handoff_ms, qps, find_max,
@@ -56,13 +60,21 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
     configuration's fluid bound (the LP limit no dispatcher can pass).
     """
     t0 = time.perf_counter()
+    given = _given(click.get_current_context())
+    pf = None
     if plan_path is not None:
-        if config_text is not None:
-            raise KairosInputError("give either --plan or --config, not both")
+        for opt in ("config_text", "model"):
+            if opt in given:
+                flag = "--config" if opt == "config_text" else "--model"
+                raise KairosInputError(f"the plan sets {flag}; give either --plan or {flag}, not both")
         from kairos.plan.planfile import load_plan
 
         pf = load_plan(plan_path)
-        model, qos_ms, config_text = pf.model, pf.qos_ms, ",".join(f"{k}={v}" for k, v in pf.config.items())
+        model, config_text = pf.model, ",".join(f"{k}={v}" for k, v in pf.config.items())
+        if qos_ms is None:
+            qos_ms = pf.qos_ms
+        if "workload" not in given and pf.meta.get("workload") is not None:
+            workload = str(pf.meta["workload"])
     cat = get_catalogue(profile_path, prices)
     cat.profile(model)  # unknown model: say so first
     qos = resolve_qos(model, qos_ms)
@@ -80,16 +92,27 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         raise KairosInputError(f"--queries must be >= 1, got {queries}")
     if not 0 <= handoff_ms < float("inf"):
         raise KairosInputError(f"--handoff-ms must be a finite number >= 0, got {handoff_ms:g}")
-    trace_ms = load_trace(trace) if trace else None
-    sched = parse_schedule(schedule, ramp) if schedule else None
+    if trace is not None and schedule is not None:
+        raise KairosInputError("give either --trace or --schedule, not both")
+    if schedule is None:
+        for opt, flag in (("duration", "--duration"), ("ramp", "--ramp")):
+            if opt in given:
+                raise KairosInputError(f"{flag} applies only with --schedule; drop it or add --schedule")
+    if "queries" in given and (trace is not None or schedule is not None):
+        raise KairosInputError("--queries: the number of queries comes from the --trace or --schedule; drop --queries")
+    trace_ms = load_trace(trace) if trace is not None else None
+    sched = parse_schedule(schedule, ramp) if schedule is not None else None
     if sched is not None and (qps is not None or find_max):
         raise KairosInputError("--schedule sets the arrival rates itself; drop --qps/--max-qps")
-    mix = parse_size_mix(workload)
+    mix = _size_mix(workload, plan_path if pf is not None and "workload" not in given else None)
     exp = Experiment.build(cat, model, config, qos, mix, queries, seed, trace_ms, sched, duration)
     opts = parse_policy_options(policy, policy_options)
     bound = exp.fluid_bound()
+    searching = sched is None and qps is None and (trace_ms is None or find_max)
+    if searching:
+        _check_servable(exp)
     search = None
-    if sched is not None or (trace_ms is not None and qps is None and not find_max):
+    if not searching and qps is None:  # a schedule, or a trace at its own times
         res = exp.run(policy, None, opts, handoff_ms)
         params = opts
     elif qps is not None:
@@ -110,10 +133,42 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         out["elapsed_s"] = round(time.perf_counter() - t0, 3)
     if handoff_ms:
         out["handoff_ms"] = handoff_ms
+    if pf is not None and "cost_per_hour" in out and isinstance(pf.meta.get("cost_per_hour"), (int, float)) \
+            and abs(pf.meta["cost_per_hour"] - out["cost_per_hour"]) > 1e-3:
+        err_console.print(f"note: the plan's cost was ${pf.meta['cost_per_hour']:g}/h; with these prices it is "
+                          f"${out['cost_per_hour']:g}/h (pass the --prices the plan was made with)", highlight=False)
     if as_json:
         emit_json(out)
         return
     _print_table(out)
+
+
+def _given(ctx) -> set[str]:
+    """Parameters the user set on the command line (not their defaults)."""
+    src = click.core.ParameterSource.COMMANDLINE
+    return {name for name in ctx.params if ctx.get_parameter_source(name) == src}
+
+
+def _size_mix(workload: str, plan_path):
+    """--workload (or the plan's workload, named as such in an error)."""
+    if plan_path is None:
+        return parse_size_mix(workload)
+    try:
+        return parse_size_mix(workload)
+    except KairosInputError as exc:
+        raise KairosInputError(f"{plan_path}: plan workload: {exc}") from None
+
+
+def _check_servable(exp) -> None:
+    """A max-QPS search needs 99% of the queries servable within QoS by some type of the pool."""
+    from kairos.plan.fluid import servable_fraction
+
+    types = [exp.profile.type_index(t) for t, k in exp.config.items() if k > 0]
+    cover = servable_fraction(exp.profile.mean_ms[types], exp.probs, exp.qos_ms)
+    if cover < 0.99 - 1e-6:
+        raise KairosInputError(
+            f"--qos-ms {exp.qos_ms:g}: no instance type of this configuration serves 99% of the {exp.mix.name} "
+            f"queries within it (at most {100 * cover:.1f}% can meet it); raise --qos-ms or add faster types")
 
 
 def _print_table(out: dict) -> None:

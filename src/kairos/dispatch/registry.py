@@ -100,6 +100,8 @@ def parse_policy_options(name: str, items) -> dict:
         if key not in known:
             raise KairosInputError(f"--policy-option {key!r} is not an option of policy {name!r}; "
                                    f"its options: {', '.join(known) or 'none'}")
+        if key in params:
+            raise KairosInputError(f"--policy-option {key!r} is given twice; give each option once")
         params[key] = _value(val)
     try:
         cls(**params)

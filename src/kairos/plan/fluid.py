@@ -92,6 +92,14 @@ class FluidLP:
         return qps, duals
 
 
+def servable_fraction(service_ms: np.ndarray, probs: np.ndarray, qos_ms: float) -> float:
+    """Fraction of queries (by the size mix ``probs``) that at least one of the types
+    (rows of ``service_ms``) serves within ``qos_ms`` on its mean. Below 99%, no pool of
+    these types meets the max-QPS criterion at any rate: the fluid bound is 0."""
+    meets = np.asarray(service_ms) <= qos_ms  # [types, buckets]
+    return float((meets.any(axis=0) * np.asarray(probs)).sum())
+
+
 def fluid_bound(
     service_ms: np.ndarray,
     counts,

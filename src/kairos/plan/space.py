@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kairos.errors import KairosInputError
+from kairos.plan.fluid import servable_fraction
 from kairos.profiles.catalogue import Catalogue
 from kairos.profiles.profile import Profile
 from kairos.workload.sizes import SizeMix
@@ -73,8 +74,7 @@ class PlanProblem:
         probs = mix.bucket_probabilities(profile.batches)
         prob = cls(catalogue, model, profile, tuple(types), prices, probs, mix, float(qos_ms), float(budget))
         # a QoS that no allowed type can meet for 99% of queries -> nothing to plan
-        meets = (profile.mean_ms <= qos_ms)  # [T, B]
-        best_cover = float((meets.any(axis=0) * probs).sum())
+        best_cover = servable_fraction(profile.mean_ms, probs, qos_ms)
         if best_cover < 1.0 - MISS_FRACTION - 1e-6:
             raise KairosInputError(
                 f"--qos-ms {qos_ms:g}: no allowed instance type serves 99% of the {mix.name} queries "

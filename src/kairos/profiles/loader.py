@@ -73,6 +73,7 @@ def load_profiles(path) -> dict[str, Profile]:
         )
     samples: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(lambda: defaultdict(list))
     for line, row in enumerate(reader, start=2):
+        _no_extra_fields(row, path, line)
         model = (row.get("model") or "").strip()
         inst = (row.get("instance") or "").strip()
         if not model or not inst:
@@ -81,12 +82,18 @@ def load_profiles(path) -> dict[str, Profile]:
         if b < 1 or b != int(b):
             raise KairosInputError(f"{path} line {line}: batch must be a positive integer, got {row.get('batch')!r}")
         lat = sum(_number(row.get(c), path, line, c) for c in parts)
-        if lat < 0:
-            raise KairosInputError(f"{path} line {line}: latency must be >= 0, got {lat}")
+        if lat <= 0:
+            raise KairosInputError(f"{path} line {line}: latency must be > 0 ms (a measured service time), got {lat:g}")
         samples[model][(inst, int(b))].append(lat)
     if not samples:
         raise KairosInputError(f"{path}: profile has a header but no rows")
     return {m: Profile.from_samples(m, {k: np.array(v) for k, v in s.items()}) for m, s in samples.items()}
+
+
+def _no_extra_fields(row: dict, path, line: int) -> None:
+    """csv.DictReader files a row's fields beyond the header under the key None."""
+    if row.get(None):
+        raise KairosInputError(f"{path} line {line}: more fields than the header's columns; check the commas")
 
 
 def load_prices(path) -> dict[str, float]:
@@ -99,10 +106,13 @@ def load_prices(path) -> dict[str, float]:
         raise KairosInputError(f"{path}: price list needs columns instance, usd_per_hour")
     prices = {}
     for line, row in enumerate(reader, start=2):
+        _no_extra_fields(row, path, line)
         inst = (row["instance"] or "").strip()
         p = _number((row["usd_per_hour"] or "").strip(), path, line, "usd_per_hour")
         if p <= 0:
             raise KairosInputError(f"{path} line {line}: usd_per_hour must be > 0 for {inst!r}")
+        if inst in prices:
+            raise KairosInputError(f"{path} line {line}: a second price for {inst!r}; give each instance once")
         prices[inst] = p
     if not prices:
         raise KairosInputError(f"{path}: price list has no rows")

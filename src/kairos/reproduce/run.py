@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from kairos.errors import KairosInputError
 from kairos.reproduce import figures, report
 from kairos.reproduce.experiments import Settings, cached_results, main_cells, run_all, sensitivity_cells
 
@@ -68,6 +69,10 @@ def reproduce(s: Settings, out, jobs: int = 1, progress: Callable[[str, int, int
     out = Path(out)
     if report_only:
         results = cached_results(s, out)
+        if not any(results.values()):
+            raise KairosInputError(
+                f"--report-only: no finished cells for these settings in {out / 'cache'}; run without "
+                f"--report-only first (or give the --quick/--models of the run that filled it)")
     else:
         results = run_all(s, out, jobs, progress)
     wall = time.perf_counter() - t0

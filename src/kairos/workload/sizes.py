@@ -89,6 +89,8 @@ def parse_size_mix(spec: str) -> SizeMix:
     spec = (spec or "").strip()
     if spec in SIZE_MIXES:
         return SIZE_MIXES[spec]
+    if not spec:
+        raise KairosInputError(f"--workload is empty; give {', '.join(SIZE_MIXES)}, fixed:N or a file of sizes")
     if spec.startswith("fixed:"):
         try:
             n = int(spec.split(":", 1)[1])
@@ -108,8 +110,11 @@ def parse_size_mix(spec: str) -> SizeMix:
         if not line or line.startswith("#"):
             continue
         try:
-            v = int(float(line))
-        except ValueError:
+            f = float(line)
+            if not f.is_integer():
+                raise ValueError
+            v = int(f)
+        except (ValueError, OverflowError):
             raise KairosInputError(f"{path} line {i}: query size must be a positive integer, got {line!r}") from None
         if v < 1:
             raise KairosInputError(f"{path} line {i}: query size must be >= 1, got {v}")

@@ -47,8 +47,9 @@ class Workload:
             return self.fixed_arrivals_ms
         require_positive("the arrival rate (queries/s)", rate)
         base = self.unit_arrivals_ms
-        if base is None:  # a replayed trace: scale it to the requested mean rate
-            base = self.fixed_arrivals_ms * (len(self.fixed_arrivals_ms) / max(self.fixed_arrivals_ms[-1], 1e-9) / 1000.0)
+        if base is None:  # a replayed trace: its times at a mean rate of 1 query/s, then scaled to the rate
+            gaps = max(len(self.fixed_arrivals_ms) - 1, 1)
+            base = self.fixed_arrivals_ms * (gaps * 1000.0 / max(float(self.fixed_arrivals_ms[-1]), 1e-9))
         return base / rate
 
     def head(self, n: int) -> "Workload":
