@@ -80,6 +80,7 @@ def test_workload_file_and_schedule(tmp_path):
     p = run("simulate", "--model", "rm2", "--schedule", "0:40,5:80", "--duration", "10", "--json", check=True)
     out = json.loads(p.stdout)
     assert 400 < out["queries"] < 800
+    assert (out["qps"], out["schedule"], out["duration_s"], out["ramp"]) == (None, "0:40,5:80", 10.0, False)
 
 
 @pytest.mark.parametrize(

@@ -122,6 +122,10 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         search = exp.max_qps(policy, opts, handoff_ms)
         res, params = search.result, {**opts, **search.params}
     out = report(exp, policy, res, bound, cat.prices, time.perf_counter() - t0, search, params)
+    if sched is not None:  # what set the arrival rates ("qps" is null)
+        out["schedule"], out["duration_s"], out["ramp"] = schedule, duration, ramp
+    elif trace is not None:
+        out["trace"] = str(trace)
     if want_window:
         rate = qps if qps is not None else (search.max_qps if search is not None else None)
         out["window_bound_within_qos"] = out["window_bound_misses"] = None  # no rate passed: nothing to bound
