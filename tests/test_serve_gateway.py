@@ -256,7 +256,7 @@ def test_ahead_ms_resolves_per_policy_and_is_refused_where_it_cannot_apply():
     base = [sys.executable, "-m", "kairos.cli.main", "serve", "--model", "rm2", "--config", "g4dn.xlarge=1",
             "--qos-ms", "350"]
     for extra, msg in ((["--policy", "fcfs", "--ahead-ms", "1"], "--ahead-ms: policy 'fcfs'"),
-                       (["--ahead-ms", "-1"], "ahead_ms must be a finite number >= 0"),
+                       (["--ahead-ms", "-1"], "--ahead-ms must be a finite number >= 0"),
                        (["--ahead-ms", "1", "--policy-option", "ahead_ms=2"], "not both"),
                        (["--keep-alive-s", "0"], "--keep-alive-s must be a number of seconds > 0")):
         p = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 
 import click
+from click.core import ParameterSource
 
 from kairos.cli.common import console, emit_json, json_option
-from kairos.errors import KairosInputError, require_positive
+from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.serve.awake import CpuSpinners
 from kairos.workload.sizes import parse_size_mix
 
@@ -23,14 +24,17 @@ KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p
               help="Seconds of arrivals (per probe with --max-qps).")
 @click.option("--workload", default="deeprecsys", show_default=True,
               help="Query-size mix: deeprecsys, ribbon, fixed:N, or a file of sizes.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--qos-ms", type=float, default=None, help="QoS target (default: the gateway's).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Random seed of the arrival times and query sizes: same seed, same queries.")
+@click.option("--qos-ms", type=float, default=None, help="QoS target in ms (default: the gateway's).")
 @click.option("--max-qps", "find_max", is_flag=True,
-              help="Search the highest rate at which >= 99%% of queries meet QoS with nothing lost.")
-@click.option("--tolerance", default=0.02, show_default=True, type=float, help="--max-qps relative precision.")
-@click.option("--max-probes", default=10, show_default=True, type=int, help="--max-qps: at most this many runs.")
+              help="Search the highest rate at which >= 99% of queries meet QoS with nothing lost.")
+@click.option("--tolerance", default=0.02, show_default=True, type=float,
+              help="--max-qps: relative precision (> 0) at which the search stops.")
+@click.option("--max-probes", default=10, show_default=True, type=int, help="--max-qps: at most this many runs (>= 1).")
 @click.option("--drain-timeout", default=30.0, show_default=True, type=float,
-              help="Seconds to wait for answers after the last send; unanswered queries count as lost.")
+              help="Seconds to wait for answers after the last send (of each probe with --max-qps); "
+                   "unanswered queries count as lost.")
 @click.option("--realtime", is_flag=True, help="Run the generator under SCHED_RR (root/CAP_SYS_NICE), below the gateway and its workers.")
 @click.option("--keep-cpus-awake", is_flag=True,
               help="A lowest-priority spinner on each CPU while the generator runs (as kairos serve "
@@ -45,18 +49,32 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
     """
     from kairos.serve.loadgen import max_qps_search, run_load, use_uvloop
 
-    use_uvloop()
-    if realtime:
-        from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
-
-        set_realtime(GENERATOR_PRIORITY)
-
+    # every value checked before the gateway is contacted
     mix = parse_size_mix(workload)
     require_positive("--duration", duration)
     if qps is not None:
         require_positive("--qps", qps)
     if qps is None and not find_max:
         raise KairosInputError("give --qps RATE, or --max-qps to search the highest passing rate")
+    if qos_ms is not None:
+        require_positive("--qos-ms", qos_ms)
+    require_non_negative("--drain-timeout", drain_timeout)
+    if find_max:
+        require_positive("--tolerance", tolerance)
+        if max_probes < 1:
+            raise KairosInputError(f"--max-probes must be >= 1, got {max_probes}")
+    else:
+        ctx = click.get_current_context()
+        for name in ("tolerance", "max_probes"):
+            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None):
+                opt = "--" + name.replace("_", "-")
+                raise KairosInputError(f"{opt} only applies with --max-qps; add --max-qps or leave {opt} out")
+
+    use_uvloop()
+    if realtime:
+        from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
+
+        set_realtime(GENERATOR_PRIORITY)
     with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext():
         try:
             if find_max:
@@ -65,7 +83,8 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
                         console.print(f"probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
                                       f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms lost={p['lost']} "
                                       f"errors={p['errors']}")
-                s = asyncio.run(max_qps_search(url, duration, mix, seed, qps, tolerance, max_probes, qos_ms, show))
+                s = asyncio.run(max_qps_search(url, duration, mix, seed, qps, tolerance, max_probes, qos_ms, show,
+                                               drain_timeout))
                 out = {"url": url, "max_qps": round(s.max_qps, 3), "probes": s.probes, "at_max": s.best,
                        "lost": sum(p["lost"] for p in s.probes)}
                 if as_json:
@@ -75,6 +94,8 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
                                   f"({len(s.probes)} probes of {duration:g} s; lost over all probes: {out['lost']})")
                 return
             r = asyncio.run(run_load(url, qps, duration, mix, seed, qos_ms, drain_timeout))
+        except KairosInputError:  # a ValueError, but the user's input, not the connection (e.g. sizes too large)
+            raise
         except (OSError, ValueError) as exc:  # refused, reset, bad URL
             raise KairosInputError(f"cannot reach the gateway at {url}: {exc}") from None
     s = r.summary()

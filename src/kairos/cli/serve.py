@@ -6,7 +6,7 @@ import click
 
 from kairos.cli.common import get_catalogue, profile_options, resolve_qos
 from kairos.dispatch.registry import POLICIES, parse_policy_options, policy_option_names
-from kairos.errors import KairosInputError
+from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.profiles.loader import parse_config
 from kairos.serve import KEEP_ALIVE_S
 
@@ -37,6 +37,8 @@ def _need_torch_models() -> None:
 
 def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
     """--policy-option values, plus ahead_ms from --ahead-ms (or its default) where the policy has it."""
+    if ahead_ms is not None:
+        require_non_negative("--ahead-ms", ahead_ms)
     has_ahead = "ahead_ms" in policy_option_names(policy)
     given = any(i.partition("=")[0].strip() == "ahead_ms" for i in items)
     if ahead_ms is not None and not has_ahead:
@@ -53,7 +55,8 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
 @profile_options
 @click.option("--config", "config_text", default=None, help="Pool as TYPE=COUNT,... e.g. g4dn.xlarge=2,r5n.large=9.")
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
-              help="A plan file (kairos plan --emit) giving model, QoS and configuration.")
+              help="A plan file (kairos plan --emit) giving model, QoS and configuration (an explicit --qos-ms "
+                   "overrides the plan's; --model and --config conflict with it).")
 @click.option("--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the plan's or the paper's).")
 @click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True,
               help="Dispatch policy (the simulator's; kairos-online learns service times from the workers).")
@@ -66,8 +69,9 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
                    f"those policies; 0 = only idle instances get queries, as in `kairos simulate` by default.")
 @click.option("--workers", "mode", type=click.Choice(["emulated", "torch"]), default="emulated", show_default=True,
               help="emulated: each worker sleeps a service time sampled from its type's profile; torch: real model.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address the HTTP gateway listens on (0.0.0.0: every interface).")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port of the HTTP gateway (1-65535).")
 @click.option("--max-queue", default=2000, show_default=True, type=int,
               help="Queries allowed to wait; beyond that the gateway answers 503.")
 @click.option("--hang-factor", default=3.0, show_default=True, type=float,
@@ -78,7 +82,9 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
               help="Close an HTTP keep-alive connection after it has been idle this many seconds. Keep it "
                    "longer than the idle timeout of a load balancer in front of the gateway (60 s on the usual "
                    "cloud ones), or the balancer may send a request on a connection as it is being closed.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Random seed of the emulated workers' service times, the torch workers' inputs for size-only "
+                   "queries and the policies that randomise (same seed, same draws).")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors in the logs.")
 @click.option("--realtime", is_flag=True,
               help="Run the gateway and workers under SCHED_RR (root/CAP_SYS_NICE): tail latency unaffected by "
@@ -123,10 +129,19 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
 
     POST /v1/infer with {"size": N} or {"samples": [...]}; GET /healthz, /metrics, /v1/info, /docs.
     """
+    # plain values first: a bad one is reported before anything is loaded or started
+    require_positive("--hang-factor", hang_factor)
+    if hang_grace_ms is not None:
+        require_non_negative("--hang-grace-ms", hang_grace_ms)
+    if ahead_ms is not None:
+        require_non_negative("--ahead-ms", ahead_ms)
     _need_serve_extra()
     if (config_text is None) == (plan_path is None):
         raise KairosInputError("give exactly one of --config TYPE=N,... or --plan FILE")
     if plan_path is not None:
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("model") == click.core.ParameterSource.COMMANDLINE:
+            raise KairosInputError("the plan sets --model; give either --plan or --model, not both")
         from kairos.plan.planfile import load_plan
 
         plan = load_plan(plan_path)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from kairos.cli.common import console, emit_json, err_console, get_catalogue, json_option, profile_options, resolve_qos, workload_options
 from kairos.dispatch.registry import POLICIES, parse_policy_options
-from kairos.errors import KairosInputError, require_positive
+from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.paper import PAPER_CONFIGS
 from kairos.profiles.loader import parse_config
 from kairos.sim.experiment import Experiment, report
@@ -90,8 +90,7 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         require_positive("--qps", qps)
     if queries < 1:
         raise KairosInputError(f"--queries must be >= 1, got {queries}")
-    if not 0 <= handoff_ms < float("inf"):
-        raise KairosInputError(f"--handoff-ms must be a finite number >= 0, got {handoff_ms:g}")
+    require_non_negative("--handoff-ms", handoff_ms)
     if trace is not None and schedule is not None:
         raise KairosInputError("give either --trace or --schedule, not both")
     if schedule is None:

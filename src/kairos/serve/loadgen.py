@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from kairos.errors import KairosInputError
 from kairos.serve.httpclient import HttpClient
 from kairos.workload.arrivals import poisson_unit_times
 from kairos.workload.sizes import SizeMix
@@ -93,8 +94,24 @@ def _pct(x: np.ndarray, p: float) -> float | None:
     return round(float(np.percentile(x, p, method="higher")), 3) if x.size else None
 
 
+def _too_large(largest: int, max_size: int) -> KairosInputError:
+    return KairosInputError(f"--workload: sizes up to {largest} exceed the gateway's largest size {max_size}; "
+                            f"use sizes <= {max_size}")
+
+
+def check_mix_fits(mix: SizeMix, max_size: int | None, n: int = 200_000, seed: int = 12345) -> None:
+    """A KairosInputError if ``mix`` has sizes above the gateway's ``max_size`` (which it would
+    refuse): checked on a large fixed sample, so that the answer does not depend on the run's seed."""
+    if max_size is None:
+        return
+    largest = int(mix.sample(n, seed).max())
+    if largest > max_size:
+        raise _too_large(largest, int(max_size))
+
+
 def schedule(qps: float, duration_s: float, mix: SizeMix, seed: int, max_size: int | None = None):
-    """Send times (s from the start) and sizes of an open-loop Poisson run."""
+    """Send times (s from the start) and sizes of an open-loop Poisson run; a KairosInputError
+    if a size is above ``max_size`` (never capped: the run would not be the workload asked for)."""
     if not qps > 0:
         raise ValueError("qps must be > 0")
     rng = np.random.default_rng(seed)
@@ -103,7 +120,7 @@ def schedule(qps: float, duration_s: float, mix: SizeMix, seed: int, max_size: i
     t = t[t < duration_s]
     sizes = mix.sample(len(t), seed + 1)
     if max_size is not None and len(sizes) and sizes.max() > max_size:
-        sizes = np.minimum(sizes, max_size)
+        raise _too_large(int(sizes.max()), int(max_size))
     return t, sizes
 
 
@@ -130,6 +147,7 @@ async def run_load(url: str, qps: float, duration_s: float, mix: SizeMix, seed: 
         info = await fetch_info(client)
         qos = float(qos_ms if qos_ms is not None else info["qos_ms"])
         if times is None:
+            check_mix_fits(mix, info.get("max_size"))
             times, sizes = schedule(qps, duration_s, mix, seed, info.get("max_size"))
         await client.warm(warm_connections(qps))
         return await _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
@@ -289,7 +307,7 @@ class MaxQpsSearch:
 
 async def max_qps_search(url: str, duration_s: float, mix: SizeMix, seed: int = 0, start_qps: float | None = None,
                          rel_tol: float = 0.02, max_probes: int = 10, qos_ms: float | None = None,
-                         on_probe=None) -> MaxQpsSearch:
+                         on_probe=None, drain_timeout_s: float = 30.0) -> MaxQpsSearch:
     """Highest rate whose run passes (>= 99% of sent queries within QoS, nothing lost).
 
     Starts at ``start_qps`` (default 0.85 x the gateway's fluid bound for the deeprecsys
@@ -298,6 +316,7 @@ async def max_qps_search(url: str, duration_s: float, mix: SizeMix, seed: int = 
     client = HttpClient(url)
     try:
         info = await fetch_info(client)
+        check_mix_fits(mix, info.get("max_size"))  # before the first probe sends anything
         if start_qps is None:
             start_qps = 0.85 * float(info.get("fluid_bound_qps_deeprecsys") or 100.0)
         probes: list = []
@@ -306,7 +325,7 @@ async def max_qps_search(url: str, duration_s: float, mix: SizeMix, seed: int = 
         async def probe(rate: float) -> bool:
             await wait_idle(client)
             await asyncio.sleep(0.3)
-            r = await run_load(url, rate, duration_s, mix, seed, qos_ms, client=client)
+            r = await run_load(url, rate, duration_s, mix, seed, qos_ms, drain_timeout_s, client=client)
             s = r.summary()
             probes.append(s)
             if on_probe:
