@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 
 import click
+from click.core import ParameterSource
 from rich.table import Table
 
 from kairos.cli.common import console, emit_json, get_catalogue, json_option, profile_options, resolve_qos, workload_options
 from kairos.errors import KairosInputError
 from kairos.paper import PAPER_BUDGET
 from kairos.plan.evaluate import Evaluator
-from kairos.plan.methods import DEFAULT_METHOD, METHODS, SIMULATING, run_method
+from kairos.plan.methods import (DEFAULT_METHOD, METHODS, MIN_EVALS, SIMULATING, USES_EVALS, USES_MAX_EVALS,
+                                 run_method)
 from kairos.plan.planfile import PlanFile, write_plan
 from kairos.plan.space import PlanProblem
 from kairos.workload.sizes import parse_size_mix
@@ -19,6 +21,28 @@ from kairos.workload.sizes import parse_size_mix
 
 def _fmt(config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items())
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the user set option ``name`` (command line or environment), not its default."""
+    src = ctx.get_parameter_source(name)
+    return src is not None and src not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def _check_options(ctx: click.Context, method: str, evals, max_evals) -> None:
+    """Refuse an option the chosen method would ignore, and a count it cannot use (one line, exit 2)."""
+    if _given(ctx, "evals") and method not in USES_EVALS:
+        raise KairosInputError(f"--evals applies only to --method {', '.join(USES_EVALS)}; drop it for "
+                               f"--method {method}")
+    if _given(ctx, "max_evals") and method not in USES_MAX_EVALS:
+        raise KairosInputError(f"--max-evals applies only to --method {', '.join(USES_MAX_EVALS)}; drop it for "
+                               f"--method {method}")
+    if _given(ctx, "fmt") and not _given(ctx, "emit_path"):
+        raise KairosInputError("--format applies only to the file --emit writes; add --emit FILE or drop --format")
+    if evals is not None and evals < MIN_EVALS[method]:
+        raise KairosInputError(f"--evals must be >= {MIN_EVALS[method]} for --method {method}, got {evals}")
+    if max_evals is not None and max_evals < 1:
+        raise KairosInputError(f"--max-evals must be >= 1, got {max_evals}")
 
 
 @click.command()
@@ -31,8 +55,10 @@ def _fmt(config: dict) -> str:
               help="Planner: milp (queueing-corrected MILP), kairos, kairos+, exhaustive, homogeneous, ribbon, "
                    "ribbon-kairos, random.")
 @click.option("--evals", type=int, default=None,
-              help="Simulations allowed: milp tie-breaks (default 4, 0 = one-shot), ribbon/random (default 15).")
-@click.option("--max-evals", type=int, default=None, help="Cap on kairos+ evaluations (default: none).")
+              help="Simulations allowed: milp tie-breaks (default 4, 0 = one-shot), ribbon, ribbon-kairos, random "
+                   "(default 15, at least 1). Only for those methods.")
+@click.option("--max-evals", type=int, default=None,
+              help="Cap on kairos+ evaluations, at least 1 (default: none). Only for kairos+.")
 @click.option("--compare/--no-compare", default=True, show_default=True,
               help="Simulate the chosen configuration and the best homogeneous pool at the same budget.")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
@@ -47,7 +73,8 @@ def _fmt(config: dict) -> str:
                    "`kairos serve --backend ray --address auto`).")
 @workload_options
 @json_option
-def plan(model, profile_path, prices, budget, qos_ms, types_text, method, evals, max_evals, compare, cache_path,
+@click.pass_context
+def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, evals, max_evals, compare, cache_path,
          workers, emit_path, fmt, workload, queries, seed, as_json, ray_cluster_path=None):
     """Choose how many instances of each type to rent within a $/hour budget.
 
@@ -57,20 +84,21 @@ def plan(model, profile_path, prices, budget, qos_ms, types_text, method, evals,
     at most a few simulations.
     """
     t0 = time.perf_counter()
+    _check_options(ctx, method, evals, max_evals)
     cat = get_catalogue(profile_path, prices)
     cat.profile(model)
     qos = resolve_qos(model, qos_ms)
     if queries < 1:
         raise KairosInputError(f"--queries must be >= 1, got {queries}")
-    if evals is not None and evals < 0:
-        raise KairosInputError(f"--evals must be >= 0, got {evals}")
     if workers < 1:
         raise KairosInputError(f"--workers must be >= 1, got {workers}")
     types = None if types_text is None else types_text.split(",")
     mix = parse_size_mix(workload)
     problem = PlanProblem.build(cat, model, budget, qos, mix, types)
     evaluator = Evaluator(cat, model, qos, mix, queries, seed, cache_path, workers)
-    opts = {"seed": seed, "progress": not as_json, "max_evals": max_evals}
+    opts = {"seed": seed, "progress": not as_json}
+    if max_evals is not None:
+        opts["max_evals"] = max_evals
     if evals is not None:
         opts["evals"] = evals
     needs_eval = method in SIMULATING or method in ("milp", "homogeneous")
@@ -81,16 +109,21 @@ def plan(model, profile_path, prices, budget, qos_ms, types_text, method, evals,
         chosen = res.measured_qps if res.policy == "kairos" and res.measured_qps is not None else evaluator(res.config)
         homo = run_method("homogeneous", problem, evaluator)
         out["simulated_qps"] = round(chosen, 3)
+        out["simulated_policy"] = "kairos"  # the comparison always dispatches with kairos
         out["homogeneous"] = {"config": homo.config, "cost_per_hour": round(homo.cost_per_hour, 4),
-                              "simulated_qps": round(homo.measured_qps, 3)}
+                              "simulated_qps": round(homo.measured_qps, 3), "policy": homo.policy}
         out["vs_homogeneous"] = round(chosen / homo.measured_qps, 3) if homo.measured_qps > 0 else None
         out["queries"] = queries
     out["elapsed_s"] = round(time.perf_counter() - t0, 3)
     out["planning_s"] = round(res.elapsed_s, 4)
     if emit_path:
-        meta = {k: out[k] for k in ("method", "budget", "cost_per_hour", "predicted_qps", "evaluations", "workload")}
+        meta = {k: out[k] for k in ("method", "budget", "cost_per_hour", "predicted_qps", "predicted_kind",
+                                    "evaluations", "workload")}
+        if out["predicted_kind"] == "measured_qps":
+            meta["predicted_policy"] = out["policy"]  # the dispatch policy that measured predicted_qps
         if "simulated_qps" in out:
             meta["simulated_qps"] = out["simulated_qps"]
+            meta["simulated_policy"] = out["simulated_policy"]
         write_plan(PlanFile(model, qos, res.config, meta), emit_path, fmt)
         out["emitted"] = str(emit_path)
     if ray_cluster_path:
@@ -104,38 +137,60 @@ def plan(model, profile_path, prices, budget, qos_ms, types_text, method, evals,
     _print(out)
 
 
+_KIND_HEADER = {"estimate": "queueing corrected estimate (q/s)", "paper_bound": "paper bound (q/s)",
+                "fluid_bound": "fluid bound (q/s)"}
+
+
 def _print(out: dict) -> None:
+    """The table: each number in a column that says what it is and which dispatch policy produced it."""
     t = Table(title=f"kairos plan: {out['model']}, budget ${out['budget']:g}/h, p99 QoS {out['qos_ms']:g} ms "
                     f"({out['method']})")
+    pol, kind = out["policy"], out["predicted_kind"]
+    # the method's own figure for its candidates, when it is not a measurement
+    est = kind if kind in _KIND_HEADER else next((k for c in out["candidates"] for k in _KIND_HEADER if k in c), None)
+    cmp_pol = out.get("simulated_policy")
+    meas_cols = [pol] if out["evaluations"] > 0 or kind == "measured_qps" else []  # the method's simulations
+    if cmp_pol is not None and cmp_pol not in meas_cols:
+        meas_cols.append(cmp_pol)  # the comparison's
     t.add_column("")
     t.add_column("configuration")
     t.add_column("$/hour", justify="right")
-    t.add_column("estimate (q/s)", justify="right")
-    t.add_column("simulated max QPS", justify="right")
-    sim = out.get("simulated_qps")
-    if sim is None and out.get("policy") == "kairos":
-        sim = out.get("measured_qps")
-    t.add_row("[bold]chosen[/bold]", _fmt(out["config"]), f"{out['cost_per_hour']:.3f}",
-              f"{out['predicted_qps']:.1f}", "" if sim is None else f"{sim:.1f}")
-    shown = {tuple(sorted(out["config"].items()))}
+    if est:
+        t.add_column(_KIND_HEADER[est], justify="right")
+    for p in meas_cols:
+        t.add_column(f"simulated max QPS, {p} dispatch", justify="right")
+
+    def row(label, config, cost, est_value, measured: dict):
+        cells = [label, _fmt(config), "" if cost is None else f"{cost:.3f}"]
+        if est:
+            cells.append("" if est_value is None else f"{est_value:.1f}")
+        cells += ["" if measured.get(p) is None else f"{measured[p]:.1f}" for p in meas_cols]
+        t.add_row(*cells)
+
+    key = tuple(sorted(out["config"].items()))
+    own = next((c for c in out["candidates"] if tuple(sorted(c["config"].items())) == key), {})
+    chosen = {pol: out["predicted_qps"] if kind == "measured_qps" else out.get("measured_qps")}
+    if cmp_pol is not None:
+        chosen[cmp_pol] = out["simulated_qps"]
+    row("[bold]chosen[/bold]", out["config"], out["cost_per_hour"],
+        out["predicted_qps"] if kind == est else own.get(est), chosen)
+    shown = {key}
     for c in out["candidates"]:
-        key = tuple(sorted(c["config"].items()))
-        if key in shown:
+        k = tuple(sorted(c["config"].items()))
+        if k in shown:
             continue
-        shown.add(key)
-        m = c.get("measured_qps")
-        t.add_row("candidate", _fmt(c["config"]), f"{c.get('cost_per_hour', 0):.3f}" if "cost_per_hour" in c else "",
-                  f"{c['bound']:.1f}" if "bound" in c else "", "" if m is None else f"{m:.1f}")
+        shown.add(k)
+        row("candidate", c["config"], c.get("cost_per_hour"), c.get(est), {c.get("policy", pol): c.get("measured_qps")})
     if "homogeneous" in out:
         h = out["homogeneous"]
-        t.add_row("best homogeneous", _fmt(h["config"]), f"{h['cost_per_hour']:.3f}", "", f"{h['simulated_qps']:.1f}")
+        row("best homogeneous", h["config"], h["cost_per_hour"], None, {h["policy"]: h["simulated_qps"]})
     console.print(t)
     lines = [f"evaluations (simulations the {out['method']} method used): {out['evaluations']}; "
              f"planning {out['planning_s']:.3f} s; total {out['elapsed_s']:.1f} s"]
     if out.get("vs_homogeneous") is not None:
         lines.append(f"chosen: {out['simulated_qps']:.1f} q/s vs best homogeneous {out['homogeneous']['simulated_qps']:.1f}"
                      f" q/s at the same budget: [bold]{out['vs_homogeneous']:.2f}x[/bold] "
-                     f"(kairos dispatch, {out['queries']} queries)")
+                     f"({out['simulated_policy']} dispatch, {out['queries']} queries)")
     for n in out.get("notes", []):
         lines.append(n)
     if out.get("emitted"):

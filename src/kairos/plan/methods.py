@@ -16,6 +16,13 @@ Every method takes a :class:`~kairos.plan.space.PlanProblem` and (if it simulate
 * ``ribbon`` / ``ribbon-kairos`` -- RIBBON's Bayesian optimisation (:mod:`kairos.plan.bo`),
   evaluated with FCFS dispatch (as RIBBON) or with kairos dispatch.
 * ``random`` -- random search with the same number of evaluations as ribbon.
+
+What each reported number is: ``predicted_qps`` is the method's own figure for its choice,
+of the kind ``predicted_kind`` names -- ``estimate`` (milp's queueing-corrected fluid bound,
+a model, not a bound: it can be below the measured QPS), ``paper_bound`` (the paper's
+bound), ``fluid_bound`` (the fluid LP, an upper bound) or ``measured_qps`` (simulated with
+the dispatch policy ``policy``). Each candidate carries its figure under that same key and,
+if simulated, ``measured_qps`` with the ``policy`` that produced it.
 """
 
 from __future__ import annotations
@@ -41,21 +48,24 @@ class PlanResult:
     method: str
     config: dict[str, int]
     cost_per_hour: float
-    predicted_qps: float  # the method's own estimate (bound or measured QPS)
+    predicted_qps: float  # the method's own figure for its choice, of the kind predicted_kind names
     evaluations: int = 0  # simulated evaluations the method used (distinct configurations)
     elapsed_s: float = 0.0
     measured_qps: float | None = None  # simulated max QPS of the choice, if the method measured it
     policy: str = "kairos"  # dispatch policy of the method's evaluations
-    candidates: list[dict] = field(default_factory=list)  # best candidates: config, cost, bound, measured
+    candidates: list[dict] = field(default_factory=list)  # best candidates: config, cost, estimate, measured
     notes: list[str] = field(default_factory=list)
+    # what predicted_qps is: "estimate" (queueing-corrected, not a bound), "paper_bound",
+    # "fluid_bound" or "measured_qps" (simulated with ``policy``); the candidates' key for it
+    predicted_kind: str = "measured_qps"
 
     def to_dict(self) -> dict:
         return {
             "method": self.method, "config": self.config, "cost_per_hour": round(self.cost_per_hour, 4),
             "predicted_qps": round(self.predicted_qps, 3), "evaluations": self.evaluations,
             "elapsed_s": round(self.elapsed_s, 4), "measured_qps": None if self.measured_qps is None
-            else round(self.measured_qps, 3), "policy": self.policy, "candidates": self.candidates,
-            "notes": self.notes,
+            else round(self.measured_qps, 3), "policy": self.policy, "predicted_kind": self.predicted_kind,
+            "candidates": self.candidates, "notes": self.notes,
         }
 
 
@@ -81,12 +91,26 @@ class Counted:
         return len(self.asked)
 
 
-def _cand(problem: PlanProblem, counts, bound: float, measured=None) -> dict:
+ESTIMATE_KINDS = ("estimate", "paper_bound", "fluid_bound")  # the candidates' keys for a method's figure
+
+
+def _cand(problem: PlanProblem, counts, kind: str, value: float, measured=None, policy: str = "kairos") -> dict:
+    """A candidate: config, cost, its ``kind`` figure (one of ESTIMATE_KINDS), and if simulated
+    its measured QPS with the dispatch policy that produced it."""
+    assert kind in ESTIMATE_KINDS, kind
     d = {"config": problem.to_config(counts), "cost_per_hour": round(problem.cost(counts), 4),
-         "bound": round(float(bound), 3)}
+         kind: round(float(value), 3)}
     if measured is not None:
         d["measured_qps"] = round(float(measured), 3)
+        d["policy"] = policy
     return d
+
+
+def _measured(problem: PlanProblem, asked: dict, policy: str) -> list[dict]:
+    """The best (up to 8) simulated configurations, each with the dispatch policy that measured it."""
+    return [{"config": dict(k), "cost_per_hour": round(problem.cost(problem.to_counts(dict(k))), 4),
+             "measured_qps": round(q, 3), "policy": policy}
+            for k, q in sorted(asked.items(), key=lambda kv: -kv[1])[:8]]
 
 
 def _enumerate(problem: PlanProblem) -> np.ndarray:
@@ -103,6 +127,7 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
               **_) -> PlanResult:
     """Corrected fluid MILP; simulate up to ``evals`` candidates (0: one-shot): the best by
     corrected bound within ``tie_tol`` of the top, and the uncorrected fluid optimum."""
+    _require_evals("milp", evals)
     t0 = time.perf_counter()
     keep = ~dominated_types(problem)
     m = FluidMILP(restrict_problem(problem, keep))
@@ -123,7 +148,9 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
         fo = np.zeros(problem.T, dtype=np.int64)
         fo[keep] = m.fluid_optimum
         if not any((n == fo).all() for _, n in close):
-            q_fo = next((q for q, n in cands if (n == fo).all()), 0.0)
+            q_fo = next((q for q, n in cands if (n == fo).all()), None)
+            if q_fo is None:  # not a candidate: its own corrected figure, not 0
+                q_fo = m.value(m.fluid_optimum)[0]
             close = close[: evals - 1] + [(q_fo, fo)]
     measured = {}
     if evaluator is not None and evals > 0 and len(close) > 1:
@@ -136,10 +163,10 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
         q, n = close[0]
         count = 0
     res = PlanResult("milp", problem.to_config(n), problem.cost(n), q, count, time.perf_counter() - t0,
-                     measured.get(tuple(n)))
+                     measured.get(tuple(n)), predicted_kind="estimate")
     if (~keep).any():
         res.notes.append(f"{int((~keep).sum())} of {problem.T} types dominated (no cheaper, no faster) and dropped")
-    res.candidates = [_cand(problem, c, b, measured.get(tuple(c))) for b, c in cands[:8]]
+    res.candidates = [_cand(problem, c, "estimate", b, measured.get(tuple(c))) for b, c in cands[:8]]
     return res
 
 
@@ -154,14 +181,16 @@ def plan_kairos(problem: PlanProblem, evaluator: Evaluator | None = None, top: i
     centre = T.mean(axis=0)
     pick = order[int(np.argmin(((T - centre) ** 2).sum(axis=1)))]
     res = PlanResult("kairos", problem.to_config(X[pick]), problem.cost(X[pick]), float(ub[pick]), 0,
-                     time.perf_counter() - t0)
-    res.candidates = [_cand(problem, X[i], ub[i]) for i in order]
+                     time.perf_counter() - t0, predicted_kind="paper_bound")
+    res.candidates = [_cand(problem, X[i], "paper_bound", ub[i]) for i in order]
     return res
 
 
 def plan_kairos_plus(problem: PlanProblem, evaluator: Evaluator | None = None, max_evals: int | None = None,
                      **_) -> PlanResult:
     """Algorithm 1: descending paper bound, evaluate, prune by bound and sub-configuration."""
+    if max_evals is not None and max_evals < 1:
+        raise KairosInputError(f"--max-evals must be >= 1, got {max_evals}")
     t0 = time.perf_counter()
     ev = Counted(evaluator)
     X = _enumerate(problem)
@@ -183,7 +212,7 @@ def plan_kairos_plus(problem: PlanProblem, evaluator: Evaluator | None = None, m
         raise KairosInputError("no configuration within budget has a positive bound; raise --budget or --qos-ms")
     res = PlanResult("kairos+", problem.to_config(X[best_i]), problem.cost(X[best_i]), best, ev.count,
                      time.perf_counter() - t0, best, notes=notes)
-    res.candidates = [_cand(problem, np.array(problem.to_counts(dict(k))), ub[_row(X, problem, k)], v)
+    res.candidates = [_cand(problem, np.array(problem.to_counts(dict(k))), "paper_bound", ub[_row(X, problem, k)], v)
                       for k, v in sorted(ev.asked.items(), key=lambda kv: -kv[1])[:8]]
     return res
 
@@ -252,7 +281,7 @@ def plan_exhaustive(problem: PlanProblem, evaluator: Evaluator | None = None, pr
     res.notes.append(f"{len(X):,} configurations within budget; {lps} fluid LPs solved; "
                      f"{ev.count} simulated (the rest have a fluid bound at or below {best:.1f} q/s)")
     ranked = sorted(ev.asked.items(), key=lambda kv: -kv[1])[:8]
-    res.candidates = [_cand(problem, np.array(problem.to_counts(dict(k))),
+    res.candidates = [_cand(problem, np.array(problem.to_counts(dict(k))), "fluid_bound",
                             exact[_row(X, problem, k)], v) for k, v in ranked]
     return res
 
@@ -304,8 +333,9 @@ def plan_homogeneous(problem: PlanProblem, evaluator: Evaluator | None = None, *
         raise KairosInputError("no single instance type within budget can serve 99% of the queries within QoS")
     if evaluator is None:
         q, n = cands[0]
-        res = PlanResult("homogeneous", problem.to_config(n), problem.cost(n), q, 0, time.perf_counter() - t0)
-        res.candidates = [_cand(problem, c, b) for b, c in cands]
+        res = PlanResult("homogeneous", problem.to_config(n), problem.cost(n), q, 0, time.perf_counter() - t0,
+                         predicted_kind="fluid_bound")
+        res.candidates = [_cand(problem, c, "fluid_bound", b) for b, c in cands]
         return res
     ev = Counted(evaluator)
     best, best_n, meas = -1.0, None, {}
@@ -318,7 +348,7 @@ def plan_homogeneous(problem: PlanProblem, evaluator: Evaluator | None = None, *
             best, best_n = v, n
     res = PlanResult("homogeneous", problem.to_config(best_n), problem.cost(best_n), best, ev.count,
                      time.perf_counter() - t0, best)
-    res.candidates = [_cand(problem, c, b, meas.get(tuple(c))) for b, c in cands]
+    res.candidates = [_cand(problem, c, "fluid_bound", b, meas.get(tuple(c))) for b, c in cands]
     return res
 
 
@@ -327,20 +357,28 @@ def plan_ribbon(problem: PlanProblem, evaluator: Evaluator | None = None, evals:
                 policy: str = "fcfs", **_) -> PlanResult:
     from kairos.plan.bo import bayes_opt
 
+    name = "ribbon" if policy == "fcfs" else f"ribbon-{policy}"
+    _require_evals(name, evals)
     t0 = time.perf_counter()
     ev = Counted(evaluator, policy)
     n, v = bayes_opt(problem, ev, evals, seed)
-    name = "ribbon" if policy == "fcfs" else f"ribbon-{policy}"
     res = PlanResult(name, problem.to_config(n), problem.cost(n), v, ev.count, time.perf_counter() - t0, v, policy)
-    res.candidates = [{"config": dict(k), "measured_qps": round(q, 3)}
-                      for k, q in sorted(ev.asked.items(), key=lambda kv: -kv[1])[:8]]
+    res.candidates = _measured(problem, ev.asked, policy)
     return res
+
+
+def _require_evals(method: str, evals: int) -> None:
+    """--evals below what ``method`` can use (milp: 0 = one-shot; the searches: 1): one clear line."""
+    low = MIN_EVALS.get(method, 1)
+    if evals < low:
+        raise KairosInputError(f"--evals must be >= {low} for --method {method}, got {evals}")
 
 
 def plan_random(problem: PlanProblem, evaluator: Evaluator | None = None, evals: int = 15, seed: int = 0,
                 **_) -> PlanResult:
     from kairos.plan.bo import candidate_pool
 
+    _require_evals("random", evals)
     t0 = time.perf_counter()
     ev = Counted(evaluator)
     rng = np.random.default_rng(seed + 7919)
@@ -350,9 +388,8 @@ def plan_random(problem: PlanProblem, evaluator: Evaluator | None = None, evals:
     j = int(np.argmax(vals))
     n = pool[idx[j]]
     res = PlanResult("random", problem.to_config(n), problem.cost(n), vals[j], ev.count,
-                     time.perf_counter() - t0, vals[j])
-    res.candidates = [{"config": dict(k), "measured_qps": round(q, 3)}
-                      for k, q in sorted(ev.asked.items(), key=lambda kv: -kv[1])[:8]]
+                     time.perf_counter() - t0, vals[j], ev.policy)
+    res.candidates = _measured(problem, ev.asked, ev.policy)
     return res
 
 
@@ -369,6 +406,10 @@ METHODS: dict[str, Method] = {
 }
 DEFAULT_METHOD = "milp"
 SIMULATING = {"kairos+", "exhaustive", "ribbon", "ribbon-kairos", "random"}  # need an evaluator
+# the methods that read each option (the CLI refuses the option, when given, for any other)
+USES_EVALS = ("milp", "random", "ribbon", "ribbon-kairos")
+USES_MAX_EVALS = ("kairos+",)
+MIN_EVALS = {"milp": 0, "random": 1, "ribbon": 1, "ribbon-kairos": 1}
 
 
 def run_method(name: str, problem: PlanProblem, evaluator: Evaluator | None = None, **opts) -> PlanResult:
