@@ -266,3 +266,10 @@ def test_one_line_for_click_errors_and_help_without_double_percent():
     p = run("simulate", "--help", check=True)
     text = " ".join(p.stdout.split())
     assert "99% of queries" in text and "%%" not in text
+
+
+def test_a_search_in_which_no_rate_passed_says_so():
+    # p2c on ncf's 5 ms QoS: more than 1% of queries miss even at a trickle (sizes sent to slow instances)
+    p = run("simulate", "--model", "ncf", "--policy", "p2c", "--queries", "2000", check=True)
+    text = " ".join(p.stdout.split()).replace("│", "")
+    assert "0: no rate passed" in text and "millionth of the fluid bound" in " ".join(text.split())

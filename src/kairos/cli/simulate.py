@@ -186,7 +186,9 @@ def _print_table(out: dict) -> None:
     if out.get("handoff_ms"):
         rows.append(("handoff (idle starts)", f"{out['handoff_ms']:g} ms"))
     if "max_qps" in out:
-        rows.append(("max QPS (>=99% within QoS)", f"{out['max_qps']:.1f}"))
+        rows.append(("max QPS (>=99% within QoS)", f"{out['max_qps']:.1f}" if out["max_qps"] > 0 else
+                     f"0: no rate passed (more than 1% missed QoS at each of {out['probes']} rates tried, "
+                     f"down to a millionth of the fluid bound)"))
     else:
         rows.append(("arrival rate", "trace/schedule" if out["qps"] is None else f"{out['qps']:g} q/s"))
     rows.append(("fluid bound", f"{out['fluid_bound_qps']:.1f} q/s"))
