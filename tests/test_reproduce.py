@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,6 +153,22 @@ def test_rerun_uses_the_cache(run):
     assert p.returncode == 0, p.stderr[-2000:]
     assert time.perf_counter() - t0 < max(30.0, 0.25 * run["wall"])
     assert (run["out"] / "table1_throughput.csv").read_text() == before
+
+
+def test_report_only_json_and_its_empty_cache_error(run, tmp_path):
+    p = subprocess.run(KAIROS + ["reproduce", "--quick", "--out", str(run["out"]), "--report-only", "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert out["out"] == str(run["out"]) and any(f.endswith("results.md") for f in out["files"])
+    assert all((run["out"] / Path(f).name).exists() or Path(f).exists() for f in out["files"])
+    p = subprocess.run(KAIROS + ["reproduce", "--out", str(tmp_path / "empty"), "--report-only"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 2 and "no finished cells" in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    p = subprocess.run(KAIROS + ["reproduce", "--out", str(tmp_path / "x"), "--models", ""],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 2 and "--models" in p.stderr and not (tmp_path / "x").exists()
 
 
 # ------------------------------------------------------------------ small units

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kairos.cli.common import console, err_console
+from kairos.cli.common import console, emit_json, err_console, json_option
 from kairos.errors import KairosInputError
 from kairos.reproduce.experiments import settings_for
 from kairos.reproduce.run import reproduce as run_reproduce
@@ -21,7 +21,8 @@ from kairos.reproduce.run import reproduce as run_reproduce
 @click.option("--docs", "docs_path", type=click.Path(dir_okay=False), default=None,
               help="Also write a copy of results.md here (figure links relative to it), e.g. docs/results.md.")
 @click.option("--report-only", is_flag=True, help="Simulate nothing: write the outputs from the finished cells in the cache.")
-def reproduce(out_dir, quick, profile_path, jobs, models, docs_path, report_only):
+@json_option
+def reproduce(out_dir, quick, profile_path, jobs, models, docs_path, report_only, as_json):
     """Reproduce the Kairos paper's evaluation: tables, figures and results.md.
 
     Compares Kairos with the best homogeneous pool, RIBBON, DeepRecSys, Clockwork and the
@@ -63,6 +64,10 @@ def reproduce(out_dir, quick, profile_path, jobs, models, docs_path, report_only
                 bars.update(tasks[stage], completed=done if total else 1)
 
             res = run_reproduce(s, out_dir, jobs, progress, docs_path, " ".join(argv))
+    if as_json:  # what was written, for scripts (the progress bars went to stderr)
+        emit_json({"out": str(res.out), "wall_s": round(res.wall_s, 1), "files": res.files, "figures": res.figures,
+                   "figures_skipped": res.figures_skipped, "results_page": str(docs_path) if docs_path else None})
+        return
     console.print(f"wrote {len(res.files)} files to {res.out} in {res.wall_s:.1f} s")
     if res.figures_skipped:
         console.print("figures skipped: matplotlib is not installed (pip install 'kairos-serve[reproduce]')")
