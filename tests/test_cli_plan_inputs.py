@@ -5,24 +5,8 @@ import json
 
 import pytest
 
-from kairos.cli.main import main
-
-
-def run(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, needle):
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert err.count("\n") == 1 and err.startswith("error: ")
-    assert needle in err, err
+from cli_helpers import assert_one_line_error as one_line_error
+from cli_helpers import run_cli as run
 
 
 @pytest.mark.parametrize("method", ["random", "ribbon", "ribbon-kairos"])

@@ -10,26 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kairos.cli.main import main
+from cli_helpers import assert_one_line_error, run_cli
 
 
 def run_main(capsys, *args):
     """``kairos ARGS`` in this process: (exit code, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
-
-def assert_one_line_error(code, err, *words):
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for w in words:
-        assert w in lines[0], err
+    code, _, err = run_cli(capsys, *args)
+    return code, err
 
 
 # ---- kairos serve ----------------------------------------------------------------------------
@@ -96,8 +83,9 @@ def test_serve_good_hang_and_ahead_values_reach_the_server(capsys, no_server):
 
 
 def _help(capsys, command):
-    main([command, "--help"])
-    return " ".join(capsys.readouterr().out.split())  # unwrapped
+    code, out, _ = run_cli(capsys, command, "--help")
+    assert code == 0
+    return " ".join(out.split())  # unwrapped
 
 
 def test_help_texts(capsys):

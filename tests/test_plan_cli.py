@@ -5,17 +5,7 @@ import sys
 
 import pytest
 
-from kairos.cli.main import main
-
-
-def run(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_helpers import run_cli as run
 
 
 def test_plan_json_one_shot(capsys):
