@@ -115,7 +115,7 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
                    "see: the client's HTTP and network time); answers and metrics still use --qos-ms.")
 @click.option("--http-fast-path/--no-http-fast-path", "fast_path", default=True, show_default=True,
               help="Serve POST /v1/infer straight from the HTTP parser, without an ASGI task per request (same "
-                   "validation and answers; about a quarter less gateway CPU per query). Every other route goes "
+                   "validation and answers; about 30% less gateway CPU per query). Every other route goes "
                    "through FastAPI either way. Needs httptools; without it everything goes through FastAPI.")
 @click.option("--coalesce-dispatch/--dispatch-per-event", "coalesce", default=True, show_default=True,
               help="Coalesce: the arrivals and worker results that the event loop takes in one turn share one "
