@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kairos.serve.gateway import Gateway, Overloaded, QueryFailed
 from kairos.serve.metrics import GatewayMetrics
@@ -86,7 +87,7 @@ def parse_query(body: bytes, gw: Gateway) -> tuple[int, int, bytes]:
     except (_JSONError, ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(400, f"malformed JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise BadRequest(422, f'the body must be a JSON object like {{"size": 120}}, got {type(doc).__name__}')
+        raise BadRequest(422, f'the body must be a JSON object like {{"size": 120}}, got {_json_type(doc)}')
     extra = set(doc) - {"size", "samples"}
     if extra:
         raise BadRequest(422, f"unknown field(s) {', '.join(sorted(map(str, extra)))}; expected size and/or samples")
@@ -94,16 +95,16 @@ def parse_query(body: bytes, gw: Gateway) -> tuple[int, int, bytes]:
     samples = doc.get("samples")
     if samples is not None:
         if not isinstance(samples, list):
-            raise BadRequest(422, f"samples must be a list of samples, got {type(samples).__name__}")
+            raise BadRequest(422, f"samples must be a list of samples, got {_json_type(samples)}")
         if not samples:
             raise BadRequest(422, "empty batch: samples has no sample")
         if size is not None and size != len(samples):
             raise BadRequest(422, f"size {size!r} does not match the {len(samples)} samples given")
         size = len(samples)
-    if size is None:
+    if size is None and "size" not in doc:
         raise BadRequest(422, 'give the query\'s "samples" or its "size"')
     if isinstance(size, bool) or not isinstance(size, int):
-        raise BadRequest(422, f"size must be an integer, got {type(size).__name__}")
+        raise BadRequest(422, f"size must be a whole number from 1 to {gw.max_size}, got {_json_value(size)}")
     if size < 1:
         raise BadRequest(422, f"empty batch: size must be >= 1, got {size}")
     if size > gw.max_size:
@@ -114,6 +115,27 @@ def parse_query(body: bytes, gw: Gateway) -> tuple[int, int, bytes]:
     if samples is not None and gw.cfg.mode == "torch":
         payload = _dumps(samples)
     return size, bucket, payload
+
+
+def _json_type(x) -> str:
+    """A decoded JSON value's type as JSON calls it (for error messages)."""
+    if x is None:
+        return "null"
+    for t, name in ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"),
+                    (list, "an array"), (dict, "an object")):
+        if isinstance(x, t):
+            return name
+    return type(x).__name__
+
+
+def _json_value(x) -> str:
+    """A decoded JSON value as the client would have written it (shortened), with its type."""
+    try:
+        text = _dumps(x).decode()
+    except Exception:  # noqa: BLE001 -- only for a message
+        text = repr(x)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return text if x is None else f"{text} ({_json_type(x)})"
 
 
 def _error(status: int, message: str) -> bytes:
@@ -229,6 +251,16 @@ def create_app(gw: Gateway, info: dict | None = None):
         gw.metrics.code(status)
         return Response(out, status_code=status, media_type="application/json",
                         headers={k.decode(): v.decode() for k, v in headers})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        """Unknown routes and wrong methods: the documented error body, counted like every answer."""
+        gw.metrics.code(exc.status_code)
+        msg = f"{exc.detail}: {request.method} {request.url.path}"
+        if exc.status_code == 404:
+            msg += "; the routes are POST /v1/infer, GET /healthz, /metrics, /v1/info, /docs"
+        return Response(_error(exc.status_code, msg), status_code=exc.status_code, media_type="application/json",
+                        headers=getattr(exc, "headers", None))
 
     @app.get("/healthz")
     async def healthz():

@@ -1,6 +1,7 @@
 """Prometheus metrics of the gateway (exposed at ``/metrics``).
 
-- ``kairos_requests_total{code}``: HTTP answers to /v1/infer by status code;
+- ``kairos_requests_total{code}``: HTTP answers to /v1/infer by status code, and the 404/405
+  answers to unknown routes or methods;
 - ``kairos_rejected_total{reason}``: queries refused (``overload``: bounded queue full,
   503; ``bad_request``: 4xx);
 - ``kairos_queries_total{instance,qos}``: completed queries per instance, ``qos`` =
@@ -35,7 +36,8 @@ class GatewayMetrics:
         self.gw = gateway
         disable_created_metrics()  # no *_created series: less noise per scrape
         self.registry = r = CollectorRegistry()
-        self.requests = Counter("kairos_requests", "HTTP answers to /v1/infer by status code", ["code"], registry=r)
+        self.requests = Counter("kairos_requests", "HTTP answers to /v1/infer by status code (and 404/405 to unknown "
+                                                "routes or methods)", ["code"], registry=r)
         self.rejected = Counter("kairos_rejected", "Queries refused, by reason", ["reason"], registry=r)
         # hot-path histograms and QoS counters are plain Python lists, turned into Prometheus
         # families only at scrape time (prometheus_client's locking objects cost ~10 us per query)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
+import threading
 
 from kairos.profiles.profile import Profile
 from kairos.serve import KEEP_ALIVE_S
@@ -65,12 +67,29 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
     log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime,
               keep_cpus_awake=keep_cpus_awake, keep_alive_s=keep_alive_s, open_files_limit=open_files)
     server = uvicorn.Server(ucfg)
-    with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext() as spinners:
+    with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext() as spinners, _graceful_sigterm():
         if spinners is not None:
             log.event("cpus_kept_awake", cpus=spinners.cpus, pids=spinners.pids, priorities=spinners.modes)
         server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(3)
+
+
+@contextlib.contextmanager
+def _graceful_sigterm():
+    """SIGTERM is the orderly stop (in-flight queries finished, workers shut down), so the
+    process then exits 0, as process managers expect of a clean stop. uvicorn catches the
+    signal, shuts down, restores the handler it found and raises the signal again; the one
+    it finds is this no-op instead of the default (which would end the process as killed
+    by SIGTERM, status 143)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def raise_open_files_limit() -> int | None:
