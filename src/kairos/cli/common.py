@@ -64,3 +64,14 @@ def fail(message: str) -> None:
     """One line on stderr, exit code 2."""
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
+
+
+def given_options(ctx: click.Context | None = None) -> set[str]:
+    """Names of the parameters the user set (on the command line or in the environment), as
+    opposed to those left at their defaults: an option that does not apply is refused only
+    when it was actually given."""
+    from click.core import ParameterSource
+
+    ctx = ctx or click.get_current_context()
+    unset = (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    return {name for name in ctx.params if ctx.get_parameter_source(name) not in unset}

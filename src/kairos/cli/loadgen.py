@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 
 import click
-from click.core import ParameterSource
 
-from kairos.cli.common import console, emit_json, json_option
+from kairos.cli.common import console, emit_json, given_options, json_option
 from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.serve.awake import CpuSpinners
 from kairos.workload.sizes import parse_size_mix
@@ -64,9 +63,9 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
         if max_probes < 1:
             raise KairosInputError(f"--max-probes must be >= 1, got {max_probes}")
     else:
-        ctx = click.get_current_context()
+        given = given_options()
         for name in ("tolerance", "max_probes"):
-            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None):
+            if name in given:
                 opt = "--" + name.replace("_", "-")
                 raise KairosInputError(f"{opt} only applies with --max-qps; add --max-qps or leave {opt} out")
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 import click
-from click.core import ParameterSource
 from rich.table import Table
 
-from kairos.cli.common import console, emit_json, get_catalogue, json_option, profile_options, resolve_qos, workload_options
+from kairos.cli.common import console, emit_json, get_catalogue, given_options, json_option, profile_options, resolve_qos, workload_options
 from kairos.errors import KairosInputError
 from kairos.paper import PAPER_BUDGET
 from kairos.plan.evaluate import Evaluator
@@ -23,21 +22,16 @@ def _fmt(config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
-def _given(ctx: click.Context, name: str) -> bool:
-    """Whether the user set option ``name`` (command line or environment), not its default."""
-    src = ctx.get_parameter_source(name)
-    return src is not None and src not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
-
-
 def _check_options(ctx: click.Context, method: str, evals, max_evals) -> None:
     """Refuse an option the chosen method would ignore, and a count it cannot use (one line, exit 2)."""
-    if _given(ctx, "evals") and method not in USES_EVALS:
+    given = given_options(ctx)
+    if "evals" in given and method not in USES_EVALS:
         raise KairosInputError(f"--evals applies only to --method {', '.join(USES_EVALS)}; drop it for "
                                f"--method {method}")
-    if _given(ctx, "max_evals") and method not in USES_MAX_EVALS:
+    if "max_evals" in given and method not in USES_MAX_EVALS:
         raise KairosInputError(f"--max-evals applies only to --method {', '.join(USES_MAX_EVALS)}; drop it for "
                                f"--method {method}")
-    if _given(ctx, "fmt") and not _given(ctx, "emit_path"):
+    if "fmt" in given and "emit_path" not in given:
         raise KairosInputError("--format applies only to the file --emit writes; add --emit FILE or drop --format")
     if evals is not None and evals < MIN_EVALS[method]:
         raise KairosInputError(f"--evals must be >= {MIN_EVALS[method]} for --method {method}, got {evals}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kairos.cli.common import get_catalogue, profile_options, resolve_qos
+from kairos.cli.common import get_catalogue, given_options, profile_options, resolve_qos
 from kairos.dispatch.registry import POLICIES, parse_policy_options, policy_option_names
 from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.profiles.loader import parse_config
@@ -139,8 +139,7 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
     if (config_text is None) == (plan_path is None):
         raise KairosInputError("give exactly one of --config TYPE=N,... or --plan FILE")
     if plan_path is not None:
-        ctx = click.get_current_context()
-        if ctx.get_parameter_source("model") == click.core.ParameterSource.COMMANDLINE:
+        if "model" in given_options():
             raise KairosInputError("the plan sets --model; give either --plan or --model, not both")
         from kairos.plan.planfile import load_plan
 

@@ -7,7 +7,7 @@ import time
 import click
 from rich.table import Table
 
-from kairos.cli.common import console, emit_json, err_console, get_catalogue, json_option, profile_options, resolve_qos, workload_options
+from kairos.cli.common import console, emit_json, err_console, get_catalogue, given_options, json_option, profile_options, resolve_qos, workload_options
 from kairos.dispatch.registry import POLICIES, parse_policy_options
 from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.paper import PAPER_CONFIGS
@@ -60,7 +60,7 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
     configuration's fluid bound (the LP limit no dispatcher can pass).
     """
     t0 = time.perf_counter()
-    given = _given(click.get_current_context())
+    given = given_options()
     pf = None
     if plan_path is not None:
         for opt in ("config_text", "model"):
@@ -144,12 +144,6 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         emit_json(out)
         return
     _print_table(out)
-
-
-def _given(ctx) -> set[str]:
-    """Parameters the user set on the command line (not their defaults)."""
-    src = click.core.ParameterSource.COMMANDLINE
-    return {name for name in ctx.params if ctx.get_parameter_source(name) == src}
 
 
 def _size_mix(workload: str, plan_path):
