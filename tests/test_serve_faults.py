@@ -27,7 +27,10 @@ async def _kill_busy_worker_during_load(s: Server, sig: int, qps: float, duratio
         busy = [w for w in h["workers"] if w["state"] == "up" and w["running_query"] is not None
                 and w["running_query"] >= 0]
         if busy:
-            victim = busy[0]
+            # the last listed: an r5n.large when one is busy (the configs list the GPU first), whose
+            # queries take several times a GPU's, so that the query it runs is still running when
+            # the signal lands (a GPU's could finish in between and leave nothing to re-dispatch)
+            victim = busy[-1]
         else:
             await asyncio.sleep(0.005)
     assert victim is not None, "no busy worker found"
