@@ -11,8 +11,7 @@ from kairos.cli.common import console, emit_json, get_catalogue, given_options, 
 from kairos.errors import KairosInputError
 from kairos.paper import PAPER_BUDGET
 from kairos.plan.evaluate import Evaluator
-from kairos.plan.methods import (DEFAULT_METHOD, METHODS, MIN_EVALS, SIMULATING, USES_EVALS, USES_MAX_EVALS,
-                                 run_method)
+from kairos.plan.methods import DEFAULT_METHOD, METHODS, SIMULATING, USES_EVALS, USES_MAX_EVALS, run_method
 from kairos.plan.planfile import PlanFile, write_plan
 from kairos.plan.space import PlanProblem
 from kairos.workload.sizes import parse_size_mix
@@ -22,8 +21,9 @@ def _fmt(config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
-def _check_options(ctx: click.Context, method: str, evals, max_evals) -> None:
-    """Refuse an option the chosen method would ignore, and a count it cannot use (one line, exit 2)."""
+def _check_options(ctx: click.Context, method: str) -> None:
+    """Refuse an option the chosen method would ignore (one line, exit 2); the counts a method
+    can use are checked by the method itself."""
     given = given_options(ctx)
     if "evals" in given and method not in USES_EVALS:
         raise KairosInputError(f"--evals applies only to --method {', '.join(USES_EVALS)}; drop it for "
@@ -33,10 +33,6 @@ def _check_options(ctx: click.Context, method: str, evals, max_evals) -> None:
                                f"--method {method}")
     if "fmt" in given and "emit_path" not in given:
         raise KairosInputError("--format applies only to the file --emit writes; add --emit FILE or drop --format")
-    if evals is not None and evals < MIN_EVALS[method]:
-        raise KairosInputError(f"--evals must be >= {MIN_EVALS[method]} for --method {method}, got {evals}")
-    if max_evals is not None and max_evals < 1:
-        raise KairosInputError(f"--max-evals must be >= 1, got {max_evals}")
 
 
 @click.command()
@@ -78,7 +74,7 @@ def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, e
     at most a few simulations.
     """
     t0 = time.perf_counter()
-    _check_options(ctx, method, evals, max_evals)
+    _check_options(ctx, method)
     cat = get_catalogue(profile_path, prices)
     cat.profile(model)
     qos = resolve_qos(model, qos_ms)

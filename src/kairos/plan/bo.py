@@ -47,8 +47,6 @@ def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float, xi: flo
 
 def bayes_opt(problem: PlanProblem, objective, evals: int, seed: int = 0, n_init: int = 3):
     """Maximise ``objective(config)`` with at most ``evals`` evaluations; returns (counts, value)."""
-    if evals < 1:
-        raise KairosInputError(f"--evals must be >= 1 for --method ribbon, got {evals}")
     try:
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel

@@ -407,9 +407,9 @@ METHODS: dict[str, Method] = {
 DEFAULT_METHOD = "milp"
 SIMULATING = {"kairos+", "exhaustive", "ribbon", "ribbon-kairos", "random"}  # need an evaluator
 # the methods that read each option (the CLI refuses the option, when given, for any other)
-USES_EVALS = ("milp", "random", "ribbon", "ribbon-kairos")
+MIN_EVALS = {"milp": 0, "random": 1, "ribbon": 1, "ribbon-kairos": 1}  # milp: 0 = one-shot
+USES_EVALS = tuple(MIN_EVALS)
 USES_MAX_EVALS = ("kairos+",)
-MIN_EVALS = {"milp": 0, "random": 1, "ribbon": 1, "ribbon-kairos": 1}
 
 
 def run_method(name: str, problem: PlanProblem, evaluator: Evaluator | None = None, **opts) -> PlanResult:
