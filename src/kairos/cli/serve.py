@@ -133,8 +133,7 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
     require_positive("--hang-factor", hang_factor)
     if hang_grace_ms is not None:
         require_non_negative("--hang-grace-ms", hang_grace_ms)
-    if ahead_ms is not None:
-        require_non_negative("--ahead-ms", ahead_ms)
+    policy_opts = serve_policy_options(policy, policy_options, ahead_ms)  # checks --ahead-ms too
     _need_serve_extra()
     if (config_text is None) == (plan_path is None):
         raise KairosInputError("give exactly one of --config TYPE=N,... or --plan FILE")
@@ -175,7 +174,7 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
     extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms,
              "keep_cpus_awake": keep_cpus_awake, "fast_path": fast_path, "keep_alive_s": keep_alive_s, "coalesce_dispatch": coalesce,
              "worker_transport": worker_transport,
-             "policy_options": serve_policy_options(policy, policy_options, ahead_ms)}
+             "policy_options": policy_opts}
     if backend == "ray":
         from kairos.serve.ray_backend import import_ray
 

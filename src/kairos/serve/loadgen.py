@@ -316,7 +316,6 @@ async def max_qps_search(url: str, duration_s: float, mix: SizeMix, seed: int = 
     client = HttpClient(url)
     try:
         info = await fetch_info(client)
-        check_mix_fits(mix, info.get("max_size"))  # before the first probe sends anything
         if start_qps is None:
             start_qps = 0.85 * float(info.get("fluid_bound_qps_deeprecsys") or 100.0)
         probes: list = []
