@@ -84,7 +84,7 @@ class FluidLP:
         if res.status != 0:
             raise RuntimeError(f"fluid-bound LP failed: {res.message}")
         duals = np.maximum(-np.asarray(res.ineqlin.marginals[: self.T], dtype=float), 0.0)
-        return float(res.x[self.lam]), duals, res.x
+        return max(0.0, float(res.x[self.lam])), duals, res.x  # max(0.0, .): never -0.0 (or -1e-12)
 
     def solve(self, capacity) -> tuple[float, np.ndarray]:
         """Bound (queries/s) and capacity duals for per-type capacities."""

@@ -23,7 +23,7 @@ def server_info(profile: Profile, gw: Gateway) -> dict:
     bound = config_fluid_bound(profile, gw.cfg.config, probs, gw.qos).qps
     return {"model": gw.cfg.model, "config": gw.cfg.config, "qos_ms": gw.qos, "policy": gw.cfg.policy,
             "mode": gw.cfg.mode, "max_size": gw.max_size, "instances": gw.instance_names,
-            "fluid_bound_qps_deeprecsys": round(bound, 3) + 0.0}  # + 0.0: never -0.0
+            "fluid_bound_qps_deeprecsys": round(bound, 3)}
 
 
 def run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,

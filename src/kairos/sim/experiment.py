@@ -113,7 +113,7 @@ def report(exp: Experiment, policy: str, res: SimResult, bound: float, prices: d
         out["probes"] = len(search.probes)
     else:
         out["qps"] = res.rate
-    out["fluid_bound_qps"] = round(bound, 3) + 0.0  # + 0.0: never -0.0
+    out["fluid_bound_qps"] = round(bound, 3)
     rate = out.get("max_qps", out.get("qps")) or 0.0
     out["fraction_of_bound"] = round(rate / bound, 4) if bound > 0 and rate else None
     if prices is not None and all(t in prices for t in exp.config):
