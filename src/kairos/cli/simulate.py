@@ -62,6 +62,7 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
     t0 = time.perf_counter()
     given = given_options()
     pf = None
+    workload_from = None  # the plan file, when --workload is the plan's
     if plan_path is not None:
         for opt in ("config_text", "model"):
             if opt in given:
@@ -74,7 +75,7 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         if qos_ms is None:
             qos_ms = pf.qos_ms
         if "workload" not in given and pf.meta.get("workload") is not None:
-            workload = str(pf.meta["workload"])
+            workload, workload_from = str(pf.meta["workload"]), plan_path
     cat = get_catalogue(profile_path, prices)
     cat.profile(model)  # unknown model: say so first
     qos = resolve_qos(model, qos_ms)
@@ -103,7 +104,7 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
     sched = parse_schedule(schedule, ramp) if schedule is not None else None
     if sched is not None and (qps is not None or find_max):
         raise KairosInputError("--schedule sets the arrival rates itself; drop --qps/--max-qps")
-    mix = _size_mix(workload, plan_path if pf is not None and "workload" not in given else None)
+    mix = _size_mix(workload, workload_from)
     exp = Experiment.build(cat, model, config, qos, mix, queries, seed, trace_ms, sched, duration)
     opts = parse_policy_options(policy, policy_options)
     bound = exp.fluid_bound()
@@ -147,22 +148,23 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
 
 
 def _size_mix(workload: str, plan_path):
-    """--workload (or the plan's workload, named as such in an error)."""
-    if plan_path is None:
-        return parse_size_mix(workload)
+    """--workload, or the workload of the plan file ``plan_path`` (named as such in an error)."""
     try:
         return parse_size_mix(workload)
     except KairosInputError as exc:
+        if plan_path is None:
+            raise
         raise KairosInputError(f"{plan_path}: plan workload: {exc}") from None
 
 
 def _check_servable(exp) -> None:
     """A max-QPS search needs 99% of the queries servable within QoS by some type of the pool."""
     from kairos.plan.fluid import servable_fraction
+    from kairos.sim.search import QOS_TARGET_FRACTION
 
     types = [exp.profile.type_index(t) for t, k in exp.config.items() if k > 0]
     cover = servable_fraction(exp.profile.mean_ms[types], exp.probs, exp.qos_ms)
-    if cover < 0.99 - 1e-6:
+    if cover < QOS_TARGET_FRACTION - 1e-6:
         raise KairosInputError(
             f"--qos-ms {exp.qos_ms:g}: no instance type of this configuration serves 99% of the {exp.mix.name} "
             f"queries within it (at most {100 * cover:.1f}% can meet it); raise --qos-ms or add faster types")

@@ -121,8 +121,8 @@ def _json_type(x) -> str:
     """A decoded JSON value's type as JSON calls it (for error messages)."""
     if x is None:
         return "null"
-    for t, name in ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"),
-                    (list, "an array"), (dict, "an object")):
+    for t, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "an array"),
+                    (dict, "an object")):
         if isinstance(x, t):
             return name
     return type(x).__name__
