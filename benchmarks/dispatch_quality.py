@@ -22,9 +22,7 @@ from pathlib import Path
 from kairos.dispatch import POLICIES
 from kairos.dispatch.registry import parse_policy_options
 from kairos.paper import MODELS, PAPER_CONFIGS, PAPER_QOS_MS, PUBLISHED_DISPATCH_QPS
-from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
-from kairos.workload import parse_size_mix
 
 OUT = Path(__file__).resolve().parent / "results"
 ORDER = ["kairos", "kairos-paper", "clockwork", "deeprecsys", "least-loaded", "p2c", "fcfs"]
@@ -39,8 +37,7 @@ def split_policy(spec: str) -> tuple[str, dict]:
 def cell(args):
     model, spec, queries, seed, exact = args
     policy, options = split_policy(spec)
-    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
-                           parse_size_mix("deeprecsys"), queries, seed)
+    exp = Experiment.paper(model, queries, seed)
     if exact:
         wl = exp.workload
         wl.service_ms = exp.profile.mean_ms.T[wl.buckets].copy()

@@ -22,16 +22,13 @@ import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor
 
-from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
-from kairos.profiles import builtin_catalogue
+from kairos.paper import PAPER_QOS_MS
 from kairos.sim.experiment import Experiment
-from kairos.workload import parse_size_mix
 
 
 def cell(args) -> dict:
     model, policy, handoff, ahead, queries = args
-    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
-                           parse_size_mix("deeprecsys"), queries, 0)
+    exp = Experiment.paper(model, queries, 0)
     r = exp.max_qps(policy, {"ahead_ms": ahead} if ahead else None, handoff_ms=handoff)
     return {"model": model, "policy": policy, "handoff_ms": handoff, "ahead_ms": ahead, "max_qps": round(r.max_qps, 2)}
 

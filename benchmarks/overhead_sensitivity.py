@@ -20,19 +20,16 @@ import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor
 
-from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
+from kairos.paper import PAPER_QOS_MS
 from kairos.plan.fluid import fluid_bound
-from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
-from kairos.workload import parse_size_mix
 
 POLICIES = ("kairos", "kairos-online")
 
 
 def cell(args) -> dict:
     model, added_ms, policy, queries = args
-    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
-                           parse_size_mix("deeprecsys"), queries, 0)
+    exp = Experiment.paper(model, queries, 0)
     exp.workload.service_ms = exp.workload.service_ms + added_ms  # the instance is held this much longer
     counts = [exp.config.get(t, 0) for t in exp.profile.types]
     bound = fluid_bound(exp.profile.mean_ms + added_ms, counts, exp.probs, exp.qos_ms).qps

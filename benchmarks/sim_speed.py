@@ -55,8 +55,7 @@ def best_of(fn, repeat):
 def _warmed_up(model: str, queries: int, seed: int, rate: float) -> Experiment:
     """The model's paper pool with its workload built and one kairos run done (imports,
     first-call costs), ready to be timed (in a worker process)."""
-    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
-                           parse_size_mix("deeprecsys"), queries, seed)
+    exp = Experiment.paper(model, queries, seed)
     exp.run("kairos", rate)
     return exp
 

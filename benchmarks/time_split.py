@@ -22,12 +22,10 @@ import json
 
 import numpy as np
 
-from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
+from kairos.paper import PAPER_CONFIGS
 from kairos.plan.fluid import config_fluid_bound
-from kairos.profiles import builtin_catalogue
 from kairos.sim.engine import pool_type_ids
 from kairos.sim.experiment import Experiment
-from kairos.workload import parse_size_mix
 
 
 def default_edges(exp: Experiment) -> list[int]:
@@ -82,8 +80,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.rate <= 0:
         ap.error("--rate must be > 0")
-    exp = Experiment.build(builtin_catalogue(), a.model, PAPER_CONFIGS[a.model], PAPER_QOS_MS[a.model],
-                           parse_size_mix("deeprecsys"), a.queries, a.seed)
+    exp = Experiment.paper(a.model, a.queries, a.seed)
     edges = default_edges(exp) if a.edges is None else sorted({int(x) for x in a.edges.split(",")})
     out = {"model": a.model, "config": exp.config, "qos_ms": exp.qos_ms, **time_split(exp, a.policy, a.rate, edges)}
     if a.json:

@@ -26,11 +26,9 @@ import argparse
 import json
 import time
 
-from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
+from kairos.paper import PAPER_CONFIGS
 from kairos.plan.window import BLOCK_QUERIES, SLOTS_PER_QOS
-from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
-from kairos.workload import parse_size_mix
 
 MISS_ALLOWANCE = 0.01  # the max-QPS criterion: at least 99% within QoS
 
@@ -48,8 +46,7 @@ def main() -> None:
     ap.add_argument("--slots-per-qos", type=int, default=SLOTS_PER_QOS, help="time slots of the LP per QoS window")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     a = ap.parse_args()
-    exp = Experiment.build(builtin_catalogue(), a.model, PAPER_CONFIGS[a.model], PAPER_QOS_MS[a.model],
-                           parse_size_mix("deeprecsys"), a.queries, a.seed)
+    exp = Experiment.paper(a.model, a.queries, a.seed)
     n = exp.workload.n
 
     def probe(rate):

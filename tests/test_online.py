@@ -5,12 +5,9 @@ import pytest
 
 from kairos.dispatch.online import K, MIN_TYPE_OBS, OnlineEstimates
 from kairos.dispatch.registry import make_policy
-from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
-from kairos.profiles import builtin_catalogue
 from kairos.reproduce.noise import perturb_profile
 from kairos.sim.engine import simulate
 from kairos.sim.experiment import Experiment
-from kairos.workload import parse_size_mix
 
 
 def test_estimates_follow_observations_and_the_type_ratio():
@@ -47,8 +44,7 @@ def test_refresh_is_signalled_every_refresh_observations():
 def test_online_policy_recovers_from_wrong_estimates():
     """dien on the paper's pool with estimates off by up to 30% per (type, size): the fixed
     dispatcher misses QoS for > 1% of queries even at low load; the online one does not."""
-    exp = Experiment.build(builtin_catalogue(), "dien", PAPER_CONFIGS["dien"], PAPER_QOS_MS["dien"],
-                           parse_size_mix("deeprecsys"), 4000, 0)
+    exp = Experiment.paper("dien", 4000, 0)
     seen = perturb_profile(exp.profile, 0.3, 1000)
     res = {}
     for pol in ("kairos", "kairos-online"):
@@ -62,8 +58,7 @@ def test_online_policy_recovers_from_wrong_estimates():
 
 
 def test_online_policy_with_exact_estimates_matches_kairos_closely():
-    exp = Experiment.build(builtin_catalogue(), "ncf", PAPER_CONFIGS["ncf"], PAPER_QOS_MS["ncf"],
-                           parse_size_mix("deeprecsys"), 4000, 0)
+    exp = Experiment.paper("ncf", 4000, 0)
     a = exp.run("kairos", 5000.0)
     b = exp.run("kairos-online", 5000.0)
     assert abs(a.violations - b.violations) <= 0.005 * exp.workload.n
@@ -77,8 +72,7 @@ def test_offloaded_coefficient_solve_is_applied_when_done():
     from kairos.dispatch.kairos import compute_coefficients
     from kairos.sim.engine import pool_type_ids
 
-    exp = Experiment.build(builtin_catalogue(), "dien", PAPER_CONFIGS["dien"], PAPER_QOS_MS["dien"],
-                           parse_size_mix("deeprecsys"), 100, 0)
+    exp = Experiment.paper("dien", 100, 0)
     prof = exp.profile
     tid = pool_type_ids(prof, exp.config)
     inplace, offloaded = make_policy("kairos-online"), make_policy("kairos-online")

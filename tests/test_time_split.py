@@ -6,11 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
 from kairos.plan.fluid import config_fluid_bound
-from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
-from kairos.workload import parse_size_mix
 
 _path = Path(__file__).resolve().parents[1] / "benchmarks" / "time_split.py"
 _spec = importlib.util.spec_from_file_location("time_split", _path)
@@ -20,8 +17,7 @@ _spec.loader.exec_module(time_split)
 
 @pytest.mark.parametrize("model", ["dien", "rm2"])
 def test_rows_add_up_to_the_run_and_to_the_fluid_optimum(model):
-    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
-                           parse_size_mix("deeprecsys"), 3000, 1)
+    exp = Experiment.paper(model, 3000, 1)
     rate = 0.8 * exp.fluid_bound()
     edges = time_split.default_edges(exp)
     out = time_split.time_split(exp, "kairos", rate, edges)
@@ -42,8 +38,7 @@ def test_rows_add_up_to_the_run_and_to_the_fluid_optimum(model):
 
 
 def test_default_edges_include_each_types_qos_limit():
-    exp = Experiment.build(builtin_catalogue(), "dien", PAPER_CONFIGS["dien"], PAPER_QOS_MS["dien"],
-                           parse_size_mix("deeprecsys"), 100, 0)
+    exp = Experiment.paper("dien", 100, 0)
     edges = time_split.default_edges(exp)
     assert edges[0] == 0 and edges[-1] >= exp.profile.batches[-1]
     assert 420 in edges  # r5n.large's mean is within 35 ms up to size 420 (the profile's row above is over)

@@ -4,11 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
 from kairos.plan.window import block_window_bound, window_bound
-from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
-from kairos.workload.sizes import parse_size_mix
 
 
 def test_one_instance_two_queries_share_one_window():
@@ -54,8 +51,7 @@ def test_blocks_only_loosen_the_bound():
 @given(seed=st.integers(0, 1000), load=st.sampled_from([0.7, 0.9, 1.1, 1.3]),
        model=st.sampled_from(["dien", "rm2", "ncf"]))
 def test_window_bound_never_below_what_a_simulated_dispatcher_achieves(seed, load, model):
-    exp = Experiment.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
-                           parse_size_mix("deeprecsys"), queries=400, seed=seed)
+    exp = Experiment.paper(model, 400, seed)
     rate = load * exp.fluid_bound()
     bound = exp.window_bound(rate, block_queries=150)
     assert bound <= exp.workload.n + 1e-6

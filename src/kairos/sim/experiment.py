@@ -61,6 +61,17 @@ class Experiment:
         wl = make_workload(profile, mix, queries, seed, trace_ms=trace_ms, schedule=schedule, duration_s=duration_s)
         return cls(profile, dict(config), float(qos_ms), mix, wl, seed)
 
+    @classmethod
+    def paper(cls, model: str, queries: int = 20_000, seed: int = 0) -> "Experiment":
+        """The paper's setting for ``model``: its pool and QoS target (:mod:`kairos.paper`), the
+        built-in catalogue and the DeepRecSys size mix."""
+        from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
+        from kairos.profiles.catalogue import builtin_catalogue
+        from kairos.workload.sizes import parse_size_mix
+
+        return cls.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
+                         parse_size_mix("deeprecsys"), queries, seed)
+
     @property
     def probs(self) -> np.ndarray:
         if getattr(self, "_probs", None) is None:
