@@ -80,6 +80,27 @@ class Policy:
     def dispatch(self, now: float, queue: list[int], pool) -> list[tuple[int, int]]:
         raise NotImplementedError
 
+    #: the constructor option (if any) holding a query-size threshold that a max-QPS search
+    #: tunes for each rate when the user leaves it unset, hill-climbing over the measured
+    #: sizes from :meth:`default_size_threshold` (:func:`kairos.sim.search.tune_size_threshold`)
+    tuned_size_option: str | None = None
+
+    @classmethod
+    def default_size_threshold(cls, ctx: DispatchContext) -> int:
+        """Where the tuning of :attr:`tuned_size_option` starts (only for policies that set it)."""
+        raise NotImplementedError(f"{cls.__name__} has no size threshold to tune")
+
+    @property
+    def wants_offload(self) -> bool:
+        """True when the policy has slow work (e.g. an LP of a few ms) that a live gateway
+        should run in a helper process rather than on its event loop; the gateway then
+        hands it a runner with :meth:`set_offload`. The simulator never does."""
+        return False
+
+    def set_offload(self, offload) -> None:
+        """From now on run slow work through ``offload(fn, args, done)``: ``fn(*args)`` runs
+        elsewhere and ``done(result)`` is called on the caller's event loop when it is done."""
+
     def observe(self, bucket: int, j: int, service_ms: float) -> None:
         """A query of size bucket ``bucket`` took ``service_ms`` on instance ``j`` (only
         called when ``observes`` is True; the simulator and the gateway both call it)."""

@@ -3,7 +3,7 @@
 - ``fcfs``: one FIFO queue, the head query to the first free instance (RIBBON).
 - ``deeprecsys``: a size threshold; queries above it go to the fastest type, the
   rest to the other types, FIFO within each class (DeepRecSys). The threshold is
-  tuned by hill-climbing (:func:`kairos.sim.search.tune_deeprecsys`).
+  tuned by hill-climbing (:func:`kairos.sim.search.tune_size_threshold`).
 - ``clockwork``: earliest deadline first; each query to the instance (busy or idle)
   that would finish it earliest, reserving that instance. Clockwork rejects
   requests that cannot meet their deadline; we never drop a query, so a query that
@@ -40,6 +40,7 @@ class FCFSPolicy(Policy):
 
 class DeepRecSysPolicy(Policy):
     name = "deeprecsys"
+    tuned_size_option = "threshold"
 
     def __init__(self, threshold: int | None = None):
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, Integral) or threshold < 1):
@@ -57,11 +58,11 @@ class DeepRecSysPolicy(Policy):
         self.is_fast = [t == self.fast_type for t in self.type_of]
         self.has_slow = not all(self.is_fast)
         if self.threshold is None:
-            self.threshold = self.default_threshold(ctx)
+            self.threshold = self.default_size_threshold(ctx)
         self.batches = prof.batches
 
-    @staticmethod
-    def default_threshold(ctx: DispatchContext) -> int:
+    @classmethod
+    def default_size_threshold(cls, ctx: DispatchContext) -> int:
         """Largest size every slower type serves within QoS on average (hill-climbing start)."""
         prof = ctx.profile
         present = sorted(set(ctx.type_of))

@@ -38,10 +38,10 @@ from kairos.plan.space import PlanProblem, count_configurations
 from kairos.profiles.catalogue import Catalogue, load_catalogue
 from kairos.reproduce.cache import CellCache
 from kairos.reproduce.noise import perturb_profile
-from kairos.dispatch.registry import make_policy
+from kairos.dispatch.registry import make_policy, policy_class
 from kairos.sim.engine import simulate
 from kairos.sim.experiment import Experiment
-from kairos.sim.search import allowed_misses, max_qps, tune_deeprecsys
+from kairos.sim.search import allowed_misses, max_qps, tune_size_threshold
 from kairos.workload.arrivals import RateSchedule
 from kairos.workload.sizes import parse_size_mix
 
@@ -257,11 +257,12 @@ def load_cell(cell: dict, cache_dir: str) -> dict:
     exp = Experiment.build(cat, cell["model"], cell["config"], cell["qos_ms"], mix, 1, cell["seed"], schedule=sched,
                            duration_s=LOAD_UNITS * unit_s)
     params = {}
-    if cell["policy"] == "deeprecsys":  # its threshold, tuned at the steady 0.9x level on Poisson arrivals
+    option = policy_class(cell["policy"]).tuned_size_option
+    if option is not None:  # e.g. deeprecsys' threshold, tuned at the steady 0.9x level on Poisson arrivals
         pois = Experiment.build(cat, cell["model"], cell["config"], cell["qos_ms"], mix, 4000, cell["seed"])
-        th, _ = tune_deeprecsys(pois.profile, pois.config, pois.workload, pois.qos_ms, 0.9 * cell["base_qps"],
-                                pois.seed, allowed_misses(pois.workload.n))
-        params = {"threshold": th}
+        th, _ = tune_size_threshold(pois.profile, pois.config, cell["policy"], pois.workload, pois.qos_ms,
+                                    0.9 * cell["base_qps"], pois.seed, allowed_misses(pois.workload.n))
+        params = {option: th}
     t0 = time.perf_counter()
     res = exp.run(cell["policy"], None, params)
     arr = exp.workload.arrivals_ms(None)

@@ -2,8 +2,9 @@
 
 Bisection on the Poisson rate (same queries at every rate) to a relative precision
 of 0.5%, bracketed by the configuration's fluid bound. Runs that can no longer pass
-stop early. For the ``deeprecsys`` baseline the size threshold is re-tuned by
-hill-climbing at every probed rate, as DeepRecSys tunes it online.
+stop early. A policy that declares a ``tuned_size_option`` (the ``deeprecsys`` baseline's
+size threshold) has it re-tuned by hill-climbing at every probed rate, as DeepRecSys
+tunes it online, unless the user set it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kairos.dispatch.baselines import DeepRecSysPolicy
 from kairos.dispatch.base import DispatchContext
-from kairos.dispatch.registry import make_policy
+from kairos.dispatch.registry import make_policy, policy_class
 from kairos.plan.fluid import config_fluid_bound
 from kairos.profiles.profile import Profile
 from kairos.sim.engine import SimResult, pool_type_ids, simulate
@@ -50,21 +50,26 @@ def _score(res: SimResult) -> float:
     return res.violations + (res.n - res.completed)
 
 
-def tune_deeprecsys(profile, config, workload, qos_ms, rate, seed, limit, start=None,
-                    handoff_ms=0.0) -> tuple[int, SimResult]:
-    """Hill-climb DeepRecSys's size threshold (over measured sizes) at one rate."""
+def tune_size_threshold(profile, config, policy_name, workload, qos_ms, rate, seed, limit, start=None,
+                        handoff_ms=0.0, params=None) -> tuple[int, SimResult]:
+    """Hill-climb policy ``policy_name``'s size threshold (its ``tuned_size_option``, over
+    measured sizes) at one rate; ``params`` are its other options."""
+    cls = policy_class(policy_name)
+    option = cls.tuned_size_option
+    if option is None:
+        raise ValueError(f"policy {policy_name!r} has no size threshold to tune")
     batches = profile.batches
     if start is None:
         type_of = pool_type_ids(profile, config)
-        start = DeepRecSysPolicy.default_threshold(DispatchContext(profile, type_of, qos_ms, seed))
+        start = cls.default_size_threshold(DispatchContext(profile, type_of, qos_ms, seed))
     k = int(np.searchsorted(batches, start))
     k = min(k, len(batches) - 1)
     cache: dict[int, SimResult] = {}
 
     def ev(idx):
         if idx not in cache:
-            cache[idx] = _run(profile, config, "deeprecsys", {"threshold": int(batches[idx])}, workload, qos_ms, rate,
-                              seed, limit, handoff_ms=handoff_ms)
+            cache[idx] = _run(profile, config, policy_name, {**(params or {}), option: int(batches[idx])}, workload,
+                              qos_ms, rate, seed, limit, handoff_ms=handoff_ms)
         return cache[idx]
 
     best = ev(k)
@@ -140,16 +145,18 @@ def max_qps(
     params = dict(policy_params or {})
     bound = config_fluid_bound(profile, config, probs, qos_ms).qps
     limit = allowed_misses(workload.n, target)
-    tune = policy_name == "deeprecsys" and params.get("threshold") is None
+    option = policy_class(policy_name).tuned_size_option
+    tune = option is not None and params.get(option) is None
     state = {"th": None}
     probes: list[tuple[float, bool]] = []
     best: dict = {}
 
     def test(rate: float) -> bool:
         if tune:
-            th, res = tune_deeprecsys(profile, config, workload, qos_ms, rate, seed, limit, state["th"], handoff_ms)
+            th, res = tune_size_threshold(profile, config, policy_name, workload, qos_ms, rate, seed, limit,
+                                          state["th"], handoff_ms, params)
             state["th"] = th
-            used = {"threshold": th}
+            used = {**params, option: th}
         else:
             res = _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit, probs, handoff_ms)
             used = params
