@@ -174,6 +174,13 @@ class KairosPolicy(Policy):
         self.C_inst = self.C[self.type_np]
         self.Cn_inst = self.C_inst / self.qos
 
+    @property
+    def wants_offload(self) -> bool:
+        return self.learn  # only a learning policy re-solves its coefficients' LP while serving
+
+    def set_offload(self, offload) -> None:
+        self.offload = offload
+
     def coefficients_solved(self, C) -> None:
         """An offloaded coefficient solve finished: use ``C`` from the next dispatch on."""
         self._set_coefficients(C)

@@ -156,12 +156,12 @@ class Gateway:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._all_up = asyncio.Event()
-        if hasattr(self.policy, "offload") and getattr(self.policy, "learn", False):
+        if self.policy.wants_offload:
             from kairos.serve.offload import Offloader
 
             self.offloader = Offloader(self.loop, self.log)
             await self.offloader.start()
-            self.policy.offload = self.offloader
+            self.policy.set_offload(self.offloader)
         await self.sup.listen(self.cfg.listen_host)
         for j in range(self.n):  # every instance is down until its worker says HELLO
             self.pool.take_down(j)
