@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kairos.dispatch import DispatchContext
 from kairos.dispatch import kairos as current
-from kairos.dispatch.pool import Pool
+from kairos.dispatch.pool import ArrayQueries, Pool
 from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
 from kairos.profiles import builtin_catalogue
 from kairos.sim.engine import pool_type_ids
@@ -85,7 +85,7 @@ def main() -> int:
         arr = exp.workload.arrivals_ms(rate)
         pools = []
         for now, q, free_at, busy, n_idle in calls:
-            pool = Pool(type_of, exp.profile.mean_ms.tolist(), exp.workload.buckets, arr)
+            pool = Pool(type_of, exp.profile.mean_ms.tolist(), ArrayQueries(exp.workload.buckets, arr))
             pool.free_at, pool.busy, pool.n_idle = free_at, busy, n_idle
             pools.append(pool)
         same = all(sorted(pols["current"].dispatch(c[0], c[1], p)) == sorted(pols["baseline"].dispatch(c[0], c[1], p))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kairos.dispatch import DispatchContext, Pool
+from kairos.dispatch import ArrayQueries, DispatchContext, Pool
 from kairos.profiles.profile import QUANTILE_LEVELS, Profile
 
 
@@ -26,7 +26,7 @@ class Toy:
         self.arrival = np.zeros(len(sizes)) if arrivals is None else np.asarray(arrivals, dtype=float)
         self.policy = policy
         policy.bind(DispatchContext(profile, list(type_of), qos_ms, 0))
-        self.pool = Pool(type_of, profile.mean_ms.tolist(), self.bucket, self.arrival)
+        self.pool = Pool(type_of, profile.mean_ms.tolist(), ArrayQueries(self.bucket, self.arrival))
 
     def occupy(self, j, qid, now=0.0):
         """Make instance j busy with query qid (started at now)."""

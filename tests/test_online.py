@@ -68,7 +68,7 @@ def test_offloaded_coefficient_solve_is_applied_when_done():
     """With ``offload`` set (a gateway), the coefficients' LP is handed out when due,
     the old coefficients stay in use meanwhile, and the result is used once it is in:
     the same coefficients the in-place solve (the simulator's path) computes."""
-    from kairos.dispatch import DispatchContext, Pool
+    from kairos.dispatch import DictQueries, DispatchContext, Pool
     from kairos.dispatch.kairos import compute_coefficients
     from kairos.sim.engine import pool_type_ids
 
@@ -81,7 +81,7 @@ def test_offloaded_coefficient_solve_is_applied_when_done():
     pools = []
     for pol in (inplace, offloaded):
         pol.bind(DispatchContext(prof, tid, exp.qos_ms, 0, exp.probs))
-        pools.append(Pool(tid, prof.mean_ms.tolist(), {0: 50}, {0: 0.0}))
+        pools.append(Pool(tid, prof.mean_ms.tolist(), DictQueries({0: 50}, {0: 0.0})))
     C0 = offloaded.C.copy()
     for k in range(300):  # every type runs 3% slower than its profile
         b, j = k % 100, k % len(tid)
