@@ -122,9 +122,6 @@ class LoadedModel:
 
             torch.cuda.synchronize(self.device)
 
-    def parameter_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.module.parameters())
-
 
 def load_model(name: str, seed: int = 0, device: str = "cpu", *, max_rows: int | None = None) -> LoadedModel:
     """Build model ``name`` (one of :data:`MODELS`) with weights drawn from ``seed``, on ``device``.
