@@ -4,33 +4,29 @@
     python benchmarks/window_bound.py --model dien --rates 680,720,740 [--queries 20000] [--seed 0]
     python benchmarks/window_bound.py --model dien --search
 
-The fluid bound (kairos.plan.fluid) only asks that every type be at most 100% busy on
-average. The window bound (kairos.plan.window) keeps each query's window [arrival,
-arrival + QoS]: a time-indexed LP over the very queries the simulator replays (same
-seed, same arrival times, each one's actual service time on each type) whose optimum
-bounds how many of them any dispatcher -- even one that knew the future and could
-pre-empt -- finishes within QoS. A rate at which that is below 99% of the queries is a
-rate no dispatcher passes on this sample path.
+The window bound (kairos.plan.window) keeps each query's window [arrival, arrival + QoS]:
+a time-indexed LP over the very queries the simulator replays (same seed, same arrival
+times, each one's actual service time on each type) whose optimum bounds how many of
+them any dispatcher -- even one that knew the future and could pre-empt -- finishes
+within QoS. A rate at which that leaves more misses than the max-QPS criterion allows is
+a rate no dispatcher passes on this sample path.
 
 Printed per rate: the bound on queries within QoS, the misses it forces, and whether
-the 1% allowance of the max-QPS criterion could still hold; with ``--search``, the
-highest rate (to 0.5%) at which it could -- the window bound on max QPS, searched up to
-the fluid bound (both are upper bounds; where the LP allows the fluid rate, the fluid
-bound is the tighter and is reported) -- beside the fluid bound and the `kairos`
-policy's max_qps from the simulator.
+the criterion's miss allowance could still hold; with ``--search``, the highest rate
+(to 0.5%) at which it could (kairos.sim.window_search: searched up to the fluid bound,
+which is reported where the LP allows the fluid rate) beside the fluid bound and the
+`kairos` policy's max_qps from the simulator.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 
 from kairos.paper import PAPER_CONFIGS
 from kairos.plan.window import BLOCK_QUERIES, SLOTS_PER_QOS
 from kairos.sim.experiment import Experiment
-
-MISS_ALLOWANCE = 0.01  # the max-QPS criterion: at least 99% within QoS
+from kairos.sim.window_search import window_max_qps, window_probe
 
 
 def main() -> None:
@@ -49,32 +45,20 @@ def main() -> None:
     exp = Experiment.paper(a.model, a.queries, a.seed)
     n = exp.workload.n
 
-    def probe(rate):
-        t0 = time.perf_counter()
-        ok_bound = exp.window_bound(rate, a.block_queries, a.slots_per_qos)
-        row = {"model": a.model, "rate": round(rate, 2), "within_qos_bound": round(ok_bound, 1),
-               "forced_misses": round(n - ok_bound, 1), "could_pass": n - ok_bound <= MISS_ALLOWANCE * n,
-               "lp_s": round(time.perf_counter() - t0, 1)}
+    def show(p: dict) -> None:
+        row = {"model": a.model, "rate": round(p["rate"], 2), "within_qos_bound": round(p["within_qos_bound"], 1),
+               "forced_misses": round(p["forced_misses"], 1), "could_pass": p["could_pass"], "lp_s": round(p["lp_s"], 1)}
         print(json.dumps(row) if a.json else
-              f"{a.model} at {rate:8.2f} q/s: at most {ok_bound:9.1f} of {n} within QoS -> at least "
-              f"{n - ok_bound:7.1f} misses ({(n - ok_bound) / n:.3%}); 1% allowance "
-              f"{'could hold' if row['could_pass'] else 'broken'}  [{row['lp_s']} s]", flush=True)
-        return row["could_pass"]
+              f"{a.model} at {p['rate']:8.2f} q/s: at most {p['within_qos_bound']:9.1f} of {n} within QoS -> at least "
+              f"{p['forced_misses']:7.1f} misses ({p['forced_misses'] / n:.3%}); 1% allowance "
+              f"{'could hold' if p['could_pass'] else 'broken'}  [{row['lp_s']} s]", flush=True)
 
     if not a.search:
         for r in a.rates.split(","):
-            probe(float(r))
+            show(window_probe(exp, float(r), a.block_queries, a.slots_per_qos))
         return
-    fluid = exp.fluid_bound()
-    lo, hi = 0.5 * fluid, fluid  # the fluid bound allows at most its rate (up to noise)
-    while not probe(lo):
-        hi, lo = lo, lo * 0.8
-    capped = probe(hi)  # the LP allows the fluid rate: the fluid bound is the tighter one
-    if capped:
-        lo = hi
-    while hi / lo > 1.005:
-        mid = (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if probe(mid) else (lo, mid)
+    found = window_max_qps(exp, a.block_queries, a.slots_per_qos, on_probe=show)
+    lo, fluid, capped = found["window_bound_qps"], found["fluid_bound_qps"], found["capped_at_fluid"]
     kairos = exp.max_qps("kairos").max_qps
     out = {"model": a.model, "seed": a.seed, "queries": n, "window_bound_qps": round(lo, 1), "capped_at_fluid": capped,
            "fluid_bound_qps": round(fluid, 1), "kairos_max_qps": round(kairos, 1),

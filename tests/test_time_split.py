@@ -1,18 +1,11 @@
-"""benchmarks/time_split.py: per size range, each type's time in the simulation and in the fluid optimum."""
-
-import importlib.util
-from pathlib import Path
+"""kairos.sim.time_split: per size range, each type's time in the simulation and in the fluid optimum."""
 
 import numpy as np
 import pytest
 
 from kairos.plan.fluid import config_fluid_bound
+from kairos.sim import time_split
 from kairos.sim.experiment import Experiment
-
-_path = Path(__file__).resolve().parents[1] / "benchmarks" / "time_split.py"
-_spec = importlib.util.spec_from_file_location("time_split", _path)
-time_split = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(time_split)
 
 
 @pytest.mark.parametrize("model", ["dien", "rm2"])

@@ -59,3 +59,41 @@ def test_window_bound_never_below_what_a_simulated_dispatcher_achieves(seed, loa
         res = exp.run(policy, rate)
         within = int((res.latency_ms <= exp.qos_ms).sum())
         assert within <= bound + 1e-6, (policy, within, bound)
+
+
+def test_window_probe_judges_the_forced_misses_against_the_criterions_allowance():
+    from kairos.sim.search import allowed_misses
+    from kairos.sim.window_search import window_probe
+
+    exp = Experiment.paper("dien", 400, 0)
+    for load in (0.6, 1.2):
+        row = window_probe(exp, load * exp.fluid_bound(), block_queries=150)
+        assert row["forced_misses"] == pytest.approx(400 - row["within_qos_bound"])
+        assert row["within_qos_bound"] == pytest.approx(exp.window_bound(row["rate"], block_queries=150))
+        assert row["could_pass"] == (row["forced_misses"] <= allowed_misses(400))
+    assert window_probe(exp, 0.6 * exp.fluid_bound(), block_queries=150)["could_pass"]
+    assert not window_probe(exp, 1.2 * exp.fluid_bound(), block_queries=150)["could_pass"]
+
+
+def test_window_max_qps_ends_between_a_passing_and_a_failing_probe_within_half_a_percent():
+    from kairos.sim.window_search import window_max_qps
+
+    exp = Experiment.paper("dien", 400, 2)  # on these 400 queries the LP does not allow the fluid rate
+    probes = []
+    found = window_max_qps(exp, block_queries=150, on_probe=probes.append)
+    rate = found["window_bound_qps"]
+    assert found["fluid_bound_qps"] == pytest.approx(exp.fluid_bound())
+    assert not found["capped_at_fluid"] and rate < found["fluid_bound_qps"]
+    assert any(p["rate"] == rate and p["could_pass"] for p in probes)
+    fails_above = [p["rate"] for p in probes if p["rate"] > rate and not p["could_pass"]]
+    assert fails_above and min(fails_above) / rate <= 1.005
+
+
+def test_window_max_qps_reports_the_fluid_bound_where_the_lp_allows_its_rate():
+    from kairos.sim.window_search import window_max_qps
+
+    exp = Experiment.paper("dien", 400, 0)
+    probes = []
+    found = window_max_qps(exp, block_queries=150, on_probe=probes.append)
+    assert found["capped_at_fluid"] and found["window_bound_qps"] == found["fluid_bound_qps"] == exp.fluid_bound()
+    assert [p["rate"] for p in probes] == [0.5 * exp.fluid_bound(), exp.fluid_bound()]
