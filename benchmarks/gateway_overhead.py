@@ -19,14 +19,8 @@ completed query:
 Also reports CPU microseconds per query of the gateway, the workers and the load
 generator, and the load average (other jobs on the machine inflate every tail).
 
-    python benchmarks/gateway_overhead.py [--duration 10] [--rates 500,2000] [--realtime] [--keep-cpus-awake]
-        [--http-fast-path on|off|both] [--ab SERVE-ARGS] [--rounds N] [--host-speed]
-
-``--host-speed`` runs ``host_speed.py``'s probe during every measurement (a SCHED_FIFO
-process per CPU timing a fixed piece of work every 5 ms) and adds to each row the share
-of samples in which every CPU ran more than 2x slower (the host slowing this VM) and the
-p99s over the queries that were not in flight during such a moment; as a control, the
-same with those moments shifted by half the run (same share of time, unrelated moments).
+    python benchmarks/gateway_overhead.py [--duration 10] [--rates 500,2000]
+        [--http-fast-path on|off|both] [--ab SERVE-ARGS] [--rounds N]
 
 ``--ab "--dispatch-per-event"`` alternates a server with the default settings ("default")
 and one with those extra ``kairos serve`` arguments, as ``--http-fast-path both`` does.
@@ -37,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import json
 import os
 import sys
@@ -46,7 +39,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _serve_common import ServeProcess, cpu_seconds, loadavg  # noqa: E402
-from host_speed import HostSpeed  # noqa: E402
 
 from kairos.serve.loadgen import run_load, use_uvloop  # noqa: E402
 from kairos.workload.sizes import parse_size_mix  # noqa: E402
@@ -56,14 +48,13 @@ def pct(x, p):
     return round(float(np.percentile(x, p)), 3) if len(x) else None
 
 
-def measure(srv, rate: float, duration: float, host_speed: bool = False) -> dict:
+def measure(srv, rate: float, duration: float) -> dict:
     """One open-loop run at ``rate`` against ``srv``: added latency and CPU per query."""
     wpids = srv.worker_pids()
     n_events = len(srv.events())
     la0 = loadavg()
     g0, w0, me0 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
-    with HostSpeed() if host_speed else contextlib.nullcontext() as probe:
-        r = asyncio.run(run_load(srv.url, rate, duration, parse_size_mix("deeprecsys"), seed=0))
+    r = asyncio.run(run_load(srv.url, rate, duration, parse_size_mix("deeprecsys"), seed=0))
     g1, w1, me1 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
     warnings = collections.Counter(e.get("event", "?") for e in srv.events()[n_events:]
                                    if e.get("level") in ("warning", "error"))
@@ -71,17 +62,6 @@ def measure(srv, rate: float, duration: float, host_speed: bool = False) -> dict
     ok = R["status"] == 200
     client, gw = R["client_overhead_ms"][ok], R["gateway_overhead_ms"][ok]
     n = max(r.sent, 1)
-    host = None
-    if probe is not None:  # which queries were in flight while the host slowed every CPU
-        t0 = (R["start_s"] + R["send_s"] + R["send_lag_ms"] / 1000.0)[ok]  # sent, on this machine's clock
-        t1 = t0 + R["latency_ms"][ok] / 1000.0  # answered
-        slow = probe.in_slowdown(t0, t1)
-        host = {**probe.summary(), "queries_in_slowdown": round(float(slow.mean()), 4),
-                "added_gateway_p99_ms_outside_slowdowns": pct(gw[~slow], 99),
-                "added_client_p99_ms_outside_slowdowns": pct(client[~slow], 99)}
-        ctl = probe.in_slowdown(t0, t1, shift_s=duration / 2)
-        host["control_queries_excluded"] = round(float(ctl.mean()), 4)
-        host["control_added_gateway_p99_ms"] = pct(gw[~ctl], 99)
     return {
         "rate_qps": rate, "sent": r.sent, "completed": r.completed, "errors": r.errors, "lost": r.lost,
         "error_kinds": r.error_kinds,
@@ -91,7 +71,7 @@ def measure(srv, rate: float, duration: float, host_speed: bool = False) -> dict
         "send_lag_p99_ms": pct(R["send_lag_ms"][ok], 99),
         "cpu_us_per_query": {"gateway": round(1e6 * (g1 - g0) / n), "workers": round(1e6 * (w1 - w0) / n),
                              "loadgen": round(1e6 * ((me1.user + me1.system) - (me0.user + me0.system)) / n)},
-        "loadavg_before": la0, "loadavg_after": loadavg(), "host_speed": host,
+        "loadavg_before": la0, "loadavg_after": loadavg(),
     }
 
 
@@ -99,25 +79,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rates", default="500,2000")
-    ap.add_argument("--realtime", action="store_true", help="SCHED_RR for gateway, workers and this generator")
-    ap.add_argument("--keep-cpus-awake", action="store_true",
-                    help="kairos serve --keep-cpus-awake: a SCHED_IDLE spinner per CPU (no halted-CPU wake-ups)")
     ap.add_argument("--http-fast-path", choices=["on", "off", "both"], default="on",
                     help="kairos serve --http-fast-path / --no-http-fast-path; both: alternate them, "
                          "--rounds times each, a fresh server per run")
     ap.add_argument("--ab", default=None, metavar="SERVE-ARGS",
                     help="alternate the default server with one given these extra kairos serve arguments")
     ap.add_argument("--rounds", type=int, default=1, help="repetitions (of each variant when alternating)")
-    ap.add_argument("--host-speed", action="store_true",
-                    help="probe the CPUs' speed every 5 ms during each run (host_speed.py) and also report "
-                         "the p99s of the queries not in flight while the host slowed every CPU")
     a = ap.parse_args()
     use_uvloop()
-    extra = (["--realtime"] if a.realtime else []) + (["--keep-cpus-awake"] if a.keep_cpus_awake else [])
-    if a.realtime:
-        from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
-
-        set_realtime(GENERATOR_PRIORITY)
     if a.ab:
         variants = {"default": [], a.ab: a.ab.split()}
     else:
@@ -126,15 +95,15 @@ def main() -> int:
     rows = []
     for rnd in range(a.rounds):
         for variant in order:  # alternating, so that the machine's drift hits both alike
-            srv = ServeProcess("--model", "ncf", "--config", "g4dn.xlarge=1,r5n.large=13", "--qos-ms", "5", *extra,
+            srv = ServeProcess("--model", "ncf", "--config", "g4dn.xlarge=1,r5n.large=13", "--qos-ms", "5",
                                *variants[variant], quiet=True, start_timeout=60.0)
             try:
                 for rate in [float(r) for r in a.rates.split(",")]:
-                    rows.append({"variant": variant, "round": rnd, **measure(srv, rate, a.duration, a.host_speed)})
+                    rows.append({"variant": variant, "round": rnd, **measure(srv, rate, a.duration)})
             finally:
                 srv.stop()
     print(f"gateway overhead, ncf pool g4dn.xlarge=1,r5n.large=13 (emulated), {a.duration:g} s per rate, "
-          f"realtime={a.realtime}, keep_cpus_awake={a.keep_cpus_awake}, {os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs")
     print("variant: " + ", ".join(f"{v} = kairos serve {' '.join(variants[v]) or '(defaults)'}" for v in order))
     print("variant  rate    sent    lost  achieved  client p50/p99 ms   gateway p50/p99 ms   cpu us/q gw/workers/gen  loadavg")
     for x in rows:
@@ -144,13 +113,6 @@ def main() -> int:
               f"{x['added_gateway_p99_ms']:<12} {c['gateway']}/{c['workers']}/{c['loadgen']:<14} {x['loadavg_before']}")
         if x["errors"] or x["server_warnings"]:
             print(f"         errors {x['errors']} {x['error_kinds']}; server warnings {x['server_warnings']}")
-        h = x["host_speed"]
-        if h:
-            print(f"         host: every CPU >2x slower in {100 * h['slow_fraction']:.1f}% of samples ({h['slow_episodes']} "
-                  f"episodes), {100 * h['queries_in_slowdown']:.1f}% of queries in flight then; p99 of the others: "
-                  f"gateway {h['added_gateway_p99_ms_outside_slowdowns']} ms, client {h['added_client_p99_ms_outside_slowdowns']} ms"
-                  f" (control, slow moments shifted by half the run: {100 * h['control_queries_excluded']:.1f}% "
-                  f"excluded, gateway p99 {h['control_added_gateway_p99_ms']} ms)")
     if len(order) == 2:  # medians over the rounds, side by side
         va, vb = order
         print(f"medians over rounds ({va} / {vb}): rate  gateway p99 ms   client p99 ms   gateway cpu us/q")
@@ -161,8 +123,7 @@ def main() -> int:
             print(f"  {rate:<7g} {med(va, 'added_gateway_p99_ms')} / {med(vb, 'added_gateway_p99_ms')}"
                   f"   {med(va, 'added_client_p99_ms')} / {med(vb, 'added_client_p99_ms')}"
                   f"   {med(va, 'cpu_us_per_query', 'gateway')} / {med(vb, 'cpu_us_per_query', 'gateway')}")
-    print(json.dumps({"benchmark": "gateway_overhead", "realtime": a.realtime, "keep_cpus_awake": a.keep_cpus_awake,
-                      "variants": {v: variants[v] for v in order}, "rows": rows}))
+    print(json.dumps({"benchmark": "gateway_overhead", "variants": {v: variants[v] for v in order}, "rows": rows}))
     return 0
 
 

@@ -9,7 +9,7 @@ RM2 and DIEN pools (2 g4dn.xlarge + 9 r5n.large; QoS 350 ms and 35 ms), kairos p
   within QoS measured by the client from each query's scheduled send time, and nothing
   lost), starting at 0.95 x the simulator's figure and bracketing up or down from there.
 
-    python benchmarks/serve_vs_sim.py [--models rm2,dien] [--duration-rm2 30] [--duration-dien 15] [--realtime] [--keep-cpus-awake]
+    python benchmarks/serve_vs_sim.py [--models rm2,dien] [--duration-rm2 30] [--duration-dien 15]
 """
 
 from __future__ import annotations
@@ -41,19 +41,12 @@ def main() -> int:
     ap.add_argument("--duration-rm2", type=float, default=30.0)
     ap.add_argument("--duration-dien", type=float, default=15.0)
     ap.add_argument("--max-probes", type=int, default=6)
-    ap.add_argument("--realtime", action="store_true", help="SCHED_RR for gateway, workers and this generator")
-    ap.add_argument("--keep-cpus-awake", action="store_true",
-                    help="kairos serve --keep-cpus-awake: a SCHED_IDLE spinner per CPU (no halted-CPU wake-ups)")
     ap.add_argument("--qos-margin-ms", type=float, default=0.0,
                     help="passed to kairos serve (the simulator's figure is for the plain QoS target)")
     ap.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
                     help="one more argument for kairos serve, repeatable (e.g. --serve-arg=--dispatch-per-event)")
     a = ap.parse_args()
     use_uvloop()
-    if a.realtime:
-        from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
-
-        set_realtime(GENERATOR_PRIORITY)
     cat = builtin_catalogue()
     mix = parse_size_mix("deeprecsys")
     # what `kairos serve` runs the policy with (its --ahead-ms default included), passed to it
@@ -71,9 +64,7 @@ def main() -> int:
         t_sim = time.perf_counter() - t0
         cfg = ",".join(f"{k}={v}" for k, v in config.items())
         srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(qos), "--policy", a.policy, *opt_args,
-                           "--qos-margin-ms", str(a.qos_margin_ms), *(["--realtime"] if a.realtime else []),
-                           *(["--keep-cpus-awake"] if a.keep_cpus_awake else []), *a.serve_arg, quiet=True,
-                           start_timeout=60.0)
+                           "--qos-margin-ms", str(a.qos_margin_ms), *a.serve_arg, quiet=True, start_timeout=60.0)
         dur = a.duration_rm2 if model == "rm2" else a.duration_dien
         la = loadavg()
         t0 = time.perf_counter()
@@ -98,8 +89,7 @@ def main() -> int:
         print(f"{model}: simulate --max-qps {row['sim_max_qps']}  loadgen --max-qps {row['live_max_qps']}  "
               f"ratio {row['ratio']}" + (f" (to the defaults' {row['sim_default_max_qps']}: {row['ratio_to_default']})"
                                            if opts else "") + f"  lost {row['lost_total']}  (loadavg {la})", flush=True)
-    print(json.dumps({"benchmark": "serve_vs_sim", "realtime": a.realtime, "keep_cpus_awake": a.keep_cpus_awake,
-                      "rows": out}))
+    print(json.dumps({"benchmark": "serve_vs_sim", "rows": out}))
     return 0
 
 
