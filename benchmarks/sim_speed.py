@@ -6,10 +6,10 @@
 On the paper's 14-instance pool (1 g4dn.xlarge + 13 r5n.large; models wnd and ncf)
 and the 11-instance rm2 pool, with the `kairos` policy near its max_qps, side by side
 with `fcfs` (cheapest possible dispatch: the simulator's own overhead),
-`kairos-paper` (the published matching) and `kairos` with its defaults before
-2026-11-29 (`urgency=0`, no risky pairs: column "k-0") in the same run, in rounds that
+`kairos-paper` (the published matching) and `kairos` without urgency and risky pairs
+(`urgency=0`, `risk_penalty=None`: column "k-0") in the same run, in rounds that
 take each in turn (best of ``--repeat`` rounds). CPU seconds
-(time.process_time) are reported next to wall seconds: this machine is shared and
+(time.process_time) are reported next to wall seconds: on a shared machine both are
 noisy, and the ratios are what to compare.
 
 With ``--parallel 2`` it also runs that many simulations of the same pool at once,
@@ -18,7 +18,7 @@ queries/s: what the machine delivers when its cores are used, as the planner's
 evaluator and ``kairos reproduce --jobs`` do. Two ways: "timed together" starts the
 measured runs from a barrier once every process has built its workload and run a
 warm-up, and adds up each one's queries per second (the simulator's throughput with
-every core busy); "whole rounds" (the only figure before 2026-11-29 15:55 UTC) divides
+every core busy); "whole rounds" divides
 the queries of the warm-up and measured runs by the wall time of the whole round,
 which also holds building the workloads, and a core left idle while the slower
 process finishes.
@@ -38,7 +38,7 @@ from kairos.sim.experiment import Experiment
 from kairos.workload import parse_size_mix
 
 
-EARLIER_DEFAULTS = {"urgency": 0.0, "risk_penalty": None}  # kairos's defaults before 2026-11-29
+NO_URGENCY_NO_RISK = {"urgency": 0.0, "risk_penalty": None}  # kairos with options 7 and 8 off (docs/dispatch.md)
 
 
 def best_of(fn, repeat):
@@ -134,7 +134,7 @@ def main() -> None:
         row = {"model": model, "instances": sum(exp.config.values()), "max_qps": round(rate, 1),
                "search_cpu_s": round(c, 2), "search_wall_s": round(w, 2), "search_probes": len(search.probes)}
         variants = (("kairos", "kairos", None), ("kairos-paper", "kairos-paper", None),
-                    ("fcfs", "fcfs", None), ("kairos0", "kairos", EARLIER_DEFAULTS))
+                    ("fcfs", "fcfs", None), ("kairos0", "kairos", NO_URGENCY_NO_RISK))
         best = {}
         for _ in range(args.repeat):  # rounds of every variant in turn: drift hits them alike
             for key, pol, params in variants:
@@ -146,7 +146,7 @@ def main() -> None:
             row[f"{key}_qps_wall"] = round(args.queries / w)
         row["kairos_vs_fcfs"] = round(row["kairos_qps_cpu"] / row["fcfs_qps_cpu"], 3)
         row["kairos_vs_paper"] = round(row["kairos_qps_cpu"] / row["kairos-paper_qps_cpu"], 3)
-        row["kairos_vs_earlier"] = round(row["kairos_qps_cpu"] / row["kairos0_qps_cpu"], 3)
+        row["kairos_vs_k0"] = round(row["kairos_qps_cpu"] / row["kairos0_qps_cpu"], 3)
         if args.parallel > 1:
             row["parallel"] = args.parallel
             row["kairos_aggregate_qps_wall"], row["kairos_aggregate_qps_cpu"] = aggregate_qps(
@@ -165,7 +165,7 @@ def main() -> None:
               f"{r['kairos_qps_cpu']:>7} ({r['kairos_qps_wall']:>6}) "
               f"{r['kairos-paper_qps_cpu']:>7} ({r['kairos-paper_qps_wall']:>6}) "
               f"{r['fcfs_qps_cpu']:>7} ({r['fcfs_qps_wall']:>6}) {r['kairos0_qps_cpu']:>7} ({r['kairos0_qps_wall']:>6}) "
-              f"{r['kairos_vs_fcfs']:>7} {r['kairos_vs_paper']:>7} {r['kairos_vs_earlier']:>7}")
+              f"{r['kairos_vs_fcfs']:>7} {r['kairos_vs_paper']:>7} {r['kairos_vs_k0']:>7}")
     if args.parallel > 1:
         print(f"\n{args.parallel} kairos simulations at once, one process each (aggregate simulated queries/s, best of {args.repeat}):")
         print("  timed together: started from a barrier once each has built its workload and run a warm-up;")
