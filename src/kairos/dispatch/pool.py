@@ -1,16 +1,67 @@
 """The pool of instances as a dispatcher sees it, and its state transitions.
 
-The simulator and the serving gateway both drive a :class:`Pool`: they call
-:meth:`Pool.assign` for each pair a policy returns and :meth:`Pool.finish` when an
-instance completes; the pool tracks which instance is busy, its estimated free time
+The :class:`~kairos.dispatch.dispatcher.Dispatcher` (used by the simulator and the
+gateway alike) drives a :class:`Pool`: it calls :meth:`Pool.assign` for each pair a
+policy returns and :meth:`Pool.finish` when an instance completes; the pool tracks which instance is busy, its estimated free time
 (what the policy may use) and any per-instance FIFO queue (binding policies only).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import numpy as np
+
+
+class QueryTable:
+    """Size bucket and arrival time (ms) of every query the dispatcher knows, by query id.
+
+    ``bucket`` and ``arrival`` are indexable by id (policies read them in their hot
+    loops); :meth:`arrays` gathers them for a list of ids. Two layouts behind one
+    contract: :class:`ArrayQueries` (every query known up front: the simulator) and
+    :class:`DictQueries` (queries come and go: the gateway).
+    """
+
+    bucket: Any
+    arrival: Any
+
+    def arrays(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(buckets, arrival times) of ``ids`` as numpy arrays, in the order given."""
+        raise NotImplementedError
+
+
+class ArrayQueries(QueryTable):
+    """Queries numbered 0..N-1, known in advance, in numpy arrays."""
+
+    def __init__(self, bucket: np.ndarray, arrival: np.ndarray):
+        self.bucket = np.asarray(bucket)
+        self.arrival = np.asarray(arrival, dtype=float)
+
+    def arrays(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.array(ids)
+        return self.bucket.take(idx), self.arrival.take(idx)
+
+
+class DictQueries(QueryTable):
+    """Queries added when they arrive and removed when they are done (dicts by id)."""
+
+    def __init__(self, bucket: dict[int, int] | None = None, arrival: dict[int, float] | None = None):
+        self.bucket = {} if bucket is None else bucket
+        self.arrival = {} if arrival is None else arrival
+
+    def add(self, qid: int, bucket: int, arrival_ms: float) -> None:
+        self.bucket[qid] = bucket
+        self.arrival[qid] = arrival_ms
+
+    def remove(self, qid: int) -> None:
+        self.bucket.pop(qid, None)
+        self.arrival.pop(qid, None)
+
+    def arrays(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        m = len(ids)
+        return (np.fromiter((self.bucket[q] for q in ids), np.int64, m),
+                np.fromiter((self.arrival[q] for q in ids), float, m))
 
 
 class Pool:
@@ -18,40 +69,40 @@ class Pool:
 
     Attributes (read by policies):
         type_of: instance -> type id.
-        busy: instance -> serving a query now.
+        busy: instance -> serving a query now (a down instance counts as busy: never idle).
+        up: instance -> able to take queries.
         free_at: instance -> estimated time (ms) it will have finished everything it
             holds (its running query and its local queue); <= now when idle.
         held: instance -> number of queries it holds (running + local queue).
-        q_bucket, q_arrival: query id -> size bucket, arrival time (ms). Any
-            indexable (numpy arrays in the simulator, dicts in the gateway).
-        n_idle: number of idle instances.
+        local: instance -> its own FIFO queue (binding policies, or a query sent ahead).
+        running: instance -> the query it serves now, or -1.
+        queries: the :class:`QueryTable`; ``q_bucket`` and ``q_arrival`` are its
+            ``bucket`` and ``arrival`` (query id -> size bucket, arrival time in ms).
+        est: [types][buckets] estimated service ms used for ``free_at``.
+        n_idle: number of idle instances; n: number of instances.
     """
 
-    __slots__ = ("type_of", "busy", "free_at", "held", "local", "running", "q_bucket", "q_arrival",
+    __slots__ = ("type_of", "busy", "free_at", "held", "local", "running", "queries", "q_bucket", "q_arrival",
                  "est", "n_idle", "n", "up")
 
-    def __init__(self, type_of, est_ms, q_bucket, q_arrival):
+    def __init__(self, type_of: list[int], est_ms: list[list[float]], queries: QueryTable):
         self.type_of = list(type_of)
         self.n = len(self.type_of)
         self.busy = [False] * self.n
         self.up = [True] * self.n
         self.free_at = [0.0] * self.n
         self.held = [0] * self.n
-        self.local = [deque() for _ in range(self.n)]
+        self.local: list[deque[int]] = [deque() for _ in range(self.n)]
         self.running = [-1] * self.n
-        self.q_bucket = q_bucket
-        self.q_arrival = q_arrival
+        self.queries = queries
+        self.q_bucket = queries.bucket
+        self.q_arrival = queries.arrival
         self.est = est_ms  # [types][buckets] list of lists, estimated service ms
         self.n_idle = self.n
 
-    def queue_arrays(self, queue: list[int]):
+    def queue_arrays(self, queue: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(buckets, arrival times) of the queued ids as numpy arrays, oldest first."""
-        if isinstance(self.q_bucket, np.ndarray):
-            idx = np.array(queue)
-            return self.q_bucket.take(idx), self.q_arrival.take(idx)
-        m = len(queue)
-        return (np.fromiter((self.q_bucket[q] for q in queue), np.int64, m),
-                np.fromiter((self.q_arrival[q] for q in queue), float, m))
+        return self.queries.arrays(queue)
 
     def set_estimates(self, est_ms) -> None:
         """Replace the [types][buckets] service-time estimates used for ``free_at`` from now

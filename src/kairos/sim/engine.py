@@ -1,10 +1,11 @@
 """The discrete-event simulator: events at arrivals and completions, no fixed ticks.
 
 Arrivals come from a :class:`~kairos.workload.Workload`; completions from a heap.
-At every event the policy is consulted (central-queue policies only while some
-instance is idle); the :class:`~kairos.dispatch.pool.Pool` applies its decisions.
-An instance serves one query at a time; its actual service time is the query's
-pre-drawn sample for that type, while the policy sees only the profile's estimates.
+At every event the :class:`~kairos.dispatch.dispatcher.Dispatcher` -- the same decision
+step the gateway runs -- consults the policy when it is due and applies its pairs to the
+:class:`~kairos.dispatch.pool.Pool`. An instance serves one query at a time; its actual
+service time is the query's pre-drawn sample for that type, while the policy sees only
+the profile's estimates.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kairos.dispatch.base import DispatchContext, Policy
-from kairos.dispatch.pool import Pool
+from kairos.dispatch.dispatcher import Dispatcher
+from kairos.dispatch.pool import ArrayQueries, Pool
 from kairos.profiles.profile import Profile
 from kairos.workload.workload import Workload
 
@@ -35,7 +37,7 @@ class SimResult:
     busy_ms: np.ndarray  # [instances]
     served_count: np.ndarray  # [instances]
     max_held: np.ndarray  # [instances] most queries an instance held at once (running + own queue)
-    mean_queue: float
+    mean_queue: float  # the central queue's length, time-averaged from 0 to the last event
     max_queue: int
     aborted: bool
     violations: int
@@ -95,6 +97,26 @@ def pool_type_ids(profile: Profile, config: dict[str, int]) -> list[int]:
     return out
 
 
+class _Recorder:
+    """What a run records per query and per instance (times in ms), kept apart from the loop.
+
+    The queue-length statistics are time-weighted over the run: :meth:`queue_area` is told
+    the central queue's length before every event that can change it."""
+
+    __slots__ = ("start", "finish", "served_by", "busy_ms", "served", "max_held", "q_area", "q_last", "q_max")
+
+    def __init__(self, n_queries: int, n_instances: int):
+        self.start = [0.0] * n_queries
+        self.finish = [-1.0] * n_queries
+        self.served_by = [-1] * n_queries
+        self.busy_ms = [0.0] * n_instances
+        self.served = [0] * n_instances
+        self.max_held = [1] * n_instances  # most queries an instance held at once
+        self.q_area = 0.0  # integral of the central queue's length over time
+        self.q_last = 0.0
+        self.q_max = 0
+
+
 def simulate(
     profile: Profile,
     config: dict[str, int],
@@ -110,11 +132,18 @@ def simulate(
 ) -> SimResult:
     """Simulate ``workload`` at ``rate`` queries/s on ``config`` under ``policy``.
 
+    Two event sources -- the workload's arrivals, in time order, and a heap of
+    completions -- feed one :class:`~kairos.dispatch.dispatcher.Dispatcher`, the same
+    decision step the gateway runs. At equal times a completion is handled before an
+    arrival, so the instance it frees is there for the arriving query. After each event
+    the dispatcher consults the policy (if it is due) and the pairs that start now are
+    given their pre-drawn service time for the instance's type; the policy only ever
+    sees the profile's estimates.
+
     abort_violations: stop as soon as more than this many queries have missed QoS
         (the run can no longer pass); the result is marked ``aborted``.
     size_probs: the size-bucket mix, for policies that use it (None: unknown).
-    check: verify the policy's decisions (no busy instance given a query by a
-        central-queue policy, no query assigned twice or to a failed instance).
+    check: verify the policy's decisions (see :class:`~kairos.dispatch.dispatcher.Dispatcher`).
     handoff_ms: time from the decision to the start of a query given to an *idle*
         instance, during which the instance is held and does nothing: a live gateway's
         round trip (the result back, the dispatch, the query out, the worker waking up).
@@ -123,52 +152,48 @@ def simulate(
         is not told (a learning policy sees it in the service times it observes).
     """
     t0 = time.perf_counter()
+    handoff = float(handoff_ms)
+    if not 0.0 <= handoff < float("inf"):
+        raise ValueError(f"handoff_ms must be a finite number >= 0, got {handoff_ms!r}")
     type_of = pool_type_ids(profile, config)
     n_inst = len(type_of)
     policy.bind(DispatchContext(profile, type_of, qos_ms, seed, size_probs))
     arr = workload.arrivals_ms(rate)
     arr_l = arr.tolist()
     N = len(arr_l)
-    bucket = workload.buckets
     svc = workload.service_ms[:, type_of].tolist() if N else []  # per query, per instance
-    pool = Pool(type_of, profile.mean_ms.tolist(), bucket, arr)
-    binds = policy.binds_on_arrival
-    ahead = policy.ahead_ms > 0  # consulted while every instance is busy too
-    dispatch = policy.dispatch
-    observe = policy.observe if policy.observes else None
-    handoff = float(handoff_ms)
-    if not 0.0 <= handoff < float("inf"):
-        raise ValueError(f"handoff_ms must be a finite number >= 0, got {handoff_ms!r}")
+    pool = Pool(type_of, profile.mean_ms.tolist(), ArrayQueries(workload.buckets, arr))
+    disp = Dispatcher(policy, pool, check=check)
+    rec = _Recorder(N, n_inst)
+    start, finish, served_by = rec.start, rec.finish, rec.served_by
+    busy_ms, served, max_held = rec.busy_ms, rec.served, rec.max_held
+    held = pool.held
+    track_held = disp.binds or disp.ahead  # central-queue policies hold one query at most
+    idle_only = not track_held  # consulted only while an instance is idle
     held_extra = [0.0] * N if handoff else None  # the handoff each query held its instance for
+    queue = disp.queue  # the dispatcher changes it in place
+    submit, step, complete = queue.append, disp.step, disp.complete
+    observes, observed = disp.observes, disp.observed
 
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
-    queue: list[int] = []
-    start = [0.0] * N
-    finish = [-1.0] * N
-    served_by = [-1] * N
-    busy_ms = [0.0] * n_inst
-    served = [0] * n_inst
-    max_held = [1] * n_inst  # central-queue policies: one running query at most
     qos = float(qos_ms)
     limit = abort_violations if abort_violations is not None else N + 1
     violations = 0
     completed = 0
-    q_area = 0.0
-    q_max = 0
-    last_t = 0.0
     i = 0
     now = 0.0
     aborted = False
-    assigned = bytearray(N) if check else None
+    q_area = q_last = 0.0
+    q_max = 0
 
     while i < N or heap:
-        if heap and (i >= N or heap[0][0] <= arr_l[i]):
+        if heap and (i >= N or heap[0][0] <= arr_l[i]):  # a completion (first at equal times)
             now, j, qid = pop(heap)
+            q_area += len(queue) * (now - q_last)
+            q_last = now
             finish[qid] = now
             served_by[qid] = j
-            if observe is not None:
-                observe(bucket[qid], j, svc[qid][j] + held_extra[qid] if handoff else svc[qid][j])
             served[j] += 1
             completed += 1
             if now - arr_l[qid] > qos:
@@ -176,7 +201,9 @@ def simulate(
                 if violations > limit:
                     aborted = True
                     break
-            nxt = pool.finish(j, now)
+            if observes:
+                observed(j, qid, svc[qid][j] + held_extra[qid] if handoff else svc[qid][j])
+            nxt = complete(j, now)
             if nxt >= 0:
                 start[nxt] = now
                 s = svc[nxt][j]
@@ -184,40 +211,30 @@ def simulate(
                 push(heap, (now + s, j, nxt))
             if not queue:
                 continue
-        else:
+        else:  # an arrival
             now = arr_l[i]
-            q_area += len(queue) * (now - last_t)
-            last_t = now
-            queue.append(i)
+            q_area += len(queue) * (now - q_last)
+            q_last = now
+            submit(i)
             i += 1
-        if not binds and pool.n_idle == 0 and not ahead:
+        if idle_only and pool.n_idle == 0:
             if len(queue) > q_max:
                 q_max = len(queue)
             continue
-        pairs = dispatch(now, queue, pool)
-        if pairs:
-            if check:
-                _check_pairs(pairs, queue, pool, binds, assigned, ahead)
-            if len(pairs) == len(queue):
-                queue = []
-            elif len(pairs) == 1:
-                queue.remove(pairs[0][0])
-            else:
-                taken = {q for q, _ in pairs}
-                queue = [q for q in queue if q not in taken]
-            for qid, j in pairs:
-                if (binds or ahead) and pool.held[j] >= max_held[j]:
-                    max_held[j] = pool.held[j] + 1
-                if pool.assign(qid, j, now):
-                    start[qid] = now
-                    s = svc[qid][j]
-                    if handoff:
-                        s += handoff
-                        held_extra[qid] = handoff
-                    busy_ms[j] += s
-                    push(heap, (now + s, j, qid))
+        for qid, j, starts in step(now):
+            if track_held and held[j] > max_held[j]:
+                max_held[j] = held[j]
+            if starts:
+                start[qid] = now
+                s = svc[qid][j]
+                if handoff:
+                    s += handoff
+                    held_extra[qid] = handoff
+                busy_ms[j] += s
+                push(heap, (now + s, j, qid))
         if len(queue) > q_max:
             q_max = len(queue)
+    rec.q_area, rec.q_last, rec.q_max = q_area, q_last, q_max
 
     fin = np.array(finish)
     done = fin >= 0
@@ -236,8 +253,8 @@ def simulate(
         busy_ms=np.minimum(np.array(busy_ms), makespan),
         served_count=np.array(served),
         max_held=np.array(max_held),
-        mean_queue=q_area / last_t if last_t > 0 else 0.0,
-        max_queue=q_max,
+        mean_queue=rec.q_area / rec.q_last if rec.q_last > 0 else 0.0,
+        max_queue=rec.q_max,
         aborted=aborted,
         violations=violations,
         elapsed_s=time.perf_counter() - t0,
@@ -245,20 +262,3 @@ def simulate(
         drain_ms=makespan - last_arrival if not aborted else float("nan"),
         unfinished_at_last_arrival=int((fin > last_arrival).sum() + (~done).sum()) if N else 0,
     )
-
-
-def _check_pairs(pairs, queue, pool, binds, assigned, ahead=False) -> None:
-    qset = set(queue)
-    seen_inst = set()
-    for qid, j in pairs:
-        if qid not in qset:
-            raise AssertionError(f"policy assigned query {qid}, which is not queued")
-        if assigned[qid]:
-            raise AssertionError(f"policy assigned query {qid} twice")
-        assigned[qid] = 1
-        if not pool.up[j]:
-            raise AssertionError(f"policy assigned query {qid} to failed instance {j}")
-        if not binds:
-            if j in seen_inst or (pool.busy[j] and not (ahead and pool.held[j] == 1)):
-                raise AssertionError(f"central-queue policy gave busy instance {j} query {qid}")
-            seen_inst.add(j)
