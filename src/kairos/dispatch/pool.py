@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from kairos.profiles.profile import Profile
+
 
 class QueryTable:
     """Size bucket and arrival time (ms) of every query the dispatcher knows, by query id.
@@ -164,3 +166,12 @@ class Pool:
         self.busy[j] = False
         self.n_idle += 1
         self.free_at[j] = now
+
+
+def pool_type_ids(profile: Profile, config: dict[str, int]) -> list[int]:
+    """Instance -> type id (profile order), instances listed in config order."""
+    out = []
+    for name, count in config.items():
+        t = profile.type_index(name)
+        out.extend([t] * count)
+    return out

@@ -18,7 +18,7 @@ import numpy as np
 
 from kairos.dispatch.base import DispatchContext, Policy
 from kairos.dispatch.dispatcher import Dispatcher
-from kairos.dispatch.pool import ArrayQueries, Pool
+from kairos.dispatch.pool import ArrayQueries, Pool, pool_type_ids
 from kairos.profiles.profile import Profile
 from kairos.workload.workload import Workload
 
@@ -86,15 +86,6 @@ class SimResult:
 
 def _r(x: float) -> float | None:
     return None if not np.isfinite(x) else round(float(x), 3)
-
-
-def pool_type_ids(profile: Profile, config: dict[str, int]) -> list[int]:
-    """Instance -> type id (profile order), instances listed in config order."""
-    out = []
-    for name, count in config.items():
-        t = profile.type_index(name)
-        out.extend([t] * count)
-    return out
 
 
 class _Recorder:
