@@ -26,10 +26,14 @@ queue, as a binding policy's); it is then consulted while no instance is idle to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kairos.profiles.profile import Profile
+
+if TYPE_CHECKING:
+    from kairos.dispatch.pool import Pool
 
 
 @dataclass
@@ -45,6 +49,8 @@ class DispatchContext:
         size_probs: probability of each size bucket (profile.batches) when the query-size
             mix is known in advance (the simulator, or a gateway told its workload);
             None when unknown.
+        retired: instances that have left an elastic pool (their indices are never reused;
+            the pool keeps them down for good).
     """
 
     profile: Profile
@@ -52,13 +58,20 @@ class DispatchContext:
     qos_ms: float
     seed: int = 0
     size_probs: np.ndarray | None = None
+    retired: frozenset[int] = frozenset()  # instances removed from the pool for good (elastic pools)
 
     @property
     def n(self) -> int:
         return len(self.type_of)
 
+    def present_types(self) -> list[int]:
+        """Type ids with at least one instance in the pool (retired ones left out)."""
+        return sorted({t for j, t in enumerate(self.type_of) if j not in self.retired})
+
     def type_counts(self) -> np.ndarray:
-        return np.bincount(np.asarray(self.type_of), minlength=len(self.profile.types))
+        """Instances of each type in the pool, retired ones left out."""
+        kept = [t for j, t in enumerate(self.type_of) if j not in self.retired] if self.retired else self.type_of
+        return np.bincount(np.asarray(kept, dtype=np.int64), minlength=len(self.profile.types))
 
 
 class Policy:
@@ -77,7 +90,7 @@ class Policy:
         self.est_np = ctx.profile.mean_ms  # [types, buckets] estimated service ms
         self.est = self.est_np.tolist()
 
-    def dispatch(self, now: float, queue: list[int], pool) -> list[tuple[int, int]]:
+    def dispatch(self, now: float, queue: list[int], pool: Pool) -> list[tuple[int, int]]:
         raise NotImplementedError
 
     #: the constructor option (if any) holding a query-size threshold that a max-QPS search
@@ -89,6 +102,12 @@ class Policy:
     def default_size_threshold(cls, ctx: DispatchContext) -> int:
         """Where the tuning of :attr:`tuned_size_option` starts (only for policies that set it)."""
         raise NotImplementedError(f"{cls.__name__} has no size threshold to tune")
+
+    def pool_changed(self, ctx: DispatchContext) -> None:
+        """The pool gained or lost instances (``ctx.type_of`` lists every instance index ever
+        used, ``ctx.retired`` those gone for good). The default binds afresh; a policy with
+        learned state worth keeping overrides it."""
+        self.bind(ctx)
 
     @property
     def wants_offload(self) -> bool:

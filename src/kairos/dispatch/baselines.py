@@ -53,10 +53,10 @@ class DeepRecSysPolicy(Policy):
     def bind(self, ctx: DispatchContext) -> None:
         super().bind(ctx)
         prof = ctx.profile
-        present = sorted(set(self.type_of))
+        present = ctx.present_types()
         self.fast_type = min(present, key=lambda t: prof.mean_ms[t, -1])
         self.is_fast = [t == self.fast_type for t in self.type_of]
-        self.has_slow = not all(self.is_fast)
+        self.has_slow = len(present) > 1
         if self.threshold is None:
             self.threshold = self.default_size_threshold(ctx)
         self.batches = prof.batches
@@ -65,7 +65,7 @@ class DeepRecSysPolicy(Policy):
     def default_size_threshold(cls, ctx: DispatchContext) -> int:
         """Largest size every slower type serves within QoS on average (hill-climbing start)."""
         prof = ctx.profile
-        present = sorted(set(ctx.type_of))
+        present = ctx.present_types()
         fast = min(present, key=lambda t: prof.mean_ms[t, -1])
         slow = [t for t in present if t != fast]
         if not slow:

@@ -9,8 +9,10 @@ loop, or the gateway's asyncio loop) reports events and acts on what it is told:
         ...                             # starts: run qid on j now; else j holds it next in line
     if d.observes: d.observed(j, qid, service_ms)   # a learning policy sees the service time
     nxt = d.complete(j, now)            # j finished; nxt: the query it starts next, or -1
-    lost = d.instance_down(j)           # j failed: its queries are back in the queue
+    lost = d.instance_down(j)           # j failed: the queries it held, to requeue
     d.instance_up(j, now)
+    j = d.add_instance(type_id)         # elastic pools: a new instance, down until instance_up
+    d.drain(j)                          # ... and one leaving, once d.is_stopped(j)
 
 so that the gateway does what the simulator does by construction. When the policy is
 consulted: a binding policy (``binds_on_arrival``) at every event with a queued query; a
@@ -19,6 +21,8 @@ query ahead on a busy instance (``ahead_ms > 0``).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from kairos.dispatch.base import Policy
 from kairos.dispatch.pool import Pool
@@ -30,7 +34,7 @@ class Dispatcher:
     central-queue policy gives only idle instances, or one about to finish when it queues
     ahead) and raises AssertionError otherwise."""
 
-    __slots__ = ("policy", "pool", "queue", "binds", "ahead", "observes", "check", "_assigned", "complete")
+    __slots__ = ("policy", "pool", "queue", "binds", "ahead", "observes", "check", "_assigned", "complete", "retired")
 
     def __init__(self, policy: Policy, pool: Pool, check: bool = False):
         self.policy = policy
@@ -46,6 +50,7 @@ class Dispatcher:
         # complete(j, now) -> int: instance j finished its running query; returns the query
         # it starts next from its own queue, or -1 (now idle). The pool's own transition.
         self.complete = pool.finish
+        self.retired: set[int] = set()  # drained instances (their indices are never reused)
 
     def submit(self, qid: int) -> None:
         """A query arrived; ids grow with arrival time."""
@@ -103,7 +108,33 @@ class Dispatcher:
         return self.pool.take_down(j)
 
     def instance_up(self, j: int, now: float) -> None:
-        self.pool.bring_up(j, now)
+        """Instance ``j`` is ready (started, or restarted after a failure); a drained one stays out."""
+        if j not in self.retired:
+            self.pool.bring_up(j, now)
+
+    # -- elastic pools ------------------------------------------------------------
+    def add_instance(self, type_id: int) -> int:
+        """A new instance of type ``type_id`` is starting: it joins the pool down and is given
+        queries once :meth:`instance_up` says it is ready. Returns its index."""
+        j = self.pool.add_instance(type_id)
+        self._pool_changed()
+        return j
+
+    def drain(self, j: int) -> None:
+        """Instance ``j`` leaves: no new query; the one it runs finishes (then
+        :meth:`is_stopped` is true and it can be released); queries waiting in its own
+        queue go back to the central queue."""
+        self.requeue(self.pool.drain(j))
+        self.retired.add(j)
+        self._pool_changed()
+
+    def is_stopped(self, j: int) -> bool:
+        """Drained and holding nothing: safe to stop and stop paying for."""
+        return j in self.retired and self.pool.running[j] < 0 and self.pool.held[j] <= 0
+
+    def _pool_changed(self) -> None:
+        ctx = self.policy.ctx
+        self.policy.pool_changed(replace(ctx, type_of=list(self.pool.type_of), retired=frozenset(self.retired)))
 
     def _check(self, pairs: list[tuple[int, int]]) -> None:
         pool = self.pool

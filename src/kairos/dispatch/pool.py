@@ -130,9 +130,12 @@ class Pool:
 
     def finish(self, j: int, now: float) -> int:
         """Instance ``j`` completed its running query. Returns the next query it
-        starts from its local queue, or -1 if it is now idle."""
+        starts from its local queue, or -1 if it is now idle (or, draining, stopped)."""
         self.held[j] -= 1
         loc = self.local[j]
+        if not self.up[j]:  # draining: it finished its last query and stays out of the pool
+            self.running[j] = -1
+            return -1
         if loc:
             qid = loc.popleft()
             self.running[j] = qid
@@ -158,6 +161,34 @@ class Pool:
         self.held[j] = 0
         self.free_at[j] = float("inf")
         return lost
+
+    def add_instance(self, type_id: int) -> int:
+        """A new instance of type ``type_id`` joins the pool, down (starting) until
+        :meth:`bring_up`. Returns its index (indices are never reused)."""
+        j = self.n
+        self.type_of.append(type_id)
+        self.busy.append(True)  # not idle until it is up
+        self.up.append(False)
+        self.free_at.append(float("inf"))
+        self.held.append(0)
+        self.local.append(deque())
+        self.running.append(-1)
+        self.n += 1
+        return j
+
+    def drain(self, j: int) -> list[int]:
+        """Instance ``j`` leaves the pool: it takes no new query and finishes the one it runs
+        (``running[j]``; :meth:`finish` then leaves it stopped). Returns the queries waiting
+        in its own queue, which have not started, for the caller to dispatch again."""
+        waiting = list(self.local[j])
+        self.local[j].clear()
+        self.held[j] -= len(waiting)
+        if self.up[j] and not self.busy[j]:
+            self.n_idle -= 1
+        self.busy[j] = True  # never idle again
+        self.up[j] = False
+        self.free_at[j] = float("inf")
+        return waiting
 
     def bring_up(self, j: int, now: float) -> None:
         if self.up[j]:
