@@ -5,7 +5,7 @@ instance states), then replay the calls through both versions, alternating block
 500 calls so that the machine's speed changes hit both alike, and check that both
 versions return the same pairs on every call.
 
-    python benchmarks/dispatch_replay.py --rev 9134724 [--models wnd,ncf,rm2] [--rounds 5]
+    python investigations/dispatch_replay.py --rev 9134724 [--models wnd,ncf,rm2] [--rounds 5]
 
 ``--rev``: a git revision whose ``src/kairos/dispatch/kairos.py`` is the baseline (it is
 loaded from ``git show``; it must fit the current base classes).

@@ -12,7 +12,7 @@ moment the instance is free, without the handoff -- at the price of committing e
 simulated max QPS for every (handoff, ahead) pair, and each one's ratio to the policy's
 defaults without a handoff (what `kairos simulate --max-qps` predicts).
 
-    python benchmarks/handoff_ahead.py [--models dien,rm2] [--handoff-ms 0,0.25,0.5] [--ahead-ms 0,0.5,1,2]
+    python investigations/handoff_ahead.py [--models dien,rm2] [--handoff-ms 0,0.25,0.5] [--ahead-ms 0,0.5,1,2]
                                        [--policies kairos,kairos-online] [--jobs 2] [--json]
 """
 

@@ -11,7 +11,7 @@ capacity the extra time itself removes) and the same run's d = 0 figure. It expl
 how far a live pool on a given machine can get from the simulator's prediction
 (benchmarks/serve_vs_sim.py) before any dispatch decision is wrong.
 
-    python benchmarks/overhead_sensitivity.py [--models dien,rm2] [--added-ms 0,0.25,0.5,1,2] [--jobs 2] [--json]
+    python investigations/overhead_sensitivity.py [--models dien,rm2] [--added-ms 0,0.25,0.5,1,2] [--jobs 2] [--json]
 """
 
 from __future__ import annotations

@@ -1,27 +1,23 @@
-"""Is this machine running at full speed right now? A fixed-work probe on every CPU, every millisecond.
+"""Is this machine running at full speed right now? A fixed-work probe on every CPU, every few milliseconds.
 
 One process per CPU, pinned to it at ``SCHED_FIFO`` 99 (above everything we run, so
 it is never kept waiting by our own processes), wakes every ``--period-ms`` (5) and times the
-same small piece of Python work (about 12 us on this project's VM). A sample more
+same small piece of Python work (some 10-25 us). A sample more
 than ``SLOW`` times the CPU's median means that CPU ran *everything* that much slower
 at that moment; when every CPU is that slow at once, the host is slowing the virtual
 machine (other tenants, the hypervisor), and nothing a process inside can do about it.
 A CPU taken away entirely shows up instead as a late wake-up (``vcpu_stalls.py``).
 
-Measured on this project's 2-vCPU VM (docs/serving.md): in 4-6% of samples both CPUs
-are more than 2x slower, idle or not, in episodes of 10-80 ms. During a live run at
-2,000 q/s such an episode overloads gateway, workers and load generator alike: 97% of
-the queries whose result waited more than 1 ms to be read by the gateway were in flight
-during one.
+What it found on the project's 2-vCPU development VM: investigations/README.md.
 
 Costs about 0.3% of each CPU at 5 ms (a 1 ms period disturbed a 2,000 q/s run
 visibly). Needs SCHED_FIFO (root or CAP_SYS_NICE); without it
 the probe runs at normal priority and says so (its samples then include waiting for
 our processes, so a busy machine looks slow).
 
-    python3 benchmarks/host_speed.py [--seconds 10]    # this machine, with nothing of ours running
+    python3 investigations/vm/host_speed.py [--seconds 10]    # this machine, with nothing of ours running
 
-``gateway_overhead.py --host-speed`` runs the probe during every measurement and also
+``gateway_host_speed.py`` (beside it) runs the probe during gateway-overhead runs and
 reports the added latency of the queries that were *not* in flight during a slow
 episode, and as a control the same for slow moments shifted by half the run.
 """
