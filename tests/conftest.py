@@ -44,3 +44,10 @@ class Toy:
 def toy_profile():
     # gpu: 10/20/100 ms; cpu: 5/40/400 ms at batch 10/100/1000
     return make_profile([[10.0, 20.0, 100.0], [5.0, 40.0, 400.0]])
+
+
+def pytest_collection_modifyitems(config, items):
+    """serve, ray and torch tests count as slow: ``pytest -m "not slow"`` is the fast part."""
+    for item in items:
+        if any(item.get_closest_marker(m) for m in ("serve", "ray", "torch")) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
