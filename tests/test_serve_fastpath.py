@@ -10,7 +10,7 @@ import socket
 import pytest
 from serve_helpers import Server
 
-from kairos.serve.app import MAX_BODY
+from kairos.serve.infer import MAX_BODY
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ class _FakeGw:
     (b"{}", 422, "samples"),
 ])
 def test_parse_query_rejects_with_clear_message(body, status, needle):
-    from kairos.serve.app import BadRequest, parse_query
+    from kairos.serve.infer import BadRequest, parse_query
 
     with pytest.raises(BadRequest) as ei:
         parse_query(body, _FakeGw())
@@ -84,7 +84,7 @@ def test_parse_query_rejects_with_clear_message(body, status, needle):
 
 
 def test_parse_query_accepts_size_and_samples():
-    from kairos.serve.app import parse_query
+    from kairos.serve.infer import parse_query
 
     gw = _FakeGw()
     assert parse_query(b'{"size": 1000}', gw) == (1000, len(gw.profile.batches) - 1, b"")

@@ -7,14 +7,14 @@ generator needs), and FastAPI's ``/docs`` and ``/openapi.json``.
 ``POST /v1/infer`` is the hot path: it is served by a thin ASGI function in front of
 FastAPI (same validation and answers as the documented FastAPI route, without its
 per-request dependency and model machinery), because the gateway's added latency is
-part of every query's QoS budget. Every other route goes through FastAPI.
+part of every query's QoS budget. Every other route goes through FastAPI. The request's
+validation and answers are :mod:`kairos.serve.infer`'s, as in the HTTP fast path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -22,25 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kairos.serve.gateway import Gateway, Overloaded, QueryFailed
+from kairos.serve.gateway import Gateway
+from kairos.serve.infer import MAX_BODY, error_body, finish_infer, start_infer
 from kairos.serve.metrics import GatewayMetrics
-
-try:
-    import orjson
-
-    def _dumps(o) -> bytes:
-        return orjson.dumps(o)
-
-    _loads = orjson.loads
-    _JSONError = orjson.JSONDecodeError
-except ImportError:  # pragma: no cover - orjson is in the serve extra
-    def _dumps(o) -> bytes:
-        return json.dumps(o, separators=(",", ":")).encode()
-
-    _loads = json.loads
-    _JSONError = json.JSONDecodeError
-
-MAX_BODY = 32 * 1024 * 1024
 
 
 class InferRequest(BaseModel):
@@ -72,110 +56,6 @@ class ErrorResponse(BaseModel):
     status: int
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def parse_query(body: bytes, gw: Gateway) -> tuple[int, int, bytes]:
-    """Validate a /v1/infer body -> (size, bucket, payload for the worker). Raises BadRequest."""
-    if not body:
-        raise BadRequest(400, 'empty body; send JSON like {"size": 120} or {"samples": [[...], ...]}')
-    try:
-        doc = _loads(body)
-    except (_JSONError, ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(400, f"malformed JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise BadRequest(422, f'the body must be a JSON object like {{"size": 120}}, got {_json_type(doc)}')
-    extra = set(doc) - {"size", "samples"}
-    if extra:
-        raise BadRequest(422, f"unknown field(s) {', '.join(sorted(map(str, extra)))}; expected size and/or samples")
-    size = doc.get("size")
-    samples = doc.get("samples")
-    if samples is not None:
-        if not isinstance(samples, list):
-            raise BadRequest(422, f"samples must be a list of samples, got {_json_type(samples)}")
-        if not samples:
-            raise BadRequest(422, "empty batch: samples has no sample")
-        if size is not None and size != len(samples):
-            raise BadRequest(422, f"size {size!r} does not match the {len(samples)} samples given")
-        size = len(samples)
-    if size is None and "size" not in doc:
-        raise BadRequest(422, 'give the query\'s "samples" or its "size"')
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise BadRequest(422, f"size must be a whole number from 1 to {gw.max_size}, got {_json_value(size)}")
-    if size < 1:
-        raise BadRequest(422, f"empty batch: size must be >= 1, got {size}")
-    if size > gw.max_size:
-        raise BadRequest(422, f"size {size} is beyond the largest profiled size {gw.max_size} of model "
-                              f"{gw.cfg.model!r}; split the query")
-    bucket = gw.bucket_of(size)
-    payload = b""
-    if samples is not None and gw.cfg.mode == "torch":
-        payload = _dumps(samples)
-    return size, bucket, payload
-
-
-def _json_type(x) -> str:
-    """A decoded JSON value's type as JSON calls it (for error messages)."""
-    if x is None:
-        return "null"
-    for t, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "an array"),
-                    (dict, "an object")):
-        if isinstance(x, t):
-            return name
-    return type(x).__name__
-
-
-def _json_value(x) -> str:
-    """A decoded JSON value as the client would have written it (shortened), with its type."""
-    try:
-        text = _dumps(x).decode()
-    except Exception:  # noqa: BLE001 -- only for a message
-        text = repr(x)
-    text = text if len(text) <= 40 else text[:37] + "..."
-    return text if x is None else f"{text} ({_json_type(x)})"
-
-
-def _error(status: int, message: str) -> bytes:
-    return _dumps({"error": message, "status": status})
-
-
-def start_infer(body: bytes, gw: Gateway, waiter=None):
-    """Validate and queue one /v1/infer body: ``(None, future)`` when admitted (the answer
-    is :func:`finish_infer` of the future; ``waiter``: see ``Gateway.submit_nowait``),
-    else ``((status, JSON body, headers), None)``."""
-    m = gw.metrics
-    try:
-        size, bucket, payload = parse_query(body, gw)
-    except BadRequest as exc:
-        m.rejected.labels("bad_request").inc()
-        return (exc.status, _error(exc.status, str(exc)), []), None
-    try:
-        return None, gw.submit_nowait(size, bucket, payload, waiter)
-    except Overloaded as exc:
-        m.rejected.labels("overload").inc()
-        return (503, _error(503, str(exc)), [(b"retry-after", b"1")]), None
-    except QueryFailed as exc:
-        return (exc.status, _error(exc.status, str(exc)), []), None
-
-
-def finish_infer(fut) -> tuple[int, bytes, list]:
-    """(status, JSON body, extra headers) of an admitted query whose future is done."""
-    if fut.cancelled():
-        return 503, _error(503, "the query was cancelled (the gateway is shutting down)"), []
-    exc = fut.exception()
-    if exc is not None:
-        if isinstance(exc, QueryFailed):
-            return exc.status, _error(exc.status, str(exc)), []
-        # not raised: the fast path answers inside the gateway's completion call
-        return 500, _error(500, f"internal error: {type(exc).__name__}: {exc}"), []
-    out = fut.result()
-    result = out.pop("result") or b"null"
-    return 200, b'{"result":' + result + b"," + _dumps(out)[1:], []
-
-
 async def handle_infer(body: bytes, gw: Gateway) -> tuple[int, bytes, list]:
     """(status, JSON body, extra headers) for one /v1/infer request."""
     answer, fut = start_infer(body, gw)
@@ -205,7 +85,7 @@ class FastInfer:
                 total += len(b)
                 if total > MAX_BODY:
                     self.gw.metrics.rejected.labels("bad_request").inc()
-                    await _send(send, 413, _error(413, f"body larger than {MAX_BODY} bytes"), [])
+                    await _send(send, 413, error_body(413, f"body larger than {MAX_BODY} bytes"), [])
                     self.gw.metrics.code(413)
                     return
                 chunks.append(b)
@@ -259,7 +139,7 @@ def create_app(gw: Gateway, info: dict | None = None):
         msg = f"{exc.detail}: {request.method} {request.url.path}"
         if exc.status_code == 404:
             msg += "; the routes are POST /v1/infer, GET /healthz, /metrics, /v1/info, /docs"
-        return Response(_error(exc.status_code, msg), status_code=exc.status_code, media_type="application/json",
+        return Response(error_body(exc.status_code, msg), status_code=exc.status_code, media_type="application/json",
                         headers=getattr(exc, "headers", None))
 
     @app.get("/healthz")
@@ -273,7 +153,7 @@ def create_app(gw: Gateway, info: dict | None = None):
 
     @app.get("/v1/info")
     async def v1_info():
-        return {**(info or {}), "queue_length": len(gw.queue), "in_flight": len(gw.futures),
+        return {**(info or {}), "queue_length": len(gw.queue), "in_flight": gw.in_flight(),
                 "workers_up": sum(1 for h in gw.workers if h.state == "up")}
 
     return FastInfer(app, gw)

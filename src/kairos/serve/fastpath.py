@@ -6,7 +6,7 @@ request builds an ASGI scope, a request cycle with its own ``asyncio.Event``, a 
 and ``receive``/``send`` message dictionaries. :class:`FastInferProtocol` is uvicorn's
 ``HttpToolsProtocol`` (same parser, keep-alive, flow control, shutdown) with one change:
 a ``POST /v1/infer`` is read straight from the parser callbacks, queued with
-:func:`kairos.serve.app.start_infer` (the validation and answers of the documented
+:func:`kairos.serve.infer.start_infer` (the validation and answers of the documented
 route, not a copy), and answered with one write in the call that completes the query
 (:class:`_Answer` stands in for a future).
 Every other request -- and a ``/v1/infer`` that sends ``Expect: 100-continue`` or
@@ -27,7 +27,8 @@ from http import HTTPStatus
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from kairos.serve.app import MAX_BODY, FastInfer, _error, finish_infer, start_infer
+from kairos.serve.app import FastInfer
+from kairos.serve.infer import MAX_BODY, error_body, finish_infer, start_infer
 
 _STATUS_LINES: dict[int, bytes] = {}
 
@@ -71,7 +72,7 @@ class _Answer:
     """What the gateway completes for a fast query, in place of a future: the answer is
     written in the same call, not one event-loop turn later through a done callback.
     Enough of a future's interface for :meth:`Gateway.submit_nowait`,
-    :func:`kairos.serve.app.finish_infer` and uvicorn's shutdown (``cancel``)."""
+    :func:`kairos.serve.infer.finish_infer` and uvicorn's shutdown (``cancel``)."""
 
     __slots__ = ("proto", "slot", "_result", "_exc", "_state")
 
@@ -164,7 +165,7 @@ class FastInferProtocol(HttpToolsProtocol):
         gw = self.gw
         if self.fast_too_large:
             gw.metrics.rejected.labels("bad_request").inc()
-            self._answer(slot, (413, _error(413, f"body larger than {MAX_BODY} bytes"), []))
+            self._answer(slot, (413, error_body(413, f"body larger than {MAX_BODY} bytes"), []))
             return
         waiter = _Answer(self, slot)
         answer, fut = start_infer(body, gw, waiter)
