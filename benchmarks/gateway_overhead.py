@@ -116,13 +116,15 @@ def main() -> int:
     if len(order) == 2:  # medians over the rounds, side by side
         va, vb = order
         print(f"medians over rounds ({va} / {vb}): rate  gateway p99 ms   client p99 ms   gateway cpu us/q")
+
+        def med(rate, variant, key, sub=None):
+            v = [x[key][sub] if sub else x[key] for x in rows if x["rate_qps"] == rate and x["variant"] == variant]
+            return round(float(np.median(v)), 3)
+
         for rate in sorted({x["rate_qps"] for x in rows}):
-            def med(variant, key, sub=None):
-                v = [x[key][sub] if sub else x[key] for x in rows if x["rate_qps"] == rate and x["variant"] == variant]
-                return round(float(np.median(v)), 3)
-            print(f"  {rate:<7g} {med(va, 'added_gateway_p99_ms')} / {med(vb, 'added_gateway_p99_ms')}"
-                  f"   {med(va, 'added_client_p99_ms')} / {med(vb, 'added_client_p99_ms')}"
-                  f"   {med(va, 'cpu_us_per_query', 'gateway')} / {med(vb, 'cpu_us_per_query', 'gateway')}")
+            print(f"  {rate:<7g} {med(rate, va, 'added_gateway_p99_ms')} / {med(rate, vb, 'added_gateway_p99_ms')}"
+                  f"   {med(rate, va, 'added_client_p99_ms')} / {med(rate, vb, 'added_client_p99_ms')}"
+                  f"   {med(rate, va, 'cpu_us_per_query', 'gateway')} / {med(rate, vb, 'cpu_us_per_query', 'gateway')}")
     print(json.dumps({"benchmark": "gateway_overhead", "variants": {v: variants[v] for v in order}, "rows": rows}))
     return 0
 

@@ -169,9 +169,8 @@ def main() -> int:
             srv.stop()
         if not a.skip_serve:
             import ray
-            from ray import serve
-
             from _serve_common import free_port
+            from ray import serve
 
             port = free_port()
             ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)

@@ -69,7 +69,7 @@ def main() -> int:
         la = loadavg()
         t0 = time.perf_counter()
         try:
-            def show(p):
+            def show(p, model=model):
                 print(f"  {model} probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
                       f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms sent={p['sent']} lost={p['lost']} "
                       f"errors={p['errors']} | read lag p99={p['read_lag_p99_ms']} ms, "

@@ -31,12 +31,12 @@ import json
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS
 from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
 from kairos.workload import parse_size_mix
-
 
 NO_URGENCY_NO_RISK = {"urgency": 0.0, "risk_penalty": None}  # kairos with options 7 and 8 off (docs/dispatch.md)
 
@@ -129,7 +129,7 @@ def main() -> None:
     rows = []
     for model in ("ncf", "wnd", "rm2"):
         exp = Experiment.build(cat, model, PAPER_CONFIGS[model], PAPER_QOS_MS[model], mix, args.queries, 0)
-        c, w, search = best_of(lambda: exp.max_qps("kairos"), 1)
+        c, w, search = best_of(partial(exp.max_qps, "kairos"), 1)
         rate = search.max_qps
         row = {"model": model, "instances": sum(exp.config.values()), "max_qps": round(rate, 1),
                "search_cpu_s": round(c, 2), "search_wall_s": round(w, 2), "search_probes": len(search.probes)}
@@ -138,7 +138,7 @@ def main() -> None:
         best = {}
         for _ in range(args.repeat):  # rounds of every variant in turn: drift hits them alike
             for key, pol, params in variants:
-                c, w, res = best_of(lambda: exp.run(pol, rate, params), 1)
+                c, w, res = best_of(partial(exp.run, pol, rate, params), 1)
                 if key not in best or c < best[key][0]:
                     best[key] = (c, w)
         for key, (c, w) in best.items():

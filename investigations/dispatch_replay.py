@@ -84,7 +84,7 @@ def main() -> int:
             p.bind(ctx)
         arr = exp.workload.arrivals_ms(rate)
         pools = []
-        for now, q, free_at, busy, n_idle in calls:
+        for _now, _q, free_at, busy, n_idle in calls:
             pool = Pool(type_of, exp.profile.mean_ms.tolist(), ArrayQueries(exp.workload.buckets, arr))
             pool.free_at, pool.busy, pool.n_idle = free_at, busy, n_idle
             pools.append(pool)

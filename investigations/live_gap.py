@@ -2,7 +2,8 @@
 """Where the live system loses against the simulator: measure the per-query overheads of one
 live run, then put them into the simulator and see how much of the gap they explain.
 
-1. Live: ``kairos serve`` (emulated workers, --realtime) on the paper's pool for ``--model``
+1. Live: ``kairos serve`` (emulated workers; gateway, workers and this load generator
+   under SCHED_RR, see investigations/vm/rt.py) on the paper's pool for ``--model``
    and one open-loop run at ``--rate`` for ``--duration`` s. Per answered query:
    - instance overhead = gateway latency - wait - service: the time the gateway holds
      an instance beyond the worker's own service time (dispatch, transport both ways,
@@ -17,28 +18,32 @@ live run, then put them into the simulator and see how much of the gap they expl
    still passes 99% under (b) is what these overheads alone would leave of the
    simulator's max QPS.
 
-    python benchmarks/live_gap.py [--model dien] [--policy kairos-online] [--rate 450] [--duration 15]
+    python investigations/live_gap.py [--model dien] [--policy kairos-online] [--rate 450] [--duration 15]
+                                      [--keep-cpus-awake]
 
-Needs root (SCHED_RR) for --realtime, as benchmarks/serve_vs_sim.py --realtime.
+Needs root or CAP_SYS_NICE (SCHED_RR).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(os.path.dirname(_HERE), "benchmarks"), os.path.join(_HERE, "vm")]  # _serve_common; rt, awake
 from _serve_common import ServeProcess, loadavg  # noqa: E402
+from awake import CpuSpinners  # noqa: E402
+from rt import start_realtime  # noqa: E402
 
 from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS  # noqa: E402
 from kairos.profiles import builtin_catalogue  # noqa: E402
 from kairos.serve.loadgen import run_load, schedule, use_uvloop  # noqa: E402
-from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime  # noqa: E402
 from kairos.sim.engine import pool_type_ids  # noqa: E402
 from kairos.sim.experiment import Experiment  # noqa: E402
 from kairos.workload.sizes import parse_size_mix  # noqa: E402
@@ -49,11 +54,12 @@ def live(model: str, policy: str, rate: float, duration: float, seed: int, awake
     config = PAPER_CONFIGS[model]
     cfg = ",".join(f"{k}={v}" for k, v in config.items())
     mix = parse_size_mix("deeprecsys")
-    srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(PAPER_QOS_MS[model]), "--policy", policy,
-                       "--realtime", *(["--keep-cpus-awake"] if awake else []), quiet=True, start_timeout=60.0)
+    srv = start_realtime(lambda: ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(PAPER_QOS_MS[model]),
+                                              "--policy", policy, quiet=True, start_timeout=60.0))
     try:
         times, sizes = schedule(rate, duration, mix, seed, int(prof.batches[-1]))
-        r = asyncio.run(run_load(srv.url, rate, duration, mix, seed, sizes=sizes, times=times))
+        with CpuSpinners() if awake else contextlib.nullcontext():
+            r = asyncio.run(run_load(srv.url, rate, duration, mix, seed, sizes=sizes, times=times))
     finally:
         srv.stop()
     rec = r.records
@@ -80,10 +86,9 @@ def main() -> int:
     ap.add_argument("--grid", default="0.70,0.75,0.80,0.85,0.90,0.95,1.00",
                     help="simulated rates, as fractions of the simulator's max QPS")
     ap.add_argument("--keep-cpus-awake", action="store_true",
-                    help="kairos serve --keep-cpus-awake: a SCHED_IDLE spinner per CPU (no halted-CPU wake-ups)")
+                    help="a SCHED_IDLE spinner per CPU during the run (no halted-CPU wake-ups; investigations/vm/awake.py)")
     a = ap.parse_args()
     use_uvloop()
-    set_realtime(GENERATOR_PRIORITY)
     la = loadavg()
     m = live(a.model, a.policy, a.rate, a.duration, a.seed, a.keep_cpus_awake)
     r = m["result"]

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kairos.plan.window import block_window_bound, window_bound
 from kairos.sim.experiment import Experiment

@@ -1,20 +1,19 @@
-"""Keep the CPUs from halting while serving (``--keep-cpus-awake``).
+"""Keep the CPUs from halting while serving: one lowest-priority spinner per CPU.
 
 On a virtual machine an idle CPU halts, and waking it for the next packet or timer
-goes through the hypervisor. On this project's 2-vCPU development VM, two processes
-playing ping-pong with 2 ms of idling between rounds had a round trip of 59-79 us at
-p50 but 0.4-2.3 ms at p99 and 0.9-6.8 ms at p99.9 (two runs, 2026-11-29); with a
-spinner on each CPU, 35-43 us / 0.20-0.24 ms / 0.35-0.41 ms
-(``python3 benchmarks/wakeup_latency.py``). Every query wakes four processes in turn
-(client, gateway, worker, gateway again), so those wake-ups weigh on the serving
-path's tail latency.
+goes through the hypervisor. Every query wakes four processes in turn (client, gateway,
+worker, gateway again), so those wake-ups weigh on the serving path's tail latency
+(``wakeup_latency.py`` beside this file measures them; what it found on the project's
+2-vCPU VM: investigations/README.md).
 
 The usual cures are kernel settings (``idle=poll``, the haltpoll cpuidle driver,
 limiting C-states as cloud providers advise for latency-sensitive instances). This is
 the same effect without root: one process per CPU that spins at ``SCHED_IDLE``, the
 lowest scheduling class Linux has, so any other runnable task takes the CPU from it at
-once. It costs power (and CPU credits on burstable instance types), not throughput: a
-CPU-bound task beside the spinners ran no slower than this VM's run-to-run spread.
+once. It costs power (and CPU credits on burstable instance types), not throughput.
+
+    with CpuSpinners():
+        ...   # serve, or run a load
 """
 
 from __future__ import annotations
@@ -46,14 +45,12 @@ class CpuSpinners:
         self.procs: list[subprocess.Popen] = []
         self.modes: list[str] = []
 
-    def start(self, timeout_s: float = 10.0) -> "CpuSpinners":
+    def start(self, timeout_s: float = 10.0) -> CpuSpinners:
         """Start the spinners; returns once every one runs at its lowest priority
         (``modes``: "idle" for SCHED_IDLE, "nice" where the platform refused it and the
         spinner fell back to nice 19)."""
         if not hasattr(os, "sched_setaffinity"):
-            from kairos.errors import KairosInputError
-
-            raise KairosInputError("--keep-cpus-awake needs Linux; run without it")
+            raise SystemExit("the CPU spinners need Linux (sched_setaffinity)")
         for cpu in self.cpus:
             # -S -c: no site packages, no kairos import: the spinner is at its priority a few ms after exec
             self.procs.append(subprocess.Popen([sys.executable, "-S", "-c", SPINNER, str(cpu)],
@@ -84,7 +81,7 @@ class CpuSpinners:
                 p.stdout.close()
         self.procs.clear()
 
-    def __enter__(self) -> "CpuSpinners":
+    def __enter__(self) -> CpuSpinners:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -1,4 +1,7 @@
-"""--keep-cpus-awake: one lowest-priority spinner per CPU, gone when its owner stops or dies."""
+"""CpuSpinners: one lowest-priority spinner per CPU, gone when its owner stops or dies.
+
+    python -m pytest -q investigations/vm/test_awake.py
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ import sys
 import time
 
 import pytest
-from serve_helpers import Server, pid_alive
 
-from kairos.serve.awake import CpuSpinners, usable_cpus
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from awake import CpuSpinners, usable_cpus  # noqa: E402
+
+from kairos.serve.launcher import pid_alive  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU spinners are Linux-only")
 
@@ -43,7 +48,8 @@ def test_one_idle_class_spinner_per_cpu_and_none_after_stop():
 
 
 def test_spinners_die_with_their_owner_even_on_sigkill():
-    code = ("import sys, time\nfrom kairos.serve.awake import CpuSpinners\ns = CpuSpinners().start()\n"
+    code = (f"import sys, time\nsys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+            "from awake import CpuSpinners\ns = CpuSpinners().start()\n"
             "print(' '.join(map(str, s.pids)), flush=True)\ntime.sleep(60)\n")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -55,38 +61,3 @@ def test_spinners_die_with_their_owner_even_on_sigkill():
     finally:
         if p.poll() is None:
             p.kill()
-
-
-def test_serve_keeps_cpus_awake_until_sigterm():
-    s = Server("--model", "rm2", "--config", "g4dn.xlarge=1", "--qos-ms", "350", "--keep-cpus-awake")
-    try:
-        ev = {e["event"]: e for e in s.events()}
-        assert ev["gateway_listen"]["keep_cpus_awake"] is True
-        pids = ev["cpus_kept_awake"]["pids"]
-        assert len(pids) == len(usable_cpus()) and all(pid_alive(p) for p in pids)
-        assert s.health()["status"] == "ok"
-    finally:
-        s.stop()
-    assert _gone(pids)
-
-
-def test_loadgen_keep_cpus_awake_leaves_no_spinner_on_error():
-    before = set(_spinner_pids())
-    p = subprocess.run([sys.executable, "-m", "kairos.cli.main", "loadgen", "--url", "http://127.0.0.1:9",
-                        "--qps", "10", "--duration", "1", "--keep-cpus-awake"], capture_output=True, text=True,
-                       timeout=60)
-    assert p.returncode == 2 and "cannot reach the gateway" in p.stderr and "Traceback" not in p.stderr
-    assert _gone(set(_spinner_pids()) - before)
-
-
-def _spinner_pids() -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    if b"SCHED_IDLE" in f.read():
-                        out.append(int(d))
-            except OSError:
-                pass
-    return out

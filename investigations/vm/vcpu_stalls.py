@@ -6,15 +6,15 @@
    the CPU ran nothing of ours for that long: the hypervisor had taken the virtual CPU
    (or the kernel ran with preemption off). Run alone (``--idle-s``) and, with
    ``--serve-rate R``, during a live DIEN run at R q/s (paper pool, emulated workers,
-   ``kairos-online``, ``--realtime --keep-cpus-awake``), whose misses are then listed
-   with the nearest gap.
+   ``kairos-online``, under SCHED_RR and with a spinner per CPU: rt.py, awake.py), whose
+   misses are then listed with the nearest gap.
 2. **Fresh memory.** Time to write 512 MiB never touched before, the same again at once,
    and again after ``--rest-s`` seconds: a VM that hands free memory back to its host
    (virtio-balloon free page reporting) pays a host page fault on every first touch.
 
 Needs root (SCHED_FIFO). Prints a summary and one JSON line.
 
-    python3 benchmarks/vcpu_stalls.py [--idle-s 20] [--serve-rate 540 --duration 15]
+    python3 investigations/vm/vcpu_stalls.py [--idle-s 20] [--serve-rate 540 --duration 15]
 """
 
 from __future__ import annotations
@@ -30,13 +30,15 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(os.path.dirname(os.path.dirname(_HERE)), "benchmarks"), _HERE]  # _serve_common; rt, awake
 
 from _serve_common import ServeProcess  # noqa: E402
+from awake import CpuSpinners  # noqa: E402
+from rt import start_realtime  # noqa: E402
 
 from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS  # noqa: E402
 from kairos.serve.loadgen import run_load, use_uvloop  # noqa: E402
-from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime  # noqa: E402
 from kairos.workload import parse_size_mix  # noqa: E402
 
 
@@ -136,12 +138,11 @@ def main() -> int:
                                                 f"{v['gaps']}" for k, v in out["idle"].items() if k != "seconds"))
     if a.serve_rate > 0:
         use_uvloop()
-        set_realtime(GENERATOR_PRIORITY)
         cfg = ",".join(f"{k}={v}" for k, v in PAPER_CONFIGS["dien"].items())
-        srv = ServeProcess("--model", "dien", "--config", cfg, "--qos-ms", str(PAPER_QOS_MS["dien"]),
-                           "--policy", "kairos-online", "--realtime", "--keep-cpus-awake", quiet=True, start_timeout=60)
+        srv = start_realtime(lambda: ServeProcess("--model", "dien", "--config", cfg, "--qos-ms", str(PAPER_QOS_MS["dien"]),
+                                                  "--policy", "kairos-online", quiet=True, start_timeout=60))
         try:
-            with Probes(a.gap_ms) as p:
+            with CpuSpinners(), Probes(a.gap_ms) as p:
                 t_run = time.monotonic()
                 r = asyncio.run(run_load(srv.url, a.serve_rate, a.duration, parse_size_mix("deeprecsys"), 0))
         finally:

@@ -4,10 +4,10 @@ Two processes play ping-pong over a socket pair, one byte each way, idling ``--g
 between rounds (as the gateway and a worker do between queries); the round trip's
 percentiles are printed for the CPUs left to idle (on a virtual machine they halt,
 and waking them goes through the hypervisor) and with
-``kairos.serve.awake.CpuSpinners`` running (what ``kairos serve --keep-cpus-awake``
-starts), alternating the two in blocks so that both see the same machine.
+``awake.CpuSpinners`` (beside this script) running, alternating the two in blocks so
+that both see the same machine.
 
-    python3 benchmarks/wakeup_latency.py [--rounds 3000] [--gap-ms 2,0.2] [--blocks 2]
+    python3 investigations/vm/wakeup_latency.py [--rounds 3000] [--gap-ms 2,0.2] [--blocks 2]
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import argparse
 import json
 import os
 import socket
+import sys
 import time
 
 import numpy as np
 
-from kairos.serve.awake import CpuSpinners
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from awake import CpuSpinners  # noqa: E402
 
 
 def ping_pong(rounds: int, gap_s: float) -> np.ndarray:
