@@ -1,6 +1,6 @@
 """Test helpers for the serving tests: a Prometheus metric lookup, a worker run in a thread
-with the gateway's end of its connection, and the server launcher
-(:mod:`kairos.serve.launcher`, shared with the serving benchmarks)."""
+with the gateway's end of its connection, a supervisor that starts nothing, and the server
+launcher (:mod:`kairos.serve.launcher`, shared with the serving benchmarks)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,33 @@ from contextlib import contextmanager
 
 from kairos.serve import transport as tp
 from kairos.serve.launcher import ServeProcess as Server, pid_alive  # noqa: F401
+from kairos.serve.workers import Supervisor, WorkerHandle, request_shutdown
+
+
+class FakeSupervisor(Supervisor):
+    """Starts no worker: records which instances it was asked to (re)start and kill. A test
+    plays the worker by calling the gateway's ``on_hello``/``on_result`` itself."""
+
+    def __init__(self):
+        self.gateway = None
+        self.spawned: list[int] = []  # instance index per spawn, in order
+        self.killed: list[int] = []
+
+    async def listen(self, gateway) -> None:
+        self.gateway = gateway
+
+    async def spawn(self, h: WorkerHandle, seed: int) -> None:
+        h.generation += 1
+        h.state = "starting"
+        h.conn = None
+        self.spawned.append(h.index)
+
+    def kill(self, h: WorkerHandle) -> None:
+        self.killed.append(h.index)
+        h.conn = None
+
+    async def stop_all(self, handles: list[WorkerHandle], timeout_s: float = 5.0) -> None:
+        request_shutdown(handles)
 
 
 class WorkerPeer:

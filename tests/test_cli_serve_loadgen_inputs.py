@@ -77,9 +77,12 @@ def test_serve_plan_conflicts_with_model_and_qos_overrides(capsys, no_server, tm
 def test_serve_good_hang_and_ahead_values_reach_the_server(capsys, no_server):
     code, err = run_main(capsys, *SERVE, "--hang-factor", "2", "--hang-grace-ms", "0", "--ahead-ms", "0")
     assert code == 0, err
-    (args, kw), = no_server
-    assert args[9:11] == (2.0, 0.0)  # hang_factor, hang_grace_ms
-    assert kw["policy_options"]["ahead_ms"] == 0.0
+    ((profile, cfg), kw), = no_server
+    assert kw == {} and profile.model == "rm2"
+    g = cfg.gateway
+    assert (g.hang_factor, g.hang_grace_ms, g.policy_options["ahead_ms"]) == (2.0, 0.0, 0.0)
+    assert (g.config, g.qos_ms, g.policy, g.mode) == ({"r5n.large": 1}, 350.0, "kairos", "emulated")
+    assert (cfg.port, cfg.backend, cfg.fast_path) == (8000, "local", True)
 
 
 def _help(capsys, command):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from serve_helpers import FakeSupervisor
 
 from kairos.profiles import builtin_catalogue
 from kairos.serve import transport as tp
@@ -36,29 +37,25 @@ class _FakeConn:
 
 
 def _gateway(config, **kw):
+    """A gateway on the dien profile whose workers are played by the test: every instance
+    has said HELLO on a fake connection. Returns (gateway, connections, the instances the
+    supervisor was asked to restart). Every decision of the policy is checked."""
     import io
 
     profile = builtin_catalogue().profile("dien")
-    gw = Gateway(profile, GatewayConfig(model="dien", config=config, qos_ms=35.0, **kw), EventLog(io.StringIO()))
+    sup = FakeSupervisor()
+    cfg = GatewayConfig(model="dien", config=config, qos_ms=35.0, check_decisions=True, **kw)
+    gw = Gateway(profile, cfg, sup, EventLog(io.StringIO()))
     gw.loop = asyncio.get_running_loop()
-    spawned = []
-
-    async def fake_spawn(h, seed):
-        h.generation += 1
-        h.state = "starting"
-        spawned.append(h.index)
-
-    gw.sup.spawn = fake_spawn
-    gw.sup.kill = lambda h: setattr(h, "conn", None)
-    for j in range(gw.n):
-        gw.pool.take_down(j)
+    for j in range(gw.n):  # as Gateway.start: down until HELLO
+        gw.dispatcher.instance_down(j)
     conns = []
     for j in range(gw.n):
         gw.workers[j].generation = 1
         c = _FakeConn()
         gw.on_hello(c, j, 1000 + j, {"generation": 1, "mode": "emulated"})
         conns.append(c)
-    return gw, conns, spawned
+    return gw, conns, sup.spawned
 
 
 def test_stale_hello_refused_and_current_one_accepted():
@@ -76,7 +73,7 @@ def test_stale_hello_refused_and_current_one_accepted():
 def test_lost_worker_query_is_redispatched_and_answered_once(policy):
     async def go():
         gw, conns, spawned = _gateway({"g4dn.xlarge": 1, "r5n.large": 1}, policy=policy)
-        task = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        task = gw.submit_nowait(10, gw.bucket_of(10))
         await asyncio.sleep(0)
         first = [j for j, c in enumerate(conns) if c.queries()]
         assert len(first) == 1
@@ -102,7 +99,7 @@ def test_lost_worker_query_is_redispatched_and_answered_once(policy):
 def test_query_failing_on_every_attempt_gets_502():
     async def go():
         gw, conns, _ = _gateway({"g4dn.xlarge": 1}, max_attempts=2)
-        task = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        task = gw.submit_nowait(10, gw.bucket_of(10))
         await asyncio.sleep(0)
         gw.on_worker_lost(0, "crash 1")
         await asyncio.sleep(0.01)  # the restart is spawned
@@ -122,26 +119,26 @@ def test_query_failing_on_every_attempt_gets_502():
 def test_binding_policy_local_queue_starts_on_finish():
     async def go():
         gw, conns, _ = _gateway({"g4dn.xlarge": 1}, policy="least-loaded")
-        tasks = [asyncio.ensure_future(gw.submit(s, gw.bucket_of(s))) for s in (10, 20, 30)]
+        tasks = [gw.submit_nowait(s, gw.bucket_of(s)) for s in (10, 20, 30)]
         await asyncio.sleep(0)
         # the running query and the next in line (sent ahead) are at the worker; the third waits
         assert [q for q, _, _ in conns[0].queries()] == [0, 1]
         assert gw.pool.held[0] == 3 and gw.waiting() == 2 and gw.pool.running[0] == 0 and gw.sent_ahead[0] == 1
-        assert 1 not in gw.q_start  # sent ahead is not started: its wait goes on
+        assert gw.records[1].start is None  # sent ahead is not started: its wait goes on
         await asyncio.sleep(0.005)  # query 0 takes 5 ms
         gw.on_result(0, 0, 3.0, True, b"")
         # query 1 starts now without being sent again; query 2 is sent ahead in its place
         assert [q for q, _, _ in conns[0].queries()] == [0, 1, 2]
-        assert gw.pool.running[0] == 1 and gw.sent_ahead[0] == 2 and 1 in gw.q_start
-        sent1, arr1 = gw.q_sent_ahead[1], gw.q_arrival[1]
-        sent2, arr2 = gw.q_sent_ahead[2], gw.q_arrival[2]
+        assert gw.pool.running[0] == 1 and gw.sent_ahead[0] == 2 and gw.records[1].start is not None
+        sent1, arr1 = gw.records[1].sent_ahead, gw.queries.arrival[1]
+        sent2, arr2 = gw.records[2].sent_ahead, gw.queries.arrival[2]
         # the worker held query 1 for 0.5 ms before starting it: its wait ends there
         gw.on_result(0, 1, 3.0, True, b"", 0.5)
         gw.on_result(0, 2, 3.0, True, b"")  # no stamp (0): the wait ends at the send
         a, b, c = await asyncio.wait_for(asyncio.gather(*tasks), 5)
         assert (a["id"], b["id"], c["id"]) == (0, 1, 2)
         assert b["wait_ms"] == pytest.approx(sent1 + 0.5 - arr1, abs=1e-3)
-        assert c["wait_ms"] == pytest.approx(sent2 - arr2, abs=1e-3) and not gw.q_sent_ahead
+        assert c["wait_ms"] == pytest.approx(sent2 - arr2, abs=1e-3) and not gw.records and not gw.queries.bucket
         assert [q for q, _, _ in conns[0].queries()] == [0, 1, 2]  # each sent exactly once
         assert gw.pool.held[0] == 0 and gw.pool.n_idle == 1 and gw.sent_ahead[0] == -1
 
@@ -152,9 +149,9 @@ def test_query_sent_ahead_to_a_worker_that_dies_is_redispatched_once():
     async def go():
         # kairos with ahead_ms: the second query is queued on the busy (only) instance and sent ahead
         gw, conns, spawned = _gateway({"g4dn.xlarge": 1}, policy="kairos", policy_options={"ahead_ms": 1000.0})
-        t0 = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        t0 = gw.submit_nowait(10, gw.bucket_of(10))
         await asyncio.sleep(0)
-        t1 = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        t1 = gw.submit_nowait(10, gw.bucket_of(10))
         await asyncio.sleep(0)
         assert [q for q, _, _ in conns[0].queries()] == [0, 1] and gw.sent_ahead[0] == 1
         gw.on_worker_lost(0, "test: connection closed")  # dies holding both
@@ -169,7 +166,7 @@ def test_query_sent_ahead_to_a_worker_that_dies_is_redispatched_once():
         gw.on_result(0, 1, 3.0, True, b"")
         a, b = await asyncio.wait_for(asyncio.gather(t0, t1), 5)
         assert (a["attempts"], b["attempts"]) == (2, 2)
-        assert gw.counts["completed"] == 2 and gw.counts["redispatched"] == 2 and not gw.futures
+        assert gw.counts["completed"] == 2 and gw.counts["redispatched"] == 2 and not gw.records
 
     asyncio.run(go())
 
@@ -186,7 +183,7 @@ def test_online_policy_learns_from_the_gateways_observed_service_times():
         t = gw.type_of[0]
         before = gw.pool.est[t][b]
         for i in range(REFRESH + 1):
-            task = asyncio.ensure_future(gw.submit(500, b))
+            task = gw.submit_nowait(500, b)
             await asyncio.sleep(0)
             qid = conns[0].queries()[-1][0]
             gw.on_result(0, qid, 0.01, True, b"")
@@ -202,7 +199,7 @@ def test_qos_margin_tightens_what_the_policy_sees_not_the_answers():
     async def go():
         gw, conns, _ = _gateway({"g4dn.xlarge": 1}, qos_margin_ms=5.0)
         assert gw.policy.qos == 30.0 and gw.qos == 35.0
-        t = asyncio.ensure_future(gw.submit(10, gw.bucket_of(10)))
+        t = gw.submit_nowait(10, gw.bucket_of(10))
         await asyncio.sleep(0)
         gw.on_result(0, conns[0].queries()[-1][0], 3.0, True, b"")
         a = await asyncio.wait_for(t, 5)

@@ -16,19 +16,22 @@ from kairos.profiles import builtin_catalogue
 from kairos.serve import transport as tp
 from kairos.serve.gateway import Gateway, GatewayConfig
 from kairos.serve.logs import EventLog
+from kairos.serve.workers import LocalSupervisor
 
 
 @pytest.mark.parametrize("link", ["unix", "tcp"])
 def test_gateway_serves_through_worker_processes_on_either_link(link):
     async def go():
         profile = builtin_catalogue().profile("dien")
-        cfg = GatewayConfig(model="dien", config={"g4dn.xlarge": 1, "r5n.large": 1}, qos_ms=35.0, worker_transport=link)
-        gw = Gateway(profile, cfg, EventLog(io.StringIO()))
+        cfg = GatewayConfig(model="dien", config={"g4dn.xlarge": 1, "r5n.large": 1}, qos_ms=35.0)
+        sup = LocalSupervisor.for_gateway(cfg, transport=link)
+        gw = Gateway(profile, cfg, sup, EventLog(io.StringIO()))
         await gw.start()
         try:
-            address = gw.sup.connect_address
-            unix_dir = gw.sup.unix_dir
-            answers = await asyncio.wait_for(asyncio.gather(*(gw.submit(s, gw.bucket_of(s)) for s in (10, 100, 200))), 30)
+            address = sup.connect_address
+            unix_dir = sup.unix_dir
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(gw.submit_nowait(s, gw.bucket_of(s)) for s in (10, 100, 200))), 30)
         finally:
             await gw.stop()
         return address, unix_dir, answers
@@ -72,10 +75,8 @@ def test_worker_on_a_unix_socket_reports_how_long_a_query_sent_ahead_waited(tmp_
 
 
 def test_unknown_worker_transport_is_refused():
-    from kairos.serve.workers import Supervisor
-
     with pytest.raises(ValueError, match="unix' or 'tcp"):
-        Supervisor(None, [], "emulated", "udp")
+        LocalSupervisor([], "emulated", "udp")
 
 
 def test_gateway_falls_back_to_tcp_where_no_unix_socket_can_be_made(tmp_path, monkeypatch):
@@ -93,11 +94,13 @@ def test_gateway_falls_back_to_tcp_where_no_unix_socket_can_be_made(tmp_path, mo
 
     async def go():
         profile = builtin_catalogue().profile("dien")
-        gw = Gateway(profile, GatewayConfig(model="dien", config={"r5n.large": 1}, qos_ms=35.0), EventLog(log))
+        cfg = GatewayConfig(model="dien", config={"r5n.large": 1}, qos_ms=35.0)
+        sup = LocalSupervisor.for_gateway(cfg)
+        gw = Gateway(profile, cfg, sup, EventLog(log))
         await gw.start()
         try:
-            address = gw.sup.connect_address
-            answer = await asyncio.wait_for(gw.submit(10, gw.bucket_of(10)), 30)
+            address = sup.connect_address
+            answer = await asyncio.wait_for(gw.submit_nowait(10, gw.bucket_of(10)), 30)
         finally:
             await gw.stop()
         return address, answer

@@ -86,13 +86,6 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
               help="Random seed of the emulated workers' service times, the torch workers' inputs for size-only "
                    "queries and the policies that randomise (same seed, same draws).")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors in the logs.")
-@click.option("--realtime", is_flag=True,
-              help="Run the gateway and workers under SCHED_RR (root/CAP_SYS_NICE): tail latency unaffected by "
-                   "batch jobs sharing the machine.")
-@click.option("--keep-cpus-awake", is_flag=True,
-              help="Run a lowest-priority (SCHED_IDLE) spinner on each CPU while serving, so that idle CPUs do not "
-                   "halt: waking a halted virtual CPU can take milliseconds, which lands in the tail latency. Costs "
-                   "power or CPU credits, not throughput (any other task preempts the spinners).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: one worker process per instance on this machine; ray: one Ray actor per instance, "
                    "placed on a node with the custom resource kairos/TYPE (needs the ray extra).")
@@ -122,8 +115,7 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
                    "dispatch call, made right after them (in a burst: fewer calls, each seeing every waiting "
                    "query). Per event: one call per arrival and per result, as the simulator does.")
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, policy_options, ahead_ms, mode, host, port,
-          max_queue,
-          hang_factor, hang_grace_ms, keep_alive_s, seed, quiet, realtime, keep_cpus_awake, backend, ray_address, listen_host,
+          max_queue, hang_factor, hang_grace_ms, keep_alive_s, seed, quiet, backend, ray_address, listen_host,
           worker_transport, workload, qos_margin_ms, fast_path, coalesce):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
@@ -171,22 +163,22 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
         from kairos.workload import parse_size_mix
 
         parse_size_mix(workload).bucket_probabilities(profile.batches)  # bad mix: one line now
-    extra = {"workload": None if workload == "unknown" else workload, "qos_margin_ms": qos_margin_ms,
-             "keep_cpus_awake": keep_cpus_awake, "fast_path": fast_path, "keep_alive_s": keep_alive_s, "coalesce_dispatch": coalesce,
-             "worker_transport": worker_transport,
-             "policy_options": policy_opts}
+    if backend != "ray" and ray_address is not None:
+        raise KairosInputError("--address is for --backend ray")
     if backend == "ray":
         from kairos.serve.ray_backend import import_ray
 
         import_ray()  # a one-line error now if the ray extra is missing
-        extra.update({"backend": "ray", "ray_address": ray_address, "listen_host": listen_host,
-                      "start_timeout_s": 300.0})  # actors wait for Ray to place them
-    elif ray_address is not None:
-        raise KairosInputError("--address is for --backend ray")
-    elif listen_host != "127.0.0.1":
-        extra["listen_host"] = listen_host
 
-    from kairos.serve.server import run_server
+    from kairos.serve.gateway import GatewayConfig
+    from kairos.serve.server import ServeConfig, run_server
 
-    run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
-               seed, quiet, profile_path, prices, realtime, **extra)
+    gateway = GatewayConfig(
+        model=model, config=config, qos_ms=qos, policy=policy, policy_options=policy_opts, mode=mode, seed=seed,
+        max_queue=max_queue, hang_factor=hang_factor, hang_grace_ms=hang_grace_ms, profile_path=profile_path,
+        prices_path=prices, workload=None if workload == "unknown" else workload, qos_margin_ms=qos_margin_ms,
+        coalesce_dispatch=coalesce,
+        start_timeout_s=300.0 if backend == "ray" else GatewayConfig.start_timeout_s)  # Ray actors wait for Ray to place them
+    run_server(profile, ServeConfig(
+        gateway=gateway, host=host, port=port, quiet=quiet, fast_path=fast_path, keep_alive_s=keep_alive_s,
+        backend=backend, ray_address=ray_address, listen_host=listen_host, worker_transport=worker_transport))

@@ -7,10 +7,14 @@ Nothing here is imported by ``import kairos``: the gateway needs the ``serve`` e
 ``pip install -e '.[serve]'``.
 
 Modules: :mod:`~kairos.serve.transport` (gateway-worker framing),
-:mod:`~kairos.serve.worker` (the worker process), :mod:`~kairos.serve.workers`
-(worker handles and supervision, gateway side), :mod:`~kairos.serve.gateway` (the
-dispatch loop), :mod:`~kairos.serve.app` (the ASGI app), :mod:`~kairos.serve.metrics`,
-:mod:`~kairos.serve.logs`, :mod:`~kairos.serve.loadgen`.
+:mod:`~kairos.serve.worker` (the worker process), :mod:`~kairos.serve.workers` (worker
+handles and supervision, gateway side), :mod:`~kairos.serve.ray_backend` (workers as Ray
+actors), :mod:`~kairos.serve.gateway` (the event loop around the shared decision step),
+:mod:`~kairos.serve.infer` (one /v1/infer request: validation and answers),
+:mod:`~kairos.serve.app` (the ASGI app), :mod:`~kairos.serve.fastpath` (/v1/infer from
+the HTTP parser), :mod:`~kairos.serve.server` (``kairos serve``'s configuration and
+uvicorn), :mod:`~kairos.serve.metrics`, :mod:`~kairos.serve.logs`,
+:mod:`~kairos.serve.loadgen`.
 """
 
 # An idle HTTP keep-alive connection is closed after this many seconds (uvicorn's default

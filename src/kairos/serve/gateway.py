@@ -1,13 +1,15 @@
-"""The gateway's dispatch loop: the live counterpart of :func:`kairos.sim.engine.simulate`.
+"""The gateway's event loop: the live driver of the decision step the simulator drives.
 
-Queries arrive from HTTP handlers (:meth:`Gateway.submit`), completions from worker
-connections (:meth:`Gateway.on_result`). At each of these events the gateway does
-exactly what the simulator does at an arrival or a completion: consult the policy
-(central-queue policies only while some instance is idle), apply its pairs to the
-shared :class:`~kairos.dispatch.pool.Pool`, and start the queries that start now.
-Everything runs in one asyncio event loop, so no locks are needed.
+Queries arrive from HTTP handlers (:meth:`Gateway.submit_nowait`), completions from worker
+connections (:meth:`Gateway.on_result`), instances fail and come back
+(:meth:`Gateway.on_worker_lost`, :meth:`Gateway.on_hello`). Each event is reported to a
+:class:`~kairos.dispatch.dispatcher.Dispatcher` -- the same central queue, pool and policy
+step that :func:`kairos.sim.engine.simulate` drives -- and the gateway carries out what it
+answers: a query that starts now is sent to its worker and timed, a query an instance
+finished is answered. The gateway itself never filters the queue, consults the policy or
+assigns an instance. Everything runs in one asyncio event loop, so no locks are needed.
 
-A query the policy queues on a busy instance (a binding policy, or a central-queue
+A query the dispatcher queues on a busy instance (a binding policy, or a central-queue
 policy with ``ahead_ms``) is sent to its worker at once when it is next in line there
 ("sent ahead"): the worker reads it the moment it finishes its current query, so the
 instance does not idle for a gateway round trip (result to the gateway, dispatch,
@@ -16,12 +18,13 @@ dies takes both back to the central queue.
 
 Faults: a worker whose connection closes (it died) or that overruns its deadline
 (``hang_factor`` x the profile's slowest recorded service time for the query's size on
-its type, plus ``hang_grace_ms``; it hung) is taken down (:meth:`Pool.take_down`); the
-queries it held go back to the central queue, oldest first, and are dispatched again;
-its process is killed and restarted, and :meth:`Pool.bring_up` returns it to the
-pool once the new process says HELLO. A query re-dispatched ``max_attempts`` times
-fails with 502 (never silently). Overload: at most ``max_queue`` queries wait (not
-counting those being served); beyond that :meth:`submit` raises :class:`Overloaded`.
+its type, plus ``hang_grace_ms``; it hung) is taken down (``Dispatcher.instance_down``);
+the queries it held go back to the central queue, oldest first, and are dispatched
+again; its worker is killed and restarted by the :class:`~kairos.serve.workers.Supervisor`,
+and the instance is back in the pool (``Dispatcher.instance_up``) once the new worker
+says HELLO. A query re-dispatched ``max_attempts`` times fails with 502 (never
+silently). Overload: at most ``max_queue`` queries wait (not counting those being
+served); beyond that :meth:`Gateway.submit_nowait` raises :class:`Overloaded`.
 """
 
 from __future__ import annotations
@@ -32,14 +35,12 @@ import gc
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from kairos.dispatch import DispatchContext, Pool, make_policy
+from kairos.dispatch import DictQueries, DispatchContext, Dispatcher, Pool, make_policy
+from kairos.dispatch.pool import pool_type_ids
 from kairos.profiles.profile import Profile
 from kairos.serve import transport as tp
 from kairos.serve.logs import EventLog
 from kairos.serve.workers import Supervisor, WorkerHandle
-from kairos.sim.engine import pool_type_ids
 
 
 class Overloaded(Exception):
@@ -70,13 +71,6 @@ class GatewayConfig:
     start_timeout_s: float = 60.0
     profile_path: str | None = None
     prices_path: str | None = None
-    realtime: bool = False
-    backend: str = "local"  # local: worker processes here; ray: Ray actors (kairos.serve.ray_backend)
-    ray_address: str | None = None  # ray: the cluster to join (None: start a one-node Ray here)
-    listen_host: str = "127.0.0.1"  # where workers connect to the gateway (ray: reachable from every node)
-    # how local worker processes reach the gateway: "unix" (a Unix domain socket, where the
-    # platform has them) or "tcp" (loopback); Ray actors always use TCP (transport.py)
-    worker_transport: str = "unix"
     # the query-size mix the dispatcher expects (kairos uses it for its coefficients); None: unknown
     workload: str | None = "deeprecsys"
     # the policy dispatches for qos_ms - qos_margin_ms (room for the client's HTTP/network time)
@@ -84,10 +78,30 @@ class GatewayConfig:
     # True: arrivals and results that the event loop handles in one turn share one
     # dispatch call, made right after them (see Gateway._want_dispatch); False: one per event
     coalesce_dispatch: bool = True
+    # verify every decision of the policy (Dispatcher check=True): an AssertionError on the
+    # event loop for a bad pair; for tests
+    check_decisions: bool = False
+
+
+@dataclass(slots=True)
+class QueryRecord:
+    """What the gateway keeps of one admitted query until it is answered. Its size bucket
+    and arrival time (ms) are in the pool's query table (``Gateway.queries``)."""
+
+    size: int
+    payload: bytes  # the samples for a torch worker (b"": size only)
+    waiter: object  # completed with the answer: an asyncio.Future, or the fast path's stand-in
+    start: float | None = None  # when it started on its instance (ms); None until then
+    sent_ahead: float | None = None  # when it was sent to a busy instance's worker ahead of its start
+    attempts: int = 0  # instances lost while holding it
 
 
 class Gateway:
-    def __init__(self, profile: Profile, cfg: GatewayConfig, log: EventLog | None = None):
+    """``supervisor`` starts the workers (:class:`~kairos.serve.workers.LocalSupervisor`,
+    :class:`~kairos.serve.ray_backend.RaySupervisor`); the gateway gives itself to it in
+    :meth:`start`."""
+
+    def __init__(self, profile: Profile, cfg: GatewayConfig, supervisor: Supervisor, log: EventLog | None = None):
         self.cfg = cfg
         self.profile = profile
         self.log = log or EventLog()
@@ -103,45 +117,25 @@ class Gateway:
 
             probs = parse_size_mix(cfg.workload).bucket_probabilities(profile.batches)
         self.policy.bind(DispatchContext(profile, self.type_of, self.qos - cfg.qos_margin_ms, cfg.seed, probs))
-        self.binds = self.policy.binds_on_arrival
-        self.q_bucket: dict[int, int] = {}
-        self.q_arrival: dict[int, float] = {}
-        self.pool = Pool(self.type_of, profile.mean_ms.tolist(), self.q_bucket, self.q_arrival)
+        # the size bucket and arrival time of every admitted query, by id (the pool's table)
+        self.queries = DictQueries()
+        self.pool = Pool(self.type_of, profile.mean_ms.tolist(), self.queries)
+        self.dispatcher = Dispatcher(self.policy, self.pool, check=cfg.check_decisions)
+        self.queue = self.dispatcher.queue  # the central queue (the dispatcher's list: read it, never change it)
+        self.records: dict[int, QueryRecord] = {}  # every admitted query not yet answered, by id
         # hang deadline per (type, bucket): slowest recorded service time, scaled
         qmax = profile.quantiles_ms[:, :, -1]
         self.deadline_ms = (cfg.hang_factor * qmax + cfg.hang_grace_ms).tolist()
         self.max_size = profile.max_batch
         self._batches = profile.batches.tolist()
-        self.queue: list[int] = []
         self._dispatch_due = False  # a coalesced dispatch is scheduled (_want_dispatch)
-        self.futures: dict[int, asyncio.Future] = {}
-        self.q_size: dict[int, int] = {}
-        self.q_payload: dict[int, bytes] = {}
-        self.q_start: dict[int, float] = {}
-        self.q_attempts: dict[int, int] = {}
         self.timers: list = [None] * self.n
         self.busy_ms = [0.0] * self.n
         self.started_at: list[float | None] = [None] * self.n  # query start on instance j
-        self.q_sent_ahead: dict[int, float] = {}  # query sent ahead -> when (its wait ends at the worker's start)
-        self.ahead = self.policy.ahead_ms > 0  # consult the policy while every instance is busy too
         self.next_qid = 0
         self.t0 = time.perf_counter()
         self.workers = [WorkerHandle(j, self.instance_types[j], self.instance_names[j]) for j in range(self.n)]
-        args = ["--model", cfg.model]
-        if cfg.profile_path:
-            args += ["--profile", cfg.profile_path]
-        if cfg.prices_path:
-            args += ["--prices", cfg.prices_path]
-        if cfg.realtime:
-            from kairos.serve.rt import WORKER_PRIORITY
-
-            args += ["--rt-priority", str(WORKER_PRIORITY)]
-        if cfg.backend == "ray":  # the same gateway; only how workers are started differs
-            from kairos.serve.ray_backend import RaySupervisor
-
-            self.sup = RaySupervisor(self, cfg)
-        else:
-            self.sup = Supervisor(self, args, cfg.mode, cfg.worker_transport)
+        self.sup = supervisor
         self.metrics = None  # set by the app (GatewayMetrics)
         self.stopping = False
         self.counts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0, "sent_ahead": 0}
@@ -162,9 +156,9 @@ class Gateway:
             self.offloader = Offloader(self.loop, self.log)
             await self.offloader.start()
             self.policy.set_offload(self.offloader)
-        await self.sup.listen(self.cfg.listen_host)
+        await self.sup.listen(self)
         for j in range(self.n):  # every instance is down until its worker says HELLO
-            self.pool.take_down(j)
+            self.dispatcher.instance_down(j)
         for h in self.workers:
             await self.sup.spawn(h, self.cfg.seed)
         try:
@@ -199,9 +193,9 @@ class Gateway:
         await self.sup.stop_all(self.workers)
         if self.offloader is not None:
             await self.offloader.close()
-        for qid, fut in list(self.futures.items()):
-            if not fut.done():
-                fut.set_exception(QueryFailed(503, "the gateway is shutting down"))
+        for r in list(self.records.values()):
+            if not r.waiter.done():
+                r.waiter.set_exception(QueryFailed(503, "the gateway is shutting down"))
         self.log.event("gateway_stopped", **self.counts)
 
     # ------------------------------------------------------------------ queries
@@ -211,16 +205,16 @@ class Gateway:
 
     def waiting(self) -> int:
         """Queries admitted and not yet being served (central queue + instances' local queues)."""
-        if not self.binds:
-            return len(self.queue)  # central-queue policies never use local queues
+        if not self.dispatcher.binds:
+            return len(self.queue)  # central-queue policies hold at most one query ahead
         return len(self.queue) + sum(len(loc) for loc in self.pool.local)
 
-    async def submit(self, size: int, bucket: int, payload: bytes = b"") -> dict:
-        """Queue one query and wait for its answer (a dict for the HTTP response)."""
-        return await self.submit_nowait(size, bucket, payload)
+    def in_flight(self) -> int:
+        """Queries admitted and not yet answered."""
+        return len(self.records)
 
     def submit_nowait(self, size: int, bucket: int, payload: bytes = b"", waiter=None) -> asyncio.Future:
-        """Queue one query; the future's result is its answer (as :meth:`submit`).
+        """Queue one query; the future's result is its answer (a dict for the HTTP response).
         Raises :class:`Overloaded` or :class:`QueryFailed` at once when it is not admitted.
 
         ``waiter``: completed instead of a new future -- any object with ``done()``,
@@ -234,15 +228,11 @@ class Gateway:
         qid = self.next_qid
         self.next_qid += 1
         now = self.now()
-        self.q_bucket[qid] = bucket
-        self.q_arrival[qid] = now
-        self.q_size[qid] = size
-        if payload:
-            self.q_payload[qid] = payload
+        self.queries.add(qid, bucket, now)
         fut = self.loop.create_future() if waiter is None else waiter
-        self.futures[qid] = fut
+        self.records[qid] = QueryRecord(size, payload, fut)
         self.counts["admitted"] += 1
-        self.queue.append(qid)
+        self.dispatcher.submit(qid)
         self._want_dispatch(now)
         return fut
 
@@ -267,19 +257,10 @@ class Gateway:
         self._dispatch(self.now())
 
     def _dispatch(self, now: float) -> None:
-        queue = self.queue
-        if not queue or (not self.binds and self.pool.n_idle == 0 and not self.ahead):
-            return
-        pairs = self.policy.dispatch(now, queue, self.pool)
-        if not pairs:
-            return
-        if len(pairs) == len(queue):
-            self.queue = []
-        else:
-            taken = {q for q, _ in pairs}
-            self.queue = [q for q in queue if q not in taken]
-        for qid, j in pairs:
-            if self.pool.assign(qid, j, now):
+        """One decision step; carry out its pairs (a query that starts now is sent and timed,
+        one held next in line by a busy instance is sent ahead)."""
+        for qid, j, starts in self.dispatcher.step(now):
+            if starts:
                 self._send(qid, j, now)
             else:
                 self._send_ahead(j)
@@ -289,24 +270,27 @@ class Gateway:
         self._begin(qid, j, now)
 
     def _frame(self, qid: int, j: int) -> None:
-        self.workers[j].send(tp.encode_query(qid, self.q_size[qid], self.q_bucket[qid], self.q_payload.get(qid, b""),
-                                             time.monotonic()))
+        r = self.records[qid]
+        self.workers[j].send(tp.encode_query(qid, r.size, self.queries.bucket[qid], r.payload, time.monotonic()))
 
     def _begin(self, qid: int, j: int, now: float) -> None:
         """Query ``qid`` starts on instance ``j`` now: its wait ends, its hang deadline is armed."""
-        self.q_start[qid] = now
+        self.records[qid].start = now
         self.started_at[j] = now
-        d = self.deadline_ms[self.type_of[j]][self.q_bucket[qid]]
+        d = self.deadline_ms[self.type_of[j]][self.queries.bucket[qid]]
         self.timers[j] = self.loop.call_later(d / 1000.0, self._on_hang, j, qid, self.workers[j].generation)
 
     def _send_ahead(self, j: int) -> None:
         """Send busy instance ``j``'s next query in line to its worker now, unless it has it
         already (see module docstring): one query ahead per worker."""
         loc = self.pool.local[j]
-        if loc and self.pool.up[j] and loc[0] not in self.q_sent_ahead:
-            self.q_sent_ahead[loc[0]] = self.now()
-            self.counts["sent_ahead"] += 1
-            self._frame(loc[0], j)
+        if loc and self.pool.up[j]:
+            qid = loc[0]
+            r = self.records[qid]
+            if r.sent_ahead is None:
+                r.sent_ahead = self.now()
+                self.counts["sent_ahead"] += 1
+                self._frame(qid, j)
 
     def _cancel_timer(self, j: int) -> None:
         t = self.timers[j]
@@ -326,11 +310,11 @@ class Gateway:
         if st is not None:
             self.busy_ms[j] += now - st
             self.started_at[j] = None
-            if self.policy.observes:  # what the instance was taken for, transport included
-                self.policy.observe(self.q_bucket[qid], j, now - st)
-        nxt = pool.finish(j, now)
+            if self.dispatcher.observes:  # what the instance was taken for, transport included
+                self.dispatcher.observed(j, qid, now - st)
+        nxt = self.dispatcher.complete(j, now)
         if nxt >= 0:
-            if nxt in self.q_sent_ahead:  # the worker has it already and started it as it sent this result
+            if self.records[nxt].sent_ahead is not None:  # its worker has it, and started it as it sent this result
                 self._begin(nxt, j, now)
             else:
                 self._send(nxt, j, now)
@@ -340,20 +324,18 @@ class Gateway:
         self._complete(qid, j, now, service_ms, ok, payload, queued_ms)
 
     def _complete(self, qid, j, now, service_ms, ok, payload, queued_ms=0.0) -> None:
-        arrival = self.q_arrival.pop(qid)
-        start = self.q_start.pop(qid)
-        sent = self.q_sent_ahead.pop(qid, None)
+        r = self.records.pop(qid)
+        arrival = self.queries.arrival[qid]
+        self.queries.remove(qid)
+        start = r.start
+        sent = r.sent_ahead
         if sent is not None:
             # sent ahead: it started when the worker took it up (its send plus its time at the
             # worker, the way out left out as for any query), not when we heard the one before
             # it end; a worker that cannot tell (TCP without kernel stamps) says 0, and the
             # wait ends at the send
             start = min(start, sent + queued_ms)
-        self.q_bucket.pop(qid, None)
-        size = self.q_size.pop(qid)
-        self.q_payload.pop(qid, None)
-        attempts = self.q_attempts.pop(qid, 0) + 1
-        fut = self.futures.pop(qid)
+        fut = r.waiter
         latency = now - arrival
         wait = start - arrival
         if not ok:
@@ -373,13 +355,13 @@ class Gateway:
             "instance": self.instance_names[j],
             "instance_index": j,
             "instance_type": self.instance_types[j],
-            "size": size,
+            "size": r.size,
             "wait_ms": round(wait, 4),
             "service_ms": round(service_ms, 4),
             "gateway_latency_ms": round(latency, 4),
             "qos_ms": self.qos,
             "qos_met": met,
-            "attempts": attempts,
+            "attempts": r.attempts + 1,
             "mode": self.cfg.mode,
         })
 
@@ -399,11 +381,12 @@ class Gateway:
         h.conn = conn
         h.state = "up"
         h.info = info
-        self.pool.bring_up(index, self.now())
+        now = self.now()
+        self.dispatcher.instance_up(index, now)
         self.log.event("worker_up", instance=h.name, pid=pid, generation=h.generation, mode=info.get("mode"))
         if self._all_up is not None and not self._all_up.is_set() and all(w.state == "up" for w in self.workers):
             self._all_up.set()
-        self._dispatch(self.now())
+        self._dispatch(now)
 
     def _on_hang(self, j: int, qid: int, generation: int) -> None:
         h = self.workers[j]
@@ -411,7 +394,7 @@ class Gateway:
             return
         self.timers[j] = None
         self.log.event("worker_hung", level="warning", instance=h.name, pid=h.pid, query=qid,
-                       deadline_ms=round(self.deadline_ms[self.type_of[j]][self.q_bucket[qid]], 1))
+                       deadline_ms=round(self.deadline_ms[self.type_of[j]][self.queries.bucket[qid]], 1))
         self.on_worker_lost(j, "deadline exceeded (hung)")
 
     def on_worker_lost(self, j: int, reason: str) -> None:
@@ -427,22 +410,21 @@ class Gateway:
         if st is not None:
             self.busy_ms[j] += now - st
             self.started_at[j] = None
-        lost = self.pool.take_down(j) if was_up or self.pool.up[j] else []
+        lost = self.dispatcher.instance_down(j) if was_up or self.pool.up[j] else []
         requeue = []
         for qid in lost:
-            self.q_start.pop(qid, None)
-            self.q_sent_ahead.pop(qid, None)
-            a = self.q_attempts.get(qid, 0) + 1
-            self.q_attempts[qid] = a
-            if a >= self.cfg.max_attempts:
-                self._fail(qid, 502, f"query failed on {a} workers in a row; not retried")
+            r = self.records[qid]
+            r.start = r.sent_ahead = None
+            r.attempts += 1
+            if r.attempts >= self.cfg.max_attempts:
+                self._fail(qid, 502, f"query failed on {r.attempts} workers in a row; not retried")
             else:
                 requeue.append(qid)
         if requeue:
             self.counts["redispatched"] += len(requeue)
             if self.metrics is not None:
                 self.metrics.redispatched.inc(len(requeue))
-            self.queue = sorted(self.queue + requeue)  # ids grow with arrival: oldest first
+            self.dispatcher.requeue(requeue)  # oldest first
         self.log.event("worker_lost", level="warning", instance=h.name, pid=h.pid, reason=reason,
                        redispatched=requeue, restarts=h.restarts + 1)
         h.restarts += 1
@@ -457,19 +439,17 @@ class Gateway:
         self.log.event("worker_restarted", instance=h.name, pid=h.pid, generation=h.generation)
 
     def _fail(self, qid: int, status: int, msg: str) -> None:
-        for d in (self.q_arrival, self.q_bucket, self.q_size, self.q_payload, self.q_start, self.q_attempts,
-                  self.q_sent_ahead):
-            d.pop(qid, None)
-        fut = self.futures.pop(qid, None)
+        self.queries.remove(qid)
+        r = self.records.pop(qid, None)
         self.counts["failed"] += 1
-        if fut is not None and not fut.done():
-            fut.set_exception(QueryFailed(status, msg))
+        if r is not None and not r.waiter.done():
+            r.waiter.set_exception(QueryFailed(status, msg))
 
     # ------------------------------------------------------------------ state
     @property
     def sent_ahead(self) -> list[int]:
         """Per instance, the query its worker holds next in line (sent ahead), or -1."""
-        return [loc[0] if loc and loc[0] in self.q_sent_ahead else -1 for loc in self.pool.local]
+        return [loc[0] if loc and self.records[loc[0]].sent_ahead is not None else -1 for loc in self.pool.local]
 
     def busy_seconds(self) -> list[float]:
         now = self.now()
@@ -488,12 +468,11 @@ class Gateway:
             "model": self.cfg.model,
             "policy": self.cfg.policy,
             "policy_params": self.policy.describe(),
-            "realtime": self.cfg.realtime,
             "qos_ms": self.qos,
             "workers_up": up,
             "workers": [{**h.describe(), "running_query": self.pool.running[h.index] if h.state == "up" else None,
                          "held": self.pool.held[h.index] if h.state == "up" else 0} for h in self.workers],
             "queue_length": len(self.queue),
-            "in_flight": len(self.futures),
+            "in_flight": len(self.records),
             "counts": dict(self.counts),
         }

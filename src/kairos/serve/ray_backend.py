@@ -2,9 +2,9 @@
 
 The Ray backend is a *transport*, not a second dispatcher. The gateway, its policy
 objects, its pool state and its fault handling are those of the local backend; only
-the supervisor changes. :class:`RaySupervisor` has the interface of
+the supervisor changes. :class:`RaySupervisor` is a
 :class:`kairos.serve.workers.Supervisor` (``listen``, ``spawn``, ``kill``,
-``stop_all``), and where the local supervisor starts a worker *process* per instance,
+``stop_all``), and where the local one starts a worker *process* per instance,
 it creates a Ray *actor* per instance whose method runs the same worker loop
 (:func:`kairos.serve.worker.run`): the actor connects back to the gateway's TCP
 listener, says HELLO with its instance index and serves QUERY frames. Queries never
@@ -31,7 +31,7 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-from kairos.serve.workers import WorkerConnection, WorkerHandle, request_shutdown
+from kairos.serve.workers import Supervisor, WorkerConnection, WorkerHandle, request_shutdown
 
 RESOURCE_PREFIX = "kairos/"
 #: CPU reserved per actor: the emulated workers sleep, so many fit on one core
@@ -125,15 +125,20 @@ def _actor_class():
     return _actor_cls
 
 
-class RaySupervisor:
-    """Starts, tracks and stops one Ray actor per instance (the Supervisor interface)."""
+class RaySupervisor(Supervisor):
+    """Starts, tracks and stops one Ray actor per instance.
 
-    def __init__(self, gateway, cfg):
-        self.gw = gateway
+    ``cfg``: the gateway's configuration (model, mode, catalogue files, pool); ``address``:
+    the Ray cluster to join (None: start a one-node Ray here, :func:`init_ray`); ``host``:
+    where the actors connect back to (a wildcard: this node's IP address)."""
+
+    def __init__(self, cfg, address: str | None = None, host: str = "127.0.0.1"):
+        self.gw = None  # the gateway, from listen() on
         self.cfg = cfg
+        self.address = address
         self.mode = cfg.mode
         self.server = None
-        self.host = "127.0.0.1"
+        self.host = host
         self.port = 0
         self.actors: dict[int, object] = {}
         self.nodes: dict[int, str] = {}
@@ -141,16 +146,18 @@ class RaySupervisor:
         self._own_ray = False
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kairos-ray")
 
-    async def listen(self, host: str = "127.0.0.1") -> None:
-        """Listen for the actors' connections on ``host`` and connect to Ray. The actors
-        connect to ``host`` (to this node's IP address when ``host`` is a wildcard)."""
+    async def listen(self, gateway) -> None:
+        """Listen for the actors' connections on the host given and connect to Ray. The
+        actors connect to that host (to this node's IP address when it is a wildcard)."""
+        self.gw = gateway
+        host = self.host
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: WorkerConnection(self.gw), host, 0)
+        self.server = await loop.create_server(lambda: WorkerConnection(gateway), host, 0)
         self.port = self.server.sockets[0].getsockname()[1]
         # Ray's core installs a C-level SIGTERM handler that ends the process at once:
         # put back the handlers (uvicorn's) so that SIGTERM still drains in-flight queries
         saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-        self._own_ray = init_ray(getattr(self.cfg, "ray_address", None), self.cfg.config)
+        self._own_ray = init_ray(self.address, self.cfg.config)
         for sig, handler in saved.items():
             if handler is not None:
                 signal.signal(sig, handler)

@@ -6,13 +6,42 @@ import contextlib
 import signal
 import socket
 import threading
+from dataclasses import dataclass
 
 from kairos.profiles.profile import Profile
 from kairos.serve import KEEP_ALIVE_S
 from kairos.serve.app import create_app
-from kairos.serve.awake import CpuSpinners
 from kairos.serve.gateway import Gateway, GatewayConfig
 from kairos.serve.logs import EventLog
+from kairos.serve.workers import LocalSupervisor, Supervisor
+
+
+@dataclass
+class ServeConfig:
+    """Everything ``kairos serve`` runs with, built once by the CLI: the gateway's own
+    configuration, where it listens for HTTP, and how its workers are started."""
+
+    gateway: GatewayConfig
+    host: str = "127.0.0.1"  # the HTTP listener
+    port: int = 8000
+    quiet: bool = False  # only warnings and errors in the log
+    fast_path: bool = True  # POST /v1/infer straight from the HTTP parser (kairos.serve.fastpath)
+    keep_alive_s: float = KEEP_ALIVE_S  # idle HTTP keep-alive connections are closed after this
+    backend: str = "local"  # local: worker processes here; ray: Ray actors (kairos.serve.ray_backend)
+    ray_address: str | None = None  # ray: the cluster to join (None: start a one-node Ray here)
+    listen_host: str = "127.0.0.1"  # where workers connect to the gateway (ray: reachable from every node)
+    # how local worker processes reach the gateway: "unix" (a Unix domain socket, where the
+    # platform has them) or "tcp" (loopback); Ray actors always use TCP (transport.py)
+    worker_transport: str = "unix"
+
+
+def make_supervisor(cfg: ServeConfig) -> Supervisor:
+    """The supervisor of the workers ``cfg.backend`` names."""
+    if cfg.backend == "ray":  # the same gateway; only how workers are started differs
+        from kairos.serve.ray_backend import RaySupervisor
+
+        return RaySupervisor(cfg.gateway, cfg.ray_address, cfg.listen_host)
+    return LocalSupervisor.for_gateway(cfg.gateway, cfg.worker_transport, cfg.listen_host)
 
 
 def server_info(profile: Profile, gw: Gateway) -> dict:
@@ -26,29 +55,21 @@ def server_info(profile: Profile, gw: Gateway) -> dict:
             "fluid_bound_qps_deeprecsys": round(bound, 3)}
 
 
-def run_server(profile, model, config, qos, policy, mode, host, port, max_queue, hang_factor, hang_grace_ms,
-               seed, quiet, profile_path=None, prices_path=None, realtime=False, keep_cpus_awake=False,
-               fast_path=True, keep_alive_s=KEEP_ALIVE_S, **gateway_options) -> None:
+def run_server(profile: Profile, cfg: ServeConfig) -> None:
+    """Serve until SIGTERM or Ctrl-C (exit 3 if uvicorn could not start)."""
     import uvicorn
 
-    if realtime:
-        from kairos.serve.rt import GATEWAY_PRIORITY, set_realtime
-
-        set_realtime(GATEWAY_PRIORITY)
-
-    cfg = GatewayConfig(model=model, config=config, qos_ms=qos, policy=policy, mode=mode, seed=seed,
-                        max_queue=max_queue, hang_factor=hang_factor, hang_grace_ms=hang_grace_ms,
-                        profile_path=profile_path, prices_path=prices_path, realtime=realtime, **gateway_options)
-    log = EventLog(quiet=quiet)
-    gw = Gateway(profile, cfg, log)
+    log = EventLog(quiet=cfg.quiet)
+    gw = Gateway(profile, cfg.gateway, make_supervisor(cfg), log)
     app = create_app(gw, server_info(profile, gw))
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
     http_impl = http
-    if http == "httptools" and fast_path:  # POST /v1/infer without an ASGI task (kairos.serve.fastpath)
+    if http == "httptools" and cfg.fast_path:  # POST /v1/infer without an ASGI task (kairos.serve.fastpath)
         from kairos.serve.fastpath import FastInferProtocol
 
         http_impl, http = FastInferProtocol, "httptools+fastpath"
+    host, port = cfg.host, cfg.port
     # bind here so a busy port is a one-line error before any worker starts
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -61,15 +82,13 @@ def run_server(profile, model, config, qos, policy, mode, host, port, max_queue,
         raise KairosInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     ucfg = uvicorn.Config(app, loop=loop, http=http_impl, lifespan="on", access_log=False,
                           log_level="warning", timeout_graceful_shutdown=60, backlog=4096,
-                          timeout_keep_alive=keep_alive_s,
+                          timeout_keep_alive=cfg.keep_alive_s,
                           proxy_headers=False, server_header=False, date_header=False)
     open_files = raise_open_files_limit()  # before any connection or worker
-    log.event("gateway_listen", host=host, port=port, loop=loop, http=http, realtime=realtime,
-              keep_cpus_awake=keep_cpus_awake, keep_alive_s=keep_alive_s, open_files_limit=open_files)
+    log.event("gateway_listen", host=host, port=port, loop=loop, http=http, keep_alive_s=cfg.keep_alive_s,
+              open_files_limit=open_files)
     server = uvicorn.Server(ucfg)
-    with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext() as spinners, _graceful_sigterm():
-        if spinners is not None:
-            log.event("cpus_kept_awake", cpus=spinners.cpus, pids=spinners.pids, priorities=spinners.modes)
+    with _graceful_sigterm():
         server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(3)

@@ -5,6 +5,14 @@ Each instance ``j`` of the pool has one :class:`WorkerHandle`; a restart spawns 
 process for the same ``j`` (a new *generation*). Frames from a connection that no
 longer belongs to the current generation are ignored, so a late answer from a worker
 that was declared hung can never complete a query twice.
+
+A :class:`Supervisor` is how a gateway's workers are started: :class:`LocalSupervisor`
+(a process per instance on this machine) or
+:class:`~kairos.serve.ray_backend.RaySupervisor` (a Ray actor per instance). It is built
+by the caller and handed to the :class:`~kairos.serve.gateway.Gateway`, which gives
+itself to :meth:`Supervisor.listen`: from then on the workers' connections report their
+HELLO, their results and their loss to it (``on_hello``, ``on_result``,
+``on_worker_lost``).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ class WorkerHandle:
         self.type_name = type_name
         self.name = name
         self.proc: asyncio.subprocess.Process | None = None
-        self.conn: "WorkerConnection | None" = None
+        self.conn: WorkerConnection | None = None
         self.pid: int | None = None
         self.generation = 0
         self.restarts = 0
@@ -97,12 +105,33 @@ class WorkerConnection(asyncio.Protocol):
 
 
 class Supervisor:
-    """Spawns, tracks and stops the worker processes of a gateway."""
+    """Starts, tracks and stops the workers of a gateway (one per instance of its pool)."""
 
-    def __init__(self, gateway, worker_args: list[str], mode: str, transport: str = "unix"):
+    async def listen(self, gateway) -> None:
+        """Accept the workers' connections from now on, reporting their frames and their
+        loss to ``gateway``."""
+        raise NotImplementedError
+
+    async def spawn(self, h: WorkerHandle, seed: int) -> None:
+        """Start a new worker (the next generation) for instance ``h``; it says HELLO once up."""
+        raise NotImplementedError
+
+    def kill(self, h: WorkerHandle) -> None:
+        """Stop ``h``'s worker at once and close its connection (it failed or hung)."""
+        raise NotImplementedError
+
+    async def stop_all(self, handles: list[WorkerHandle], timeout_s: float = 5.0) -> None:
+        """SHUTDOWN every worker, wait for them, stop what is left, stop listening."""
+        raise NotImplementedError
+
+
+class LocalSupervisor(Supervisor):
+    """One worker process per instance, on this machine."""
+
+    def __init__(self, worker_args: list[str], mode: str, transport: str = "unix", host: str = "127.0.0.1"):
         if transport not in ("unix", "tcp"):
             raise ValueError(f"worker transport must be 'unix' or 'tcp', got {transport!r}")
-        self.gw = gateway
+        self.gw = None  # the gateway, from listen() on
         self.worker_args = worker_args
         self.mode = mode
         # a Unix domain socket where the platform has them: the same frames without the
@@ -111,19 +140,30 @@ class Supervisor:
         self.server: asyncio.base_events.Server | None = None
         self.unix_server: asyncio.base_events.Server | None = None
         self.unix_dir: str | None = None
-        self.host = "127.0.0.1"
+        self.host = host  # the TCP listener's address
         self.port = 0
         self._reapers: set[asyncio.Task] = set()
 
-    async def listen(self, host: str = "127.0.0.1") -> None:
+    @classmethod
+    def for_gateway(cls, cfg, transport: str = "unix", host: str = "127.0.0.1") -> LocalSupervisor:
+        """The workers of a gateway configured by ``cfg`` (a GatewayConfig): its model, mode
+        and catalogue files."""
+        args = ["--model", cfg.model]
+        if cfg.profile_path:
+            args += ["--profile", cfg.profile_path]
+        if cfg.prices_path:
+            args += ["--prices", cfg.prices_path]
+        return cls(args, cfg.mode, transport, host)
+
+    async def listen(self, gateway) -> None:
+        self.gw = gateway
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: WorkerConnection(self.gw), host, 0)
-        self.host = host
+        self.server = await loop.create_server(lambda: WorkerConnection(gateway), self.host, 0)
         self.port = self.server.sockets[0].getsockname()[1]
         if self.transport == "unix":  # in a directory of our own (mode 0700): only we can connect
             self.unix_dir = tempfile.mkdtemp(prefix="kairos-gw-")
             try:
-                self.unix_server = await loop.create_unix_server(lambda: WorkerConnection(self.gw), self.unix_path)
+                self.unix_server = await loop.create_unix_server(lambda: WorkerConnection(gateway), self.unix_path)
             except OSError as exc:  # e.g. a temporary directory too deep for a socket's path: TCP it is
                 shutil.rmtree(self.unix_dir, ignore_errors=True)
                 self.unix_dir = None
@@ -164,8 +204,7 @@ class Supervisor:
             # exited (e.g. crashed before connecting): the gateway handles it like a death
             self.gw.on_worker_lost(h.index, f"process exited with code {rc}")
 
-    @staticmethod
-    def kill(h: WorkerHandle) -> None:
+    def kill(self, h: WorkerHandle) -> None:
         if h.proc is not None and h.proc.returncode is None:
             try:
                 h.proc.kill()
