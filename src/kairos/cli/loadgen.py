@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import click
 
 from kairos.cli.common import console, emit_json, given_options, json_option
 from kairos.errors import KairosInputError, require_non_negative, require_positive
-from kairos.serve.awake import CpuSpinners
 from kairos.workload.sizes import parse_size_mix
 
 KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p50_ms", "p99_ms", "qos_met_fraction",
@@ -34,13 +32,8 @@ KEYS = ("offered_qps", "sent", "completed", "errors", "lost", "achieved_qps", "p
 @click.option("--drain-timeout", default=30.0, show_default=True, type=float,
               help="Seconds to wait for answers after the last send (of each probe with --max-qps); "
                    "unanswered queries count as lost.")
-@click.option("--realtime", is_flag=True, help="Run the generator under SCHED_RR (root/CAP_SYS_NICE), below the gateway and its workers.")
-@click.option("--keep-cpus-awake", is_flag=True,
-              help="A lowest-priority spinner on each CPU while the generator runs (as kairos serve "
-                   "--keep-cpus-awake; not needed when the gateway on this machine already has them).")
 @json_option
-def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max_probes, drain_timeout, realtime,
-            keep_cpus_awake, as_json):
+def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max_probes, drain_timeout, as_json):
     """Send an open-loop Poisson stream of queries to a gateway and report what came back.
 
     Reports sent, completed, errors, lost (= sent - completed - errors), achieved QPS,
@@ -70,33 +63,28 @@ def loadgen(url, qps, duration, workload, seed, qos_ms, find_max, tolerance, max
                 raise KairosInputError(f"{opt} only applies with --max-qps; add --max-qps or leave {opt} out")
 
     use_uvloop()
-    if realtime:
-        from kairos.serve.rt import GENERATOR_PRIORITY, set_realtime
-
-        set_realtime(GENERATOR_PRIORITY)
-    with CpuSpinners() if keep_cpus_awake else contextlib.nullcontext():
-        try:
-            if find_max:
-                def show(p):
-                    if not as_json:
-                        console.print(f"probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
-                                      f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms lost={p['lost']} "
-                                      f"errors={p['errors']}")
-                s = asyncio.run(max_qps_search(url, duration, mix, seed, qps, tolerance, max_probes, qos_ms, show,
-                                               drain_timeout))
-                out = {"url": url, "max_qps": round(s.max_qps, 3), "probes": s.probes, "at_max": s.best,
-                       "lost": sum(p["lost"] for p in s.probes)}
-                if as_json:
-                    emit_json(out)
-                else:
-                    console.print(f"max QPS (>= 99% within QoS, lost = 0): {s.max_qps:.1f} "
-                                  f"({len(s.probes)} probes of {duration:g} s; lost over all probes: {out['lost']})")
-                return
-            r = asyncio.run(run_load(url, qps, duration, mix, seed, qos_ms, drain_timeout))
-        except KairosInputError:  # a ValueError, but the user's input, not the connection (e.g. sizes too large)
-            raise
-        except (OSError, ValueError) as exc:  # refused, reset, bad URL
-            raise KairosInputError(f"cannot reach the gateway at {url}: {exc}") from None
+    try:
+        if find_max:
+            def show(p):
+                if not as_json:
+                    console.print(f"probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
+                                  f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms lost={p['lost']} "
+                                  f"errors={p['errors']}")
+            s = asyncio.run(max_qps_search(url, duration, mix, seed, qps, tolerance, max_probes, qos_ms, show,
+                                           drain_timeout))
+            out = {"url": url, "max_qps": round(s.max_qps, 3), "probes": s.probes, "at_max": s.best,
+                   "lost": sum(p["lost"] for p in s.probes)}
+            if as_json:
+                emit_json(out)
+            else:
+                console.print(f"max QPS (>= 99% within QoS, lost = 0): {s.max_qps:.1f} "
+                              f"({len(s.probes)} probes of {duration:g} s; lost over all probes: {out['lost']})")
+            return
+        r = asyncio.run(run_load(url, qps, duration, mix, seed, qos_ms, drain_timeout))
+    except KairosInputError:  # a ValueError, but the user's input, not the connection (e.g. sizes too large)
+        raise
+    except (OSError, ValueError) as exc:  # refused, reset, bad URL
+        raise KairosInputError(f"cannot reach the gateway at {url}: {exc}") from None
     s = r.summary()
     if as_json:
         emit_json(s)

@@ -11,8 +11,9 @@ use the previous coefficients.
 The helper is ``python -m kairos.serve.offload``: calls and results are pickled frames
 on its stdin and stdout (``<u32 length><pickle>``), so it shares no file descriptor
 with the gateway and does not re-import the gateway's main module, as
-``multiprocessing`` would. It runs at normal priority even under ``--realtime`` (it must
-never delay a worker), dies with the gateway, and is started again if it dies.
+``multiprocessing`` would. It runs at normal priority even when the gateway was started
+under real-time scheduling (it must never delay a worker), dies with the gateway, and is
+started again if it dies.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def main() -> int:
     from kairos.serve.worker import die_with_parent
 
     die_with_parent()
-    try:  # inherited SCHED_RR from a --realtime gateway: back to normal scheduling
+    try:  # real-time scheduling inherited from the gateway: back to normal
         if os.sched_getscheduler(0) != os.SCHED_OTHER:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except (AttributeError, OSError):

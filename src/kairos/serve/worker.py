@@ -190,13 +190,8 @@ def main(argv=None) -> int:
     ap.add_argument("--generation", type=int, default=0, help="spawn number of this instance (echoed in HELLO)")
     ap.add_argument("--profile", default=None)
     ap.add_argument("--prices", default=None)
-    ap.add_argument("--rt-priority", type=int, default=0, help="SCHED_RR priority (0: normal scheduling)")
     a = ap.parse_args(argv)
     die_with_parent()
-    if a.rt_priority > 0:
-        from kairos.serve.rt import set_realtime
-
-        set_realtime(a.rt_priority)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop
     if a.mode == "emulated":
         backend = EmulatedBackend(a.model, a.type, a.seed * 100_003 + a.index, a.profile, a.prices)
