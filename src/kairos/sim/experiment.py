@@ -86,7 +86,7 @@ class Experiment:
         QoS at ``rate`` (None: the trace or schedule as it is); :func:`kairos.plan.window.window_bound`
         with time slots of QoS / ``slots_per_qos`` and blocks of about ``block_queries``
         queries' arrivals (defaults: the module's ``SLOTS_PER_QOS`` and ``BLOCK_QUERIES``).
-        An LP: 10-40 s for 20,000 queries."""
+        An LP: tens of seconds for 20,000 queries (docs/dispatch.md)."""
         from kairos.plan.window import BLOCK_QUERIES, SLOTS_PER_QOS, window_bound
 
         block_queries = BLOCK_QUERIES if block_queries is None else block_queries
