@@ -106,6 +106,35 @@ def test_every_registered_method_is_named():
                             "ribbon-kairos", "random"}
 
 
+def test_what_the_cli_needs_is_derived_from_the_method_records():
+    """One PlanMethod per method: the sets the CLI checks options against come from the records."""
+    from kairos.plan.methods import MIN_EVALS, SIMULATING, USES_EVALS, USES_MAX_EVALS
+
+    assert SIMULATING == {"kairos+", "exhaustive", "ribbon", "ribbon-kairos", "random"}
+    assert MIN_EVALS == {"milp": 0, "random": 1, "ribbon": 1, "ribbon-kairos": 1}
+    assert USES_EVALS == ("milp", "random", "ribbon", "ribbon-kairos") and USES_MAX_EVALS == ("kairos+",)
+    assert {n: m.policy for n, m in METHODS.items() if m.simulates != "never"} == {
+        "milp": "kairos", "kairos+": "kairos", "exhaustive": "kairos", "homogeneous": "kairos", "ribbon": "fcfs",
+        "ribbon-kairos": "kairos", "random": "kairos"}
+    assert METHODS["kairos"].dispatch_policies == () and METHODS["ribbon"].dispatch_policies == ("fcfs",)
+
+
+def test_a_method_simulates_with_the_policy_of_its_record(tiny, monkeypatch):
+    """run_method passes the record's policy: a registered variant of random search evaluated
+    with fcfs measures (and reports) fcfs throughput, with the same candidates as random."""
+    from kairos.plan.methods import PlanMethod, plan_random
+
+    prob, ev = tiny
+    monkeypatch.setitem(METHODS, "random-fcfs", PlanMethod("random-fcfs", plan_random, policy="fcfs", min_evals=1))
+    k = run_method("random", prob, ev, evals=4)
+    f = run_method("random-fcfs", prob, ev, evals=4)
+    assert f.policy == "fcfs" and k.policy == "kairos"
+    assert f.measured_qps == pytest.approx(max(ev(c["config"], "fcfs") for c in k.candidates))
+    assert {c["policy"] for c in f.candidates} == {"fcfs"}
+    with pytest.raises(KairosInputError, match="unknown --method 'nope'; choose one of milp, .*random-fcfs"):
+        run_method("nope", prob, ev)
+
+
 def test_evaluator_disk_cache_resumes(tmp_path):
     cat = tiny_catalogue()
     mix = tiny_mix()

@@ -204,14 +204,83 @@ def test_cell_cache_roundtrip(tmp_path):
     assert again.get({"kind": "x", "a": 2, "b": [1, 2]}) is None
 
 
-def test_cell_cache_misses_when_a_policys_defaults_change(tmp_path, monkeypatch):
-    from kairos.dispatch import registry
+def _cells(s):
+    """Every cell of a run of ``s`` (load cells from a made-up main plan result)."""
+    from kairos.reproduce.experiments import load_cells, main_cells, sensitivity_cells
 
-    c = CellCache(tmp_path / "c.jsonl")
-    cell = {"kind": "dispatch", "model": "dien"}
-    c.put(cell, {"qps": 1.0})
-    assert CellCache(tmp_path / "c.jsonl").get(cell) == {"qps": 1.0}
-    fp = registry.policy_fingerprint
-    monkeypatch.setattr(registry, "policy_fingerprint",
-                        lambda name, params=None: fp(name, params) + ("!" if name == "fcfs" else ""))
-    assert CellCache(tmp_path / "c.jsonl").get(cell) is None
+    main = [c for c in main_cells(s) if c["kind"] == "plan"]
+    fake = [(c, {"rows": [{"scheme": "ours", "config": {"g4dn.xlarge": 1}, "qps": 10.0}]}) for c in main]
+    return main_cells(s) + sensitivity_cells(s) + load_cells(s, fake)
+
+
+def test_a_cell_is_keyed_on_the_policies_it_uses():
+    from kairos.reproduce.experiments import _plan, cell_policies
+
+    main, sweep = _plan(QUICK, "rm2", 2.5, 1.0), _plan(QUICK, "rm2", 1.5, 1.0)
+    assert cell_policies(main) == ["clockwork", "deeprecsys", "fcfs", "kairos", "kairos-paper"]  # ribbon: fcfs
+    assert cell_policies(sweep) == ["clockwork", "deeprecsys", "kairos", "kairos-paper"]  # no ribbon in the sweeps
+    cells = _cells(QUICK)
+    assert {c["kind"] for c in cells} == {"plan", "dispatch", "load"}
+    for c in cells:
+        if c["kind"] != "plan":
+            assert cell_policies(c) == [c["policy"]]
+
+
+def test_cell_cache_misses_only_the_cells_of_a_policy_whose_defaults_change(tmp_path, monkeypatch):
+    from kairos.dispatch.baselines import FCFSPolicy
+    from kairos.reproduce.experiments import cell_policies
+
+    cells = _cells(QUICK)
+    c = CellCache(tmp_path / "c.jsonl", cell_policies)
+    for i, cell in enumerate(cells):
+        c.put(cell, {"qps": float(i)})
+    assert all(CellCache(tmp_path / "c.jsonl", cell_policies).get(cell) == {"qps": float(i)}
+               for i, cell in enumerate(cells))
+    monkeypatch.setattr(FCFSPolicy, "describe", lambda self: {"new_default": 1})  # fcfs's defaults change
+    again = CellCache(tmp_path / "c.jsonl", cell_policies)
+    missed = [cell for cell in cells if cell not in again]
+    assert missed and all("fcfs" in cell_policies(cell) for cell in missed)
+    assert len(missed) == sum("fcfs" in cell_policies(cell) for cell in cells)
+    assert {(m["kind"], m.get("policy")) for m in missed} == {("plan", None), ("dispatch", "fcfs"), ("load", "fcfs")}
+
+
+def test_a_new_policy_leaves_every_cached_cell_valid(tmp_path, monkeypatch):
+    """Registering a policy adds its own cells to the comparisons it joins; it changes no other cell's key."""
+    from kairos.dispatch import registry
+    from kairos.dispatch.baselines import FCFSPolicy
+    from kairos.reproduce.experiments import cell_policies
+
+    before = {CellCache(tmp_path / "c.jsonl", cell_policies).key(c) for c in _cells(QUICK)}
+
+    class Newcomer(FCFSPolicy):
+        name = "newcomer"
+
+        def describe(self):
+            return {"setting": 1}
+
+    monkeypatch.setitem(registry.POLICIES, "newcomer", registry.PolicySpec("newcomer", Newcomer))
+    assert {CellCache(tmp_path / "c.jsonl", cell_policies).key(c) for c in _cells(QUICK)} == before
+
+
+def test_comparisons_come_from_the_registries():
+    """The policies of each comparison (PolicySpec.comparisons) and the schemes of each table
+    (reproduce's Scheme records), in the order the committed tables have them."""
+    from kairos.dispatch.registry import POLICIES, PolicySpec
+    from kairos.reproduce.experiments import EXPLORATION, FULL, LOAD_POLICIES, PRIOR, SCHEMES, schemes_in
+    from kairos.reproduce.report import LABEL
+
+    assert DISPATCHERS == LOAD_POLICIES == ("kairos", "kairos-online", "kairos-paper", "fcfs", "deeprecsys",
+                                            "clockwork", "least-loaded", "p2c")
+    assert FULL.noise_policies == ("kairos", "kairos-online", "kairos-paper", "deeprecsys", "clockwork")
+    assert QUICK.noise_policies == ("kairos", "kairos-online", "kairos-paper", "clockwork")
+    assert tuple(SCHEMES) == TABLE1 + ("random",)
+    assert TABLE1 == ("homogeneous", "ribbon", "deeprecsys", "clockwork", "kairos", "kairos+", "ours", "optimum")
+    assert SENSITIVITY == ("homogeneous", "deeprecsys", "clockwork", "kairos", "kairos+", "ours", "optimum")
+    assert EXPLORATION == ("kairos", "ours", "homogeneous", "kairos+", "ribbon", "random", "optimum")
+    assert schemes_in("sweep-figure") == ("homogeneous", "deeprecsys", "clockwork", "kairos", "ours")
+    assert PRIOR == ("ribbon", "deeprecsys", "clockwork") and LABEL["ours"] == "ours (milp + kairos)"
+    assert all(s.label == s.name for s in POLICIES.values())  # the tables name policies by name
+    with pytest.raises(ValueError, match="unknown comparisons"):
+        PolicySpec("fcfs", POLICIES["fcfs"].cls, comparisons=("ablation",))
+    with pytest.raises(ValueError, match="name = 'fcfs'"):
+        PolicySpec("first-come", POLICIES["fcfs"].cls)

@@ -1,7 +1,11 @@
-"""The planners behind ``kairos plan --method``: one function per method, one registry.
+"""The planners behind ``kairos plan --method``: one function per method, one :class:`PlanMethod`
+record per method in :data:`METHODS`.
 
 Every method takes a :class:`~kairos.plan.space.PlanProblem` and (if it simulates) an
-:class:`~kairos.plan.evaluate.Evaluator`, and returns a :class:`PlanResult`.
+:class:`~kairos.plan.evaluate.Evaluator`, and returns a :class:`PlanResult`. Its record
+says what the CLI and ``kairos reproduce`` derive from it: whether it simulates, with which
+dispatch policy, and which of ``--evals`` / ``--max-evals`` it reads. A new method is its
+function plus one ``PlanMethod(...)`` line in :data:`METHODS`.
 
 * ``milp`` (default) -- the queueing-corrected fluid MILP (:mod:`kairos.plan.milp`),
   one-shot for any number of types, with at most ``evals`` simulations to break ties.
@@ -124,7 +128,7 @@ def _enumerate(problem: PlanProblem) -> np.ndarray:
 
 # ---------------------------------------------------------------------- milp (default)
 def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: int = 4, tie_tol: float = 0.15,
-              **_) -> PlanResult:
+              policy: str = "kairos", **_) -> PlanResult:
     """Corrected fluid MILP; simulate up to ``evals`` candidates (0: one-shot): the best by
     corrected bound within ``tie_tol`` of the top, and the uncorrected fluid optimum."""
     _require_evals("milp", evals)
@@ -154,7 +158,7 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
             close = close[: evals - 1] + [(q_fo, fo)]
     measured = {}
     if evaluator is not None and evals > 0 and len(close) > 1:
-        ev = Counted(evaluator)
+        ev = Counted(evaluator, policy)
         vals = ev.many([problem.to_config(n) for _, n in close])
         measured = {tuple(n): v for (_, n), v in zip(close, vals)}
         q, n = max(close, key=lambda qn: measured[tuple(qn[1])])
@@ -163,10 +167,10 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
         q, n = close[0]
         count = 0
     res = PlanResult("milp", problem.to_config(n), problem.cost(n), q, count, time.perf_counter() - t0,
-                     measured.get(tuple(n)), predicted_kind="estimate")
+                     measured.get(tuple(n)), policy, predicted_kind="estimate")
     if (~keep).any():
         res.notes.append(f"{int((~keep).sum())} of {problem.T} types dominated (no cheaper, no faster) and dropped")
-    res.candidates = [_cand(problem, c, "estimate", b, measured.get(tuple(c))) for b, c in cands[:8]]
+    res.candidates = [_cand(problem, c, "estimate", b, measured.get(tuple(c)), policy) for b, c in cands[:8]]
     return res
 
 
@@ -187,12 +191,12 @@ def plan_kairos(problem: PlanProblem, evaluator: Evaluator | None = None, top: i
 
 
 def plan_kairos_plus(problem: PlanProblem, evaluator: Evaluator | None = None, max_evals: int | None = None,
-                     **_) -> PlanResult:
+                     policy: str = "kairos", **_) -> PlanResult:
     """Algorithm 1: descending paper bound, evaluate, prune by bound and sub-configuration."""
     if max_evals is not None and max_evals < 1:
         raise KairosInputError(f"--max-evals must be >= 1, got {max_evals}")
     t0 = time.perf_counter()
-    ev = Counted(evaluator)
+    ev = Counted(evaluator, policy)
     X = _enumerate(problem)
     ub = paper_bound(problem, X)
     alive = ub > 0
@@ -211,8 +215,9 @@ def plan_kairos_plus(problem: PlanProblem, evaluator: Evaluator | None = None, m
     if best_i is None:
         raise KairosInputError("no configuration within budget has a positive bound; raise --budget or --qos-ms")
     res = PlanResult("kairos+", problem.to_config(X[best_i]), problem.cost(X[best_i]), best, ev.count,
-                     time.perf_counter() - t0, best, notes=notes)
-    res.candidates = [_cand(problem, np.array(problem.to_counts(dict(k))), "paper_bound", ub[_row(X, problem, k)], v)
+                     time.perf_counter() - t0, best, policy, notes=notes)
+    res.candidates = [_cand(problem, np.array(problem.to_counts(dict(k))), "paper_bound", ub[_row(X, problem, k)], v,
+                            policy)
                       for k, v in sorted(ev.asked.items(), key=lambda kv: -kv[1])[:8]]
     return res
 
@@ -224,14 +229,14 @@ def _row(X, problem, key) -> int:
 
 # ---------------------------------------------------------------------- exhaustive
 def plan_exhaustive(problem: PlanProblem, evaluator: Evaluator | None = None, progress: bool = False,
-                    **_) -> PlanResult:
+                    policy: str = "kairos", **_) -> PlanResult:
     """The optimum: every configuration whose fluid bound exceeds the best measured QPS.
 
     Fluid bounds are computed lazily: each LP's capacity duals ``u`` give the linear upper
     bound ``u . n`` for every configuration, so most LPs are never solved.
     """
     t0 = time.perf_counter()
-    ev = Counted(evaluator)
+    ev = Counted(evaluator, policy)
     X = _enumerate(problem)
     lp = FluidLP(problem)
     Xf = X.astype(float)
@@ -277,12 +282,12 @@ def plan_exhaustive(problem: PlanProblem, evaluator: Evaluator | None = None, pr
     if best_i is None:
         raise KairosInputError("no configuration within budget can serve 99% of the queries within QoS")
     res = PlanResult("exhaustive", problem.to_config(X[best_i]), problem.cost(X[best_i]), best, ev.count,
-                     time.perf_counter() - t0, best)
+                     time.perf_counter() - t0, best, policy)
     res.notes.append(f"{len(X):,} configurations within budget; {lps} fluid LPs solved; "
                      f"{ev.count} simulated (the rest have a fluid bound at or below {best:.1f} q/s)")
     ranked = sorted(ev.asked.items(), key=lambda kv: -kv[1])[:8]
     res.candidates = [_cand(problem, np.array(problem.to_counts(dict(k))), "fluid_bound",
-                            exact[_row(X, problem, k)], v) for k, v in ranked]
+                            exact[_row(X, problem, k)], v, policy) for k, v in ranked]
     return res
 
 
@@ -325,7 +330,8 @@ def homogeneous_candidates(problem: PlanProblem) -> list[tuple[float, np.ndarray
     return out
 
 
-def plan_homogeneous(problem: PlanProblem, evaluator: Evaluator | None = None, **_) -> PlanResult:
+def plan_homogeneous(problem: PlanProblem, evaluator: Evaluator | None = None, policy: str = "kairos",
+                     **_) -> PlanResult:
     """Best single-type pool: evaluate in descending fluid bound until the bound cannot win."""
     t0 = time.perf_counter()
     cands = [c for c in homogeneous_candidates(problem) if c[0] > 0]
@@ -337,7 +343,7 @@ def plan_homogeneous(problem: PlanProblem, evaluator: Evaluator | None = None, *
                          predicted_kind="fluid_bound")
         res.candidates = [_cand(problem, c, "fluid_bound", b) for b, c in cands]
         return res
-    ev = Counted(evaluator)
+    ev = Counted(evaluator, policy)
     best, best_n, meas = -1.0, None, {}
     for q, n in cands:
         if q <= best:
@@ -347,8 +353,8 @@ def plan_homogeneous(problem: PlanProblem, evaluator: Evaluator | None = None, *
         if v > best:
             best, best_n = v, n
     res = PlanResult("homogeneous", problem.to_config(best_n), problem.cost(best_n), best, ev.count,
-                     time.perf_counter() - t0, best)
-    res.candidates = [_cand(problem, c, "fluid_bound", b, meas.get(tuple(c))) for b, c in cands]
+                     time.perf_counter() - t0, best, policy)
+    res.candidates = [_cand(problem, c, "fluid_bound", b, meas.get(tuple(c)), policy) for b, c in cands]
     return res
 
 
@@ -375,12 +381,12 @@ def _require_evals(method: str, evals: int) -> None:
 
 
 def plan_random(problem: PlanProblem, evaluator: Evaluator | None = None, evals: int = 15, seed: int = 0,
-                **_) -> PlanResult:
+                policy: str = "kairos", **_) -> PlanResult:
     from kairos.plan.bo import candidate_pool
 
     _require_evals("random", evals)
     t0 = time.perf_counter()
-    ev = Counted(evaluator)
+    ev = Counted(evaluator, policy)
     rng = np.random.default_rng(seed + 7919)
     pool = candidate_pool(problem, rng)
     idx = rng.choice(len(pool), size=min(evals, len(pool)), replace=False)
@@ -394,27 +400,59 @@ def plan_random(problem: PlanProblem, evaluator: Evaluator | None = None, evals:
 
 
 Method = Callable[..., PlanResult]
-METHODS: dict[str, Method] = {
-    "milp": plan_milp,
-    "kairos": plan_kairos,
-    "kairos+": plan_kairos_plus,
-    "exhaustive": plan_exhaustive,
-    "homogeneous": plan_homogeneous,
-    "ribbon": lambda p, e=None, **kw: plan_ribbon(p, e, policy="fcfs", **kw),
-    "ribbon-kairos": lambda p, e=None, **kw: plan_ribbon(p, e, policy="kairos", **kw),
-    "random": plan_random,
-}
+
+
+@dataclass(frozen=True)
+class PlanMethod:
+    """One planner: its function and what the CLI and ``kairos reproduce`` need to know about it.
+
+    ``run(problem, evaluator, policy=..., **options)`` returns a :class:`PlanResult`.
+    """
+
+    name: str
+    run: Method
+    summary: str = ""  # a few words after the name in ``--method``'s help
+    simulates: str = "always"  # "always" (needs an evaluator), "optional" (simulates when given one), "never"
+    policy: str = "kairos"  # the dispatch policy of its simulations (passed to ``run``)
+    min_evals: int | None = None  # it reads --evals, which must be at least this; None: --evals does not apply
+    uses_max_evals: bool = False  # it reads --max-evals
+
+    def __post_init__(self):
+        if self.simulates not in ("always", "optional", "never"):
+            raise ValueError(f"method {self.name!r}: simulates must be always, optional or never, got {self.simulates!r}")
+
+    @property
+    def dispatch_policies(self) -> tuple[str, ...]:
+        """The dispatch policies its simulations use (none if it never simulates)."""
+        return () if self.simulates == "never" else (self.policy,)
+
+
+METHODS: dict[str, PlanMethod] = {m.name: m for m in (
+    PlanMethod("milp", plan_milp, "queueing-corrected MILP", simulates="optional", min_evals=0),  # 0 = one-shot
+    PlanMethod("kairos", plan_kairos, simulates="never"),
+    PlanMethod("kairos+", plan_kairos_plus, uses_max_evals=True),
+    PlanMethod("exhaustive", plan_exhaustive),
+    PlanMethod("homogeneous", plan_homogeneous, simulates="optional"),
+    PlanMethod("ribbon", plan_ribbon, policy="fcfs", min_evals=1),
+    PlanMethod("ribbon-kairos", plan_ribbon, policy="kairos", min_evals=1),
+    PlanMethod("random", plan_random, min_evals=1),
+)}
 DEFAULT_METHOD = "milp"
-SIMULATING = {"kairos+", "exhaustive", "ribbon", "ribbon-kairos", "random"}  # need an evaluator
-# the methods that read each option (the CLI refuses the option, when given, for any other)
-MIN_EVALS = {"milp": 0, "random": 1, "ribbon": 1, "ribbon-kairos": 1}  # milp: 0 = one-shot
-USES_EVALS = tuple(MIN_EVALS)
-USES_MAX_EVALS = ("kairos+",)
+# derived from METHODS: the methods that need an evaluator, and those that read each option
+# (the CLI refuses the option, when given, for any other)
+SIMULATING = {n for n, m in METHODS.items() if m.simulates == "always"}
+MIN_EVALS = {n: m.min_evals for n, m in METHODS.items() if m.min_evals is not None}
+USES_EVALS = tuple(sorted(MIN_EVALS))
+USES_MAX_EVALS = tuple(sorted(n for n, m in METHODS.items() if m.uses_max_evals))
+
+
+def plan_method(name: str) -> PlanMethod:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise KairosInputError(f"unknown --method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
 def run_method(name: str, problem: PlanProblem, evaluator: Evaluator | None = None, **opts) -> PlanResult:
-    try:
-        fn = METHODS[name]
-    except KeyError:
-        raise KairosInputError(f"unknown --method {name!r}; choose one of {', '.join(METHODS)}") from None
-    return fn(problem, evaluator, **opts)
+    m = plan_method(name)
+    return m.run(problem, evaluator, policy=m.policy, **opts)

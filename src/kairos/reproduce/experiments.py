@@ -33,12 +33,12 @@ from kairos.errors import KairosInputError
 from kairos.paper import MODELS, PAPER_BUDGET, PAPER_CONFIGS, PAPER_QOS_MS
 from kairos.plan.evaluate import Evaluator
 from kairos.plan.fluid import config_fluid_bound
-from kairos.plan.methods import DEFAULT_METHOD, run_method
+from kairos.plan.methods import DEFAULT_METHOD, METHODS, run_method
 from kairos.plan.space import PlanProblem, count_configurations
 from kairos.profiles.catalogue import Catalogue, load_catalogue
 from kairos.reproduce.cache import CellCache
 from kairos.reproduce.noise import perturb_profile
-from kairos.dispatch.registry import make_policy, policy_class
+from kairos.dispatch.registry import make_policy, policies_in, policy_class
 from kairos.sim.engine import simulate
 from kairos.sim.experiment import Experiment
 from kairos.sim.search import allowed_misses, max_qps, tune_size_threshold
@@ -46,26 +46,63 @@ from kairos.workload.arrivals import RateSchedule
 from kairos.workload.sizes import parse_size_mix
 
 MIX = "deeprecsys"
-DISPATCHERS = ("kairos", "kairos-online", "kairos-paper", "fcfs", "deeprecsys", "clockwork", "least-loaded", "p2c")
-
-# scheme -> (planner that chooses the configuration, dispatch policy that serves it)
-# "optimum" means: the configuration found by the exhaustive search (the paper gave the
-# prior dispatch schemes the best configuration of an offline search).
-SCHEMES = {
-    "homogeneous": ("homogeneous", "kairos"),
-    "ribbon": ("ribbon", "fcfs"),
-    "deeprecsys": ("optimum", "deeprecsys"),
-    "clockwork": ("optimum", "clockwork"),
-    "kairos": ("kairos", "kairos-paper"),
-    "kairos+": ("kairos+", "kairos"),
-    "ours": (DEFAULT_METHOD, "kairos"),
-    "random": ("random", "kairos"),
-    "optimum": ("exhaustive", "kairos"),
-}
-TABLE1 = ("homogeneous", "ribbon", "deeprecsys", "clockwork", "kairos", "kairos+", "ours", "optimum")
-SENSITIVITY = ("homogeneous", "deeprecsys", "clockwork", "kairos", "kairos+", "ours", "optimum")
-SEARCHING = ("ribbon", "random", "kairos+", "optimum")  # methods that explore by simulation
+DISPATCHERS = policies_in("dispatch")  # the dispatch ablation (registry: PolicySpec.comparisons)
+LOAD_POLICIES = policies_in("load")  # the load change
+OPTIMUM = "optimum"  # a scheme's planner: the exhaustive search's configuration, given for free
 KAIROS_PLUS_CAP = 60  # evaluations kairos+ may use (keeps the full run finite at large budgets)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One (planner, dispatch policy) pair of the paper's comparison, and where the report shows it.
+
+    Every scheme runs in the main plan cell (the paper's budget and QoS); ``tables`` says
+    where else: ``table1`` (QoS-throughput), ``sweeps`` (the budget and QoS cells, and their
+    tables), ``sweep-figure`` (a line in the sensitivity figure). ``exploration`` is its
+    column in the exploration-cost table (None: not shown there); ``prior`` marks the
+    prior schemes the paper's claim compares against.
+    """
+
+    name: str  # the tables' scheme column
+    planner: str  # a method of kairos.plan.methods, or OPTIMUM
+    policy: str  # the dispatch policy that serves (and measures) its configuration
+    label: str  # the tables' and figures' heading
+    tables: tuple[str, ...] = ("table1", "sweeps", "sweep-figure")
+    exploration: int | None = None
+    prior: bool = False
+    searches: bool = False  # its planner is given the run's ``search_evals`` evaluations
+    max_evals: int | None = None  # a cap on its planner's evaluations
+
+    @property
+    def method(self) -> str:
+        """The plan method that runs for it (OPTIMUM: the exhaustive search)."""
+        return "exhaustive" if self.planner == OPTIMUM else self.planner
+
+
+# in the tables' order. The prior dispatch schemes run on the optimum's configuration
+# (the paper gave them the best configuration of an offline search).
+SCHEMES: dict[str, Scheme] = {s.name: s for s in (
+    Scheme("homogeneous", "homogeneous", "kairos", "best homogeneous", exploration=2),
+    Scheme("ribbon", "ribbon", "fcfs", "RIBBON (BO + FCFS)", ("table1",), exploration=4, prior=True, searches=True),
+    Scheme("deeprecsys", OPTIMUM, "deeprecsys", "DeepRecSys*", prior=True),
+    Scheme("clockwork", OPTIMUM, "clockwork", "Clockwork*", prior=True),
+    Scheme("kairos", "kairos", "kairos-paper", "Kairos (paper)", exploration=0),
+    Scheme("kairos+", "kairos+", "kairos", "Kairos+", ("table1", "sweeps"), exploration=3, max_evals=KAIROS_PLUS_CAP),
+    Scheme("ours", DEFAULT_METHOD, "kairos", "ours (milp + kairos)", exploration=1),
+    Scheme("optimum", "exhaustive", "kairos", "optimum", ("table1", "sweeps"), exploration=6),
+    Scheme("random", "random", "kairos", "random search", (), exploration=5, searches=True),
+)}
+
+
+def schemes_in(table: str) -> tuple[str, ...]:
+    return tuple(n for n, s in SCHEMES.items() if table in s.tables)
+
+
+TABLE1 = schemes_in("table1")
+SENSITIVITY = schemes_in("sweeps")
+EXPLORATION = tuple(sorted((n for n, s in SCHEMES.items() if s.exploration is not None),
+                           key=lambda n: SCHEMES[n].exploration))
+PRIOR = tuple(n for n, s in SCHEMES.items() if s.prior)
 
 # the load-change schedule, in window units: (unit, fraction of the pool's max QPS);
 # a step is two points 1e-6 units apart (RateSchedule with ramps between points)
@@ -88,7 +125,7 @@ class Settings:
     qos_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0)
     noise_levels: tuple[float, ...] = (0.1, 0.2, 0.3)
     noise_draws: int = 2
-    noise_policies: tuple[str, ...] = ("kairos", "kairos-online", "kairos-paper", "deeprecsys", "clockwork")
+    noise_policies: tuple[str, ...] = policies_in("noise")
     search_evals: int = 15  # RIBBON's and random search's evaluations
     load_models: tuple[str, ...] = MODELS
     load_per_window: int = 500  # queries per window at 1x (so that 99% per window is not a coin toss)
@@ -101,7 +138,7 @@ class Settings:
 
 FULL = Settings()
 QUICK = Settings(models=("rm2", "ncf"), queries=3000, budgets=(1.5, 2.5), qos_factors=(1.0, 2.0),
-                 noise_levels=(0.1, 0.3), noise_draws=1, noise_policies=("kairos", "kairos-online", "kairos-paper", "clockwork"),
+                 noise_levels=(0.1, 0.3), noise_draws=1, noise_policies=policies_in("quick-noise"),
                  search_evals=6, load_models=("rm2",), load_per_window=200, quick=True)
 
 
@@ -148,20 +185,13 @@ def plan_cell(cell: dict, cache_dir: str) -> dict:
     probs = mix.bucket_probabilities(profile.batches)
     chosen: dict[str, object] = {}
     rows = []
-    need = set(cell["schemes"])
-    planners = []
-    for s in ("optimum",) + tuple(cell["schemes"]):  # the optimum first: others reuse its evaluations
-        p = SCHEMES[s][0]
-        if p == "optimum":
-            p = "exhaustive"
-        if p not in planners and (s in need or s == "optimum"):
-            planners.append(p)
-    for p in planners:
+    for sch in _run_order(cell["schemes"]):  # the optimum first: others reuse its evaluations
+        p = sch.method
         opts = {"seed": cell["seed"]}
-        if p in ("ribbon", "random"):
+        if sch.searches:
             opts["evals"] = cell["search_evals"]
-        if p == "kairos+":
-            opts["max_evals"] = KAIROS_PLUS_CAP
+        if sch.max_evals is not None:
+            opts["max_evals"] = sch.max_evals
         t0 = time.perf_counter()
         try:
             res = run_method(p, prob, ev, **opts)
@@ -171,15 +201,15 @@ def plan_cell(cell: dict, cache_dir: str) -> dict:
         res.notes.append(f"wall {time.perf_counter() - t0:.1f} s")
         chosen[p] = res
     for s in cell["schemes"]:
-        planner, policy = SCHEMES[s]
-        res = chosen.get("exhaustive" if planner == "optimum" else planner)
+        planner, policy = SCHEMES[s].planner, SCHEMES[s].policy
+        res = chosen.get(SCHEMES[s].method)
         if isinstance(res, Exception) or res is None:
             rows.append({"scheme": s, "planner": planner, "policy": policy, "config": None, "qps": 0.0,
                          "bound": 0.0, "cost": 0.0, "evaluations": 0, "planning_s": 0.0,
                          "note": str(res) if res is not None else "not run"})
             continue
         cfg = res.config
-        if planner == "optimum":
+        if planner == OPTIMUM:
             evals, plan_s = 0, 0.0  # given the offline search's configuration for free
         else:
             evals, plan_s = res.evaluations, res.elapsed_s
@@ -188,6 +218,28 @@ def plan_cell(cell: dict, cache_dir: str) -> dict:
                      "bound": config_fluid_bound(profile, cfg, probs, qos).qps, "cost": prob.cost(prob.to_counts(cfg)),
                      "evaluations": evals, "planning_s": plan_s, "note": "; ".join(res.notes)})
     return {"rows": rows, "infeasible": None, "configurations": count_configurations(prob.prices, budget)}
+
+
+def _run_order(schemes) -> list[Scheme]:
+    """The schemes whose planners a plan cell runs, one per planner: the optimum's first, then
+    those of ``schemes`` in order (a scheme on the optimum's configuration runs nothing more)."""
+    out: list[Scheme] = []
+    for name in ("optimum",) + tuple(schemes):
+        sch = SCHEMES[name]
+        if sch.planner != OPTIMUM and all(o.method != sch.method for o in out):
+            out.append(sch)
+    return out
+
+
+def cell_policies(cell: dict) -> list[str]:
+    """The dispatch policies a cell's result depends on: a dispatch or load cell's policy; for a
+    plan cell, the policies its planners simulate with and those its schemes are measured with."""
+    if cell["kind"] != "plan":
+        return [cell["policy"]]
+    used = {SCHEMES[s].policy for s in cell["schemes"]}
+    for sch in _run_order(cell["schemes"]):
+        used.update(METHODS[sch.method].dispatch_policies)
+    return sorted(used)
 
 
 # ---------------------------------------------------------------------------- dispatch cells
@@ -290,7 +342,7 @@ def run_cell(cell: dict, cache_dir: str) -> dict:
 # ---------------------------------------------------------------------------- the cells of a run
 def _plan(s: Settings, m: str, b: float, f: float) -> dict:
     main = b == PAPER_BUDGET and f == 1.0
-    schemes = TABLE1 + ("random",) if main else SENSITIVITY
+    schemes = tuple(SCHEMES) if main else SENSITIVITY
     return {"kind": "plan", "model": m, "budget": float(b), "qos_factor": float(f), "qos_ms": PAPER_QOS_MS[m] * f,
             "queries": s.queries, "seed": s.seed, "schemes": list(schemes), "search_evals": s.search_evals,
             "profile": s.profile}
@@ -338,7 +390,7 @@ def load_cells(s: Settings, plan_results: dict) -> list[dict]:
             continue
         base_qps = round(float(row["qps"]), 3)
         unit_s = round(s.load_per_window / base_qps, 6)  # a window holds load_per_window queries at 1x
-        for p in DISPATCHERS:
+        for p in LOAD_POLICIES:
             cells.append({"kind": "load", "model": m, "config": row["config"], "qos_ms": PAPER_QOS_MS[m],
                           "seed": s.seed, "policy": p, "base_qps": base_qps, "unit_s": unit_s, "profile": s.profile,
                           "recovery": "settled"})
@@ -384,7 +436,7 @@ def run_all(s: Settings, out_dir, jobs: int = 1, progress: Callable[[str, int, i
     out_dir = Path(out_dir)
     cache_dir = out_dir / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = CellCache(cache_dir / "cells.jsonl")
+    cache = CellCache(cache_dir / "cells.jsonl", cell_policies)
     done_cells: list = []
 
     def stage(name, cells):
@@ -416,7 +468,7 @@ def collect(pairs) -> dict:
 
 def cached_results(s: Settings, out_dir) -> dict:
     """What a run of ``s`` has finished so far (read from the cache, nothing simulated)."""
-    cache = CellCache(Path(out_dir) / "cache" / "cells.jsonl")
+    cache = CellCache(Path(out_dir) / "cache" / "cells.jsonl", cell_policies)
     cells = main_cells(s)
     plans = [(c, cache.get(c)) for c in cells if c["kind"] == "plan" and c in cache]
     cells += load_cells(s, plans) + sensitivity_cells(s)

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kairos.reproduce.experiments import DISPATCHERS, TABLE1
+from kairos.dispatch.registry import policy_label
+from kairos.reproduce.experiments import DISPATCHERS, EXPLORATION, LOAD_POLICIES, SCHEMES, TABLE1, schemes_in
 from kairos.reproduce.report import LABEL, models_of
 
-
-_SCHEME_ORDER = ("homogeneous", "ribbon", "deeprecsys", "clockwork", "kairos", "kairos+", "ours", "optimum", "random")
-COLOUR = {s: f"C{i}" for i, s in enumerate(_SCHEME_ORDER)}
+COLOUR = {s: f"C{i}" for i, s in enumerate(SCHEMES)}
 POLICY_COLOUR = {p: f"C{i}" for i, p in enumerate(DISPATCHERS)}
 
 
@@ -69,7 +68,7 @@ def fig_exploration(t: dict, path: Path) -> None:
     rows = t["table2_exploration"]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     marks = "o s ^ D v P X *".split()
-    for i, s in enumerate(("kairos", "ours", "homogeneous", "kairos+", "ribbon", "random", "optimum")):
+    for i, s in enumerate(EXPLORATION):
         pts = [(r["evaluations"], r["norm_to_optimum"] or 0) for r in rows if r["scheme"] == s]
         if pts:
             x, y = zip(*pts)
@@ -87,7 +86,7 @@ def fig_exploration(t: dict, path: Path) -> None:
 def fig_sensitivity(t: dict, path: Path) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    schemes = ("homogeneous", "deeprecsys", "clockwork", "kairos", "ours")
+    schemes = schemes_in("sweep-figure")
     for ax, key, rows, xl in ((axes[0], "budget", t["table3a_budget"], "budget ($/h)"),
                               (axes[1], "qos_factor", t["table3b_qos"], "QoS target / paper's")):
         for s in schemes:
@@ -110,7 +109,7 @@ def fig_sensitivity(t: dict, path: Path) -> None:
             if r["policy"] == p and r["mean_vs_exact"] is not None:
                 pts.setdefault(r["noise"], []).append(r["mean_vs_exact"])
         xs = [0.0] + sorted(pts)
-        ax.plot([100 * x for x in xs], [1.0] + [np.mean(pts[x]) for x in xs[1:]], marker="o", label=p,
+        ax.plot([100 * x for x in xs], [1.0] + [np.mean(pts[x]) for x in xs[1:]], marker="o", label=policy_label(p),
                 color=POLICY_COLOUR.get(p))
     ax.set_xlabel("estimate noise (+-%)")
     ax.set_ylabel("mean over models of QPS / exact-estimate QPS")
@@ -132,13 +131,14 @@ def fig_load(t: dict, path: Path) -> None:
     fig, axes = plt.subplots(len(ms), 2, figsize=(13, 3.2 * len(ms)), squeeze=False)
     for i, m in enumerate(ms):
         a1, a2 = axes[i]
-        for p in DISPATCHERS:
+        for p in LOAD_POLICIES:
             rows = [r for r in win if r["model"] == m and r["policy"] == p]
             if not rows:
                 continue
             x = [r["t_s"] for r in rows]
-            a1.plot(x, [100 * r["met"] for r in rows], label=p, lw=1, color=POLICY_COLOUR[p])
-            a2.plot(x, [max(r["p99_ms"], 1e-3) for r in rows], label=p, lw=1, color=POLICY_COLOUR[p])
+            a1.plot(x, [100 * r["met"] for r in rows], label=policy_label(p), lw=1, color=POLICY_COLOUR.get(p))
+            a2.plot(x, [max(r["p99_ms"], 1e-3) for r in rows], label=policy_label(p), lw=1,
+                    color=POLICY_COLOUR.get(p))
         w = next(r for r in t["table4_load"] if r["model"] == m)["window_s"]
         for a in (a1, a2):
             a.set_xlabel("time (s)")
@@ -156,7 +156,7 @@ def fig_load(t: dict, path: Path) -> None:
 
 
 def fig_dispatch(t: dict, path: Path) -> None:
-    _grouped_bars(path, t["table5_dispatch"], "policy", DISPATCHERS, "fraction_of_bound", str, POLICY_COLOUR,
+    _grouped_bars(path, t["table5_dispatch"], "policy", DISPATCHERS, "fraction_of_bound", policy_label, POLICY_COLOUR,
                   "max QPS / fluid bound", "Dispatchers on the paper's pools", {"ncol": 4})
 
 

@@ -13,15 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kairos.dispatch.registry import policy_label
 from kairos.paper import PAPER_BUDGET
-from kairos.reproduce.experiments import DISPATCHERS, KAIROS_PLUS_CAP, SEARCHING, TABLE1, Settings
+from kairos.reproduce.experiments import (DISPATCHERS, EXPLORATION, KAIROS_PLUS_CAP, PRIOR, SCHEMES, SENSITIVITY, TABLE1,
+                                          Settings)
 
-LABEL = {
-    "homogeneous": "best homogeneous", "ribbon": "RIBBON (BO + FCFS)", "deeprecsys": "DeepRecSys*",
-    "clockwork": "Clockwork*", "kairos": "Kairos (paper)", "kairos+": "Kairos+", "ours": "ours (milp + kairos)",
-    "optimum": "optimum", "random": "random search",
-}
-PRIOR = ("ribbon", "deeprecsys", "clockwork")
+LABEL = {name: s.label for name, s in SCHEMES.items()}  # scheme -> heading
 TOL = 0.05  # relative slack for "at least" comparisons between finite simulations
 
 
@@ -99,7 +96,7 @@ def tables(results: dict) -> dict[str, list[dict]]:
     main = [r for r in prow if r["budget"] == PAPER_BUDGET and r["qos_factor"] == 1.0]
     return {
         "table1_throughput": [r for r in main if r["scheme"] in TABLE1],
-        "table2_exploration": [r for r in main if r["scheme"] in SEARCHING + ("ours", "kairos", "homogeneous")],
+        "table2_exploration": [r for r in main if r["scheme"] in EXPLORATION],
         "table3a_budget": [r for r in prow if r["qos_factor"] == 1.0],
         "table3b_qos": [r for r in prow if r["budget"] == PAPER_BUDGET],
         "table3c_noise": noise_rows(drow),
@@ -180,16 +177,16 @@ def md_table1(t: dict) -> str:
 def md_table2(t: dict) -> str:
     rows = t["table2_exploration"]
     by = _by(rows, "model", "scheme")
-    order = ("kairos", "ours", "homogeneous", "kairos+", "ribbon", "random", "optimum")
     body = []
     for m in models_of(rows):
         body.append([m] + [("-" if (m, s) not in by else
-                            f"{by[(m, s)]['evaluations']} ({_f(by[(m, s)]['norm_to_optimum'], 2)})") for s in order])
-    return md_table(["model"] + [LABEL[s] + (" [exhaustive]" if s == "optimum" else "") for s in order], body)
+                            f"{by[(m, s)]['evaluations']} ({_f(by[(m, s)]['norm_to_optimum'], 2)})")
+                           for s in EXPLORATION])
+    return md_table(["model"] + [LABEL[s] + (" [exhaustive]" if s == "optimum" else "") for s in EXPLORATION], body)
 
 
 def md_sweep(rows: list[dict], key: str, label: str) -> str:
-    schemes = ("homogeneous", "deeprecsys", "clockwork", "kairos", "kairos+", "ours", "optimum")
+    schemes = SENSITIVITY
     body = []
     for r0 in sorted({(r["model"], r[key]) for r in rows}, key=lambda mk: (models_of(rows).index(mk[0]), mk[1])):
         m, v = r0
@@ -229,7 +226,7 @@ def md_dispatch(t: dict) -> str:
         body.append([m, cfg] + [("-" if (m, p) not in by else
                                  f"{_f(by[(m, p)]['max_qps'])} ({_f(by[(m, p)]['fraction_of_bound'], 2)})")
                                 for p in DISPATCHERS] + [_f(by[(m, DISPATCHERS[0])]["fluid_bound"]) if (m, DISPATCHERS[0]) in by else "-"])
-    return md_table(["model", "pool"] + list(DISPATCHERS) + ["fluid bound"], body)
+    return md_table(["model", "pool"] + [policy_label(p) for p in DISPATCHERS] + ["fluid bound"], body)
 
 
 def write_tables(t: dict, out: Path) -> str:
