@@ -11,7 +11,7 @@ from kairos.cli.common import console, emit_json, get_catalogue, given_options, 
 from kairos.errors import KairosInputError
 from kairos.paper import PAPER_BUDGET
 from kairos.plan.evaluate import Evaluator
-from kairos.plan.methods import DEFAULT_METHOD, METHODS, SIMULATING, USES_EVALS, USES_MAX_EVALS, run_method
+from kairos.plan.methods import DEFAULT_METHOD, METHODS, USES_EVALS, USES_MAX_EVALS, run_method
 from kairos.plan.planfile import PlanFile, write_plan
 from kairos.plan.space import PlanProblem
 from kairos.workload.sizes import parse_size_mix
@@ -42,8 +42,8 @@ def _check_options(ctx: click.Context, method: str) -> None:
 @click.option("--types", "types_text", default=None,
               help="Comma-separated instance types allowed (default: every type with a profile and a price).")
 @click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True,
-              help="Planner: milp (queueing-corrected MILP), kairos, kairos+, exhaustive, homogeneous, ribbon, "
-                   "ribbon-kairos, random.")
+              help="Planner: " + ", ".join(m.name + (f" ({m.summary})" if m.summary else "")
+                                           for m in METHODS.values()) + ".")
 @click.option("--evals", type=int, default=None,
               help="Simulations allowed: milp tie-breaks (default 4, 0 = one-shot), ribbon, ribbon-kairos, random "
                    "(default 15, at least 1). Only for those methods.")
@@ -91,8 +91,7 @@ def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, e
         opts["max_evals"] = max_evals
     if evals is not None:
         opts["evals"] = evals
-    needs_eval = method in SIMULATING or method in ("milp", "homogeneous")
-    res = run_method(method, problem, evaluator if needs_eval else None, **opts)
+    res = run_method(method, problem, evaluator if METHODS[method].simulates != "never" else None, **opts)
     out = {"model": model, "method": res.method, "budget": budget, "qos_ms": qos, "workload": mix.name,
            "types": list(problem.types), **{k: v for k, v in res.to_dict().items() if k != "method"}}
     if compare:
