@@ -187,9 +187,9 @@ class _Transport:
         self.paused = False
 
 
-def _protocol(gw, asgi=None):
-    """The fast-path protocol on a stub transport, configured as kairos serve configures
-    uvicorn: (protocol, transport, uvicorn's server state)."""
+def _protocol(gw, asgi=None, cls=None):
+    """The fast-path protocol (or ``cls``, a subclass) on a stub transport, configured as
+    kairos serve configures uvicorn: (protocol, transport, uvicorn's server state)."""
     import uvicorn
     from uvicorn.server import ServerState
 
@@ -199,7 +199,7 @@ def _protocol(gw, asgi=None):
     cfg = uvicorn.Config(FastInfer(asgi, gw), lifespan="off", log_level="warning", proxy_headers=False)
     cfg.load()
     state = ServerState()
-    p = FastInferProtocol(cfg, state, {}, gw.loop)
+    p = (cls or FastInferProtocol)(cfg, state, {}, gw.loop)
     t = _Transport()
     p.connection_made(t)
     return p, t, state
@@ -260,5 +260,49 @@ def test_a_fast_query_cancelled_at_shutdown_is_answered_503_once():
         # done: the gateway, which completes only waiters not done, will leave it alone
         assert waiter.done() and not waiter.cancel()
         assert t.out.count(b"HTTP/1.1 ") == 1
+
+    asyncio.run(go())
+
+
+def test_uvicorn_still_has_the_private_parts_the_fast_path_uses():
+    """FastInferProtocol subclasses uvicorn's HttpToolsProtocol and relies on parts of it
+    that are not uvicorn's public API (pyproject pins uvicorn and httptools to the versions
+    this was checked with): its constructor's arguments, its parser callbacks, the
+    per-request state it keeps (url, parser, expect_100_continue, cycle), the server's set
+    of tasks, and what uvicorn does with the request cycle that _Owed stands in for
+    (shutdown: keep_alive; connection_lost: response_complete, disconnected, message_event)."""
+    import asyncio
+    import inspect
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from kairos.serve.fastpath import FastInferProtocol, _Owed
+
+    assert list(inspect.signature(HttpToolsProtocol.__init__).parameters) == [
+        "self", "config", "server_state", "app_state", "_loop"]
+    for name in ("on_headers_complete", "on_body", "on_message_complete", "on_response_complete", "shutdown",
+                 "connection_lost"):
+        assert callable(getattr(HttpToolsProtocol, name, None)), name
+
+    seen = []
+
+    class Recording(FastInferProtocol):
+        def on_headers_complete(self):
+            seen.append((self.url, self.parser.get_method(), self.parser.should_keep_alive(),
+                         self.expect_100_continue))
+            super().on_headers_complete()
+
+    async def go():
+        gw = _StubGateway(asyncio.get_running_loop())
+        p, t, state = _protocol(gw, cls=Recording)
+        assert p.gw is gw and p.transport is t and p.tasks is state.tasks and p.cycle is None
+        p.data_received(_post(5))
+        assert seen == [(b"/v1/infer", b"POST", True, False)]
+        (_, waiter), = gw.futures
+        assert isinstance(p.cycle, _Owed) and state.tasks == {waiter}
+        p.shutdown()  # uvicorn: the cycle is not complete, so it asks for a close after the answer
+        assert p.cycle.keep_alive is False and not t.closing
+        p.connection_lost(None)  # uvicorn marks the cycle disconnected and wakes it
+        assert p.cycle.disconnected is True
 
     asyncio.run(go())
