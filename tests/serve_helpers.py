@@ -9,7 +9,8 @@ import time
 from contextlib import contextmanager
 
 from kairos.serve import transport as tp
-from kairos.serve.launcher import ServeProcess as Server, pid_alive  # noqa: F401
+from kairos.serve.launcher import ServeProcess as Server  # noqa: F401
+from kairos.serve.launcher import pid_alive  # noqa: F401
 from kairos.serve.workers import Supervisor, WorkerHandle, request_shutdown
 
 

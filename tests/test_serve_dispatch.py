@@ -182,7 +182,7 @@ def test_online_policy_learns_from_the_gateways_observed_service_times():
         b = gw.bucket_of(500)
         t = gw.type_of[0]
         before = gw.pool.est[t][b]
-        for i in range(REFRESH + 1):
+        for _ in range(REFRESH + 1):
             task = gw.submit_nowait(500, b)
             await asyncio.sleep(0)
             qid = conns[0].queries()[-1][0]

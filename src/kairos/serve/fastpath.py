@@ -76,7 +76,7 @@ class _Answer:
 
     __slots__ = ("proto", "slot", "_result", "_exc", "_state")
 
-    def __init__(self, proto: "FastInferProtocol", slot: list):
+    def __init__(self, proto: FastInferProtocol, slot: list):
         self.proto = proto
         self.slot = slot
         self._result = self._exc = None

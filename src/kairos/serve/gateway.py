@@ -34,6 +34,7 @@ import bisect
 import gc
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kairos.dispatch import DictQueries, DispatchContext, Dispatcher, Pool, make_policy
 from kairos.dispatch.pool import pool_type_ids
@@ -83,6 +84,17 @@ class GatewayConfig:
     check_decisions: bool = False
 
 
+class Waiter(Protocol):
+    """What the gateway completes with a query's answer: an ``asyncio.Future``, or an object
+    with the same three methods (the HTTP fast path's, which answers in the same call)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result) -> None: ...
+
+    def set_exception(self, exc) -> None: ...
+
+
 @dataclass(slots=True)
 class QueryRecord:
     """What the gateway keeps of one admitted query until it is answered. Its size bucket
@@ -90,7 +102,7 @@ class QueryRecord:
 
     size: int
     payload: bytes  # the samples for a torch worker (b"": size only)
-    waiter: object  # completed with the answer: an asyncio.Future, or the fast path's stand-in
+    waiter: Waiter  # completed with the answer
     start: float | None = None  # when it started on its instance (ms); None until then
     sent_ahead: float | None = None  # when it was sent to a busy instance's worker ahead of its start
     attempts: int = 0  # instances lost while holding it
@@ -166,7 +178,8 @@ class Gateway:
         except asyncio.TimeoutError:
             down = [h.name for h in self.workers if h.state != "up"]
             await self.stop()
-            raise RuntimeError(f"workers did not start within {self.cfg.start_timeout_s:g} s: {', '.join(down)}")
+            raise RuntimeError(
+                f"workers did not start within {self.cfg.start_timeout_s:g} s: {', '.join(down)}") from None
         # everything allocated so far (FastAPI, numpy, the profile) lives as long as the
         # gateway: keep it out of the collector's way so collections stay sub-millisecond
         gc.collect()
@@ -213,7 +226,7 @@ class Gateway:
         """Queries admitted and not yet answered."""
         return len(self.records)
 
-    def submit_nowait(self, size: int, bucket: int, payload: bytes = b"", waiter=None) -> asyncio.Future:
+    def submit_nowait(self, size: int, bucket: int, payload: bytes = b"", waiter: Waiter | None = None) -> Waiter:
         """Queue one query; the future's result is its answer (a dict for the HTTP response).
         Raises :class:`Overloaded` or :class:`QueryFailed` at once when it is not admitted.
 

@@ -33,7 +33,7 @@ from kairos.serve import rxtime
 class _Conn:
     __slots__ = ("client", "sock", "fd", "loop", "buf", "cb", "stamps", "t_rx", "out", "idle_since")
 
-    def __init__(self, client: "HttpClient", sock: socket.socket, loop):
+    def __init__(self, client: HttpClient, sock: socket.socket, loop):
         self.client = client
         self.sock = sock
         self.fd = sock.fileno()

@@ -9,9 +9,13 @@ Both front ends import it: the ASGI app (:mod:`kairos.serve.app`) and the HTTP f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from kairos.serve.gateway import Gateway, Overloaded, QueryFailed
 
+loads: Callable[[bytes], Any]
+JSONError: type[ValueError]
 try:
     import orjson
 

@@ -30,8 +30,12 @@ import asyncio
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from kairos.serve.workers import Supervisor, WorkerConnection, WorkerHandle, request_shutdown
+
+if TYPE_CHECKING:
+    from kairos.serve.gateway import Gateway
 
 RESOURCE_PREFIX = "kairos/"
 #: CPU reserved per actor: the emulated workers sleep, so many fit on one core
@@ -133,11 +137,10 @@ class RaySupervisor(Supervisor):
     where the actors connect back to (a wildcard: this node's IP address)."""
 
     def __init__(self, cfg, address: str | None = None, host: str = "127.0.0.1"):
-        self.gw = None  # the gateway, from listen() on
         self.cfg = cfg
         self.address = address
         self.mode = cfg.mode
-        self.server = None
+        self.server: asyncio.Server | None = None
         self.host = host
         self.port = 0
         self.actors: dict[int, object] = {}
@@ -146,14 +149,14 @@ class RaySupervisor(Supervisor):
         self._own_ray = False
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kairos-ray")
 
-    async def listen(self, gateway) -> None:
+    async def listen(self, gateway: Gateway) -> None:
         """Listen for the actors' connections on the host given and connect to Ray. The
         actors connect to that host (to this node's IP address when it is a wildcard)."""
         self.gw = gateway
         host = self.host
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: WorkerConnection(gateway), host, 0)
-        self.port = self.server.sockets[0].getsockname()[1]
+        self.server = server = await loop.create_server(lambda: WorkerConnection(gateway), host, 0)
+        self.port = server.sockets[0].getsockname()[1]
         # Ray's core installs a C-level SIGTERM handler that ends the process at once:
         # put back the handlers (uvicorn's) so that SIGTERM still drains in-flight queries
         saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}

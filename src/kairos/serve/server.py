@@ -82,7 +82,7 @@ def run_server(profile: Profile, cfg: ServeConfig) -> None:
         raise KairosInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     ucfg = uvicorn.Config(app, loop=loop, http=http_impl, lifespan="on", access_log=False,
                           log_level="warning", timeout_graceful_shutdown=60, backlog=4096,
-                          timeout_keep_alive=cfg.keep_alive_s,
+                          timeout_keep_alive=cfg.keep_alive_s,  # type: ignore[arg-type]  # any seconds (call_later)
                           proxy_headers=False, server_header=False, date_header=False)
     open_files = raise_open_files_limit()  # before any connection or worker
     log.event("gateway_listen", host=host, port=port, loop=loop, http=http, keep_alive_s=cfg.keep_alive_s,

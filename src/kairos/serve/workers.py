@@ -25,8 +25,12 @@ import signal
 import socket
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 from kairos.serve import transport as tp
+
+if TYPE_CHECKING:
+    from kairos.serve.gateway import Gateway
 
 
 class WorkerHandle:
@@ -107,7 +111,9 @@ class WorkerConnection(asyncio.Protocol):
 class Supervisor:
     """Starts, tracks and stops the workers of a gateway (one per instance of its pool)."""
 
-    async def listen(self, gateway) -> None:
+    gw: Gateway  # the gateway the workers report to, from listen() on
+
+    async def listen(self, gateway: Gateway) -> None:
         """Accept the workers' connections from now on, reporting their frames and their
         loss to ``gateway``."""
         raise NotImplementedError
@@ -131,7 +137,6 @@ class LocalSupervisor(Supervisor):
     def __init__(self, worker_args: list[str], mode: str, transport: str = "unix", host: str = "127.0.0.1"):
         if transport not in ("unix", "tcp"):
             raise ValueError(f"worker transport must be 'unix' or 'tcp', got {transport!r}")
-        self.gw = None  # the gateway, from listen() on
         self.worker_args = worker_args
         self.mode = mode
         # a Unix domain socket where the platform has them: the same frames without the
@@ -155,7 +160,7 @@ class LocalSupervisor(Supervisor):
             args += ["--prices", cfg.prices_path]
         return cls(args, cfg.mode, transport, host)
 
-    async def listen(self, gateway) -> None:
+    async def listen(self, gateway: Gateway) -> None:
         self.gw = gateway
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(lambda: WorkerConnection(gateway), self.host, 0)
