@@ -36,8 +36,8 @@ def _driver(profile, policy_name, ops, qos_ms=200.0):
         heapq.heappush(heap, (now + s, 0, j, qid))
 
     def step():
-        for qid, j, starts in d.step(now):
-            if starts:
+        for qid, j in d.step(now):
+            if pool.running[j] == qid:
                 start(qid, j)
 
     def advance(to):
@@ -110,16 +110,15 @@ def test_drain_finishes_the_running_query_and_requeues_the_waiting_ones(toy_prof
     for q in range(3):
         queries.add(q, 0, 0.0)
         d.submit(q)
-    pairs = d.step(0.0)
-    assert [(q, j) for q, j, _ in pairs] == [(0, a), (1, a), (2, a)]
-    assert [s for _, _, s in pairs] == [True, False, False]
+    assert d.step(0.0) == [(0, a), (1, a), (2, a)]
+    assert pool.running[a] == 0 and list(pool.local[a]) == [1, 2]  # 0 started, 1 and 2 wait on a
     b = d.add_instance(1)
     d.drain(a)
     assert d.queue == [1, 2]  # the two that had not started are back in the central queue
     assert not d.is_stopped(a)  # still running query 0
     assert d.step(1.0) == []  # b is not up yet and a takes nothing new
     d.instance_up(b, 2.0)
-    assert [(q, j) for q, j, _ in d.step(2.0)] == [(1, b), (2, b)]
+    assert d.step(2.0) == [(1, b), (2, b)]
     assert d.complete(a, 3.0) == -1  # a finished its last query ...
     assert d.is_stopped(a)  # ... and can be released
     d.instance_up(a, 4.0)  # a late "ready" for a drained instance is ignored

@@ -5,8 +5,8 @@ and the bound :class:`~kairos.dispatch.base.Policy`. Its driver (the simulator's
 loop, or the gateway's asyncio loop) reports events and acts on what it is told:
 
     d.submit(qid)                       # a query arrived (its bucket and arrival are in pool.queries)
-    for qid, j, starts in d.step(now):  # consult the policy, apply its pairs
-        ...                             # starts: run qid on j now; else j holds it next in line
+    for qid, j in d.step(now):          # consult the policy, apply its pairs
+        ...                             # d.pool.running[j] == qid: run it now; else j holds it next
     if d.observes: d.observed(j, qid, service_ms)   # a learning policy sees the service time
     nxt = d.complete(j, now)            # j finished; nxt: the query it starts next, or -1
     lost = d.instance_down(j)           # j failed: the queries it held, to requeue
@@ -34,7 +34,8 @@ class Dispatcher:
     central-queue policy gives only idle instances, or one about to finish when it queues
     ahead) and raises AssertionError otherwise."""
 
-    __slots__ = ("policy", "pool", "queue", "binds", "ahead", "observes", "check", "_assigned", "complete", "retired")
+    __slots__ = ("policy", "pool", "queue", "binds", "ahead", "observes", "check", "_assigned", "complete", "retired",
+                 "any_state", "_assign")
 
     def __init__(self, policy: Policy, pool: Pool, check: bool = False):
         self.policy = policy
@@ -44,12 +45,14 @@ class Dispatcher:
         self.queue: list[int] = []
         self.binds = policy.binds_on_arrival
         self.ahead = policy.ahead_ms > 0
+        self.any_state = self.binds or self.ahead  # consulted whether or not an instance is idle
         self.observes = policy.observes
         self.check = check
         self._assigned: set[int] = set()
         # complete(j, now) -> int: instance j finished its running query; returns the query
         # it starts next from its own queue, or -1 (now idle). The pool's own transition.
         self.complete = pool.finish
+        self._assign = pool.assign
         self.retired: set[int] = set()  # drained instances (their indices are never reused)
 
     def submit(self, qid: int) -> None:
@@ -73,14 +76,15 @@ class Dispatcher:
 
     def due(self) -> bool:
         """Would :meth:`step` consult the policy now?"""
-        return bool(self.queue) and (self.binds or self.ahead or self.pool.n_idle > 0)
+        return bool(self.queue) and (self.any_state or self.pool.n_idle > 0)
 
-    def step(self, now: float) -> list[tuple[int, int, bool]]:
-        """Consult the policy and apply its pairs: ``[(query, instance, starts now), ...]``.
-        A pair that does not start now is held by its (busy) instance, next in its own queue."""
+    def step(self, now: float) -> list[tuple[int, int]]:
+        """Consult the policy and apply its pairs ``[(query, instance), ...]``. A pair starts
+        now when ``pool.running[instance] == query`` afterwards; otherwise its (busy)
+        instance holds the query next in its own queue."""
         queue = self.queue
         pool = self.pool
-        if not queue or not (self.binds or self.ahead or pool.n_idle):
+        if not queue or not (self.any_state or pool.n_idle):
             return []
         pairs = self.policy.dispatch(now, queue, pool)
         if not pairs:
@@ -94,8 +98,10 @@ class Dispatcher:
         else:
             taken = {q for q, _ in pairs}
             queue[:] = [q for q in queue if q not in taken]
-        assign = pool.assign
-        return [(qid, j, assign(qid, j, now)) for qid, j in pairs]
+        assign = self._assign
+        for qid, j in pairs:
+            assign(qid, j, now)
+        return pairs
 
     def observed(self, j: int, qid: int, service_ms: float) -> None:
         """Instance ``j`` finished ``qid``, which held it for ``service_ms``: tell a learning

@@ -272,8 +272,9 @@ class Gateway:
     def _dispatch(self, now: float) -> None:
         """One decision step; carry out its pairs (a query that starts now is sent and timed,
         one held next in line by a busy instance is sent ahead)."""
-        for qid, j, starts in self.dispatcher.step(now):
-            if starts:
+        running = self.pool.running
+        for qid, j in self.dispatcher.step(now):
+            if running[j] == qid:  # it starts now
                 self._send(qid, j, now)
             else:
                 self._send_ahead(j)

@@ -88,6 +88,28 @@ def _r(x: float) -> float | None:
     return None if not np.isfinite(x) else round(float(x), 3)
 
 
+_INF = float("inf")
+
+
+class PoolTimers:
+    """The simulator's third event source: timed callbacks that change the pool.
+
+    The loop asks :meth:`next_ms` for the next firing time, calls :meth:`fire` then (after
+    any completion or arrival at the same time), and tells :meth:`stopped` when a drained
+    instance has finished its last query. :meth:`fire` acts on the
+    :class:`~kairos.dispatch.dispatcher.Dispatcher` it is handed (``add_instance``,
+    ``instance_up``, ``drain``) and may read how many queries have arrived so far."""
+
+    def next_ms(self) -> float:
+        return _INF
+
+    def fire(self, now_ms: float, dispatcher: Dispatcher, arrived: int) -> None:
+        """Handle every timer due at ``now_ms``."""
+
+    def stopped(self, j: int, now_ms: float) -> None:
+        """Drained instance ``j`` finished its last query at ``now_ms``."""
+
+
 class _Recorder:
     """What a run records per query and per instance (times in ms), kept apart from the loop.
 
@@ -107,6 +129,13 @@ class _Recorder:
         self.q_last = 0.0
         self.q_max = 0
 
+    def grow(self, n_instances: int) -> None:
+        """Instances joined the pool: per-instance records for them (in place)."""
+        for _ in range(n_instances - len(self.busy_ms)):
+            self.busy_ms.append(0.0)
+            self.served.append(0)
+            self.max_held.append(1)
+
 
 def simulate(
     profile: Profile,
@@ -120,11 +149,13 @@ def simulate(
     check: bool = False,
     size_probs: np.ndarray | None = None,
     handoff_ms: float = 0.0,
+    timers: PoolTimers | None = None,
 ) -> SimResult:
     """Simulate ``workload`` at ``rate`` queries/s on ``config`` under ``policy``.
 
     Two event sources -- the workload's arrivals, in time order, and a heap of
-    completions -- feed one :class:`~kairos.dispatch.dispatcher.Dispatcher`, the same
+    completions -- and optionally a third, ``timers`` (timed callbacks that resize the
+    pool: an elastic controller, instances becoming ready), feed one :class:`~kairos.dispatch.dispatcher.Dispatcher`, the same
     decision step the gateway runs. At equal times a completion is handled before an
     arrival, so the instance it frees is there for the arriving query. After each event
     the dispatcher consults the policy (if it is due) and the pairs that start now are
@@ -135,6 +166,9 @@ def simulate(
         (the run can no longer pass); the result is marked ``aborted``.
     size_probs: the size-bucket mix, for policies that use it (None: unknown).
     check: verify the policy's decisions (see :class:`~kairos.dispatch.dispatcher.Dispatcher`).
+    timers: see :class:`PoolTimers`; at equal times they fire after completions and
+        arrivals. Per-instance figures of the result then cover every instance that was
+        ever in the pool, in the order they joined.
     handoff_ms: time from the decision to the start of a query given to an *idle*
         instance, during which the instance is held and does nothing: a live gateway's
         round trip (the result back, the dispatch, the query out, the worker waking up).
@@ -152,13 +186,20 @@ def simulate(
     arr = workload.arrivals_ms(rate)
     arr_l = arr.tolist()
     N = len(arr_l)
-    svc = workload.service_ms[:, type_of].tolist() if N else []  # per query, per instance
     pool = Pool(type_of, profile.mean_ms.tolist(), ArrayQueries(workload.buckets, arr))
+    # svc[q][col[j]]: query q's actual service time on instance j. A fixed pool has a column
+    # per instance; a pool that changes a column per type (col is then the pool's type_of)
+    if timers is None:
+        svc = workload.service_ms[:, type_of].tolist() if N else []
+        col = list(range(n_inst))
+    else:
+        svc = workload.service_ms.tolist()
+        col = pool.type_of
     disp = Dispatcher(policy, pool, check=check)
     rec = _Recorder(N, n_inst)
     start, finish, served_by = rec.start, rec.finish, rec.served_by
     busy_ms, served, max_held = rec.busy_ms, rec.served, rec.max_held
-    held = pool.held
+    held, running = pool.held, pool.running
     track_held = disp.binds or disp.ahead  # central-queue policies hold one query at most
     idle_only = not track_held  # consulted only while an instance is idle
     held_extra = [0.0] * N if handoff else None  # the handoff each query held its instance for
@@ -166,6 +207,7 @@ def simulate(
     submit, step, complete = queue.append, disp.step, disp.complete
     observes, observed = disp.observes, disp.observed
 
+    next_timer = timers.next_ms() if timers is not None else _INF
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
     qos = float(qos_ms)
@@ -178,8 +220,10 @@ def simulate(
     q_area = q_last = 0.0
     q_max = 0
 
+    next_arrival = arr_l[0] if N else _INF
+    next_other = min(next_arrival, next_timer)  # the next arrival or timer, whichever is first
     while i < N or heap:
-        if heap and (i >= N or heap[0][0] <= arr_l[i]):  # a completion (first at equal times)
+        if heap and heap[0][0] <= next_other:  # a completion (first at equal times)
             now, j, qid = pop(heap)
             q_area += len(queue) * (now - q_last)
             q_last = now
@@ -193,31 +237,45 @@ def simulate(
                     aborted = True
                     break
             if observes:
-                observed(j, qid, svc[qid][j] + held_extra[qid] if handoff else svc[qid][j])
+                observed(j, qid, svc[qid][col[j]] + held_extra[qid] if handoff else svc[qid][col[j]])
             nxt = complete(j, now)
             if nxt >= 0:
                 start[nxt] = now
-                s = svc[nxt][j]
+                s = svc[nxt][col[j]]
                 busy_ms[j] += s
                 push(heap, (now + s, j, nxt))
+            elif timers is not None and j in disp.retired:
+                timers.stopped(j, now)
             if not queue:
                 continue
-        else:  # an arrival
-            now = arr_l[i]
+        elif next_arrival <= next_timer:  # an arrival
+            now = next_arrival
             q_area += len(queue) * (now - q_last)
             q_last = now
             submit(i)
             i += 1
+            next_arrival = arr_l[i] if i < N else _INF
+            next_other = next_arrival if next_arrival < next_timer else next_timer
+        else:  # a timer: the pool may change
+            now = next_timer
+            q_area += len(queue) * (now - q_last)
+            q_last = now
+            timers.fire(now, disp, i)
+            next_timer = timers.next_ms()
+            next_other = next_arrival if next_arrival < next_timer else next_timer
+            rec.grow(pool.n)
+            if not queue:
+                continue
         if idle_only and pool.n_idle == 0:
             if len(queue) > q_max:
                 q_max = len(queue)
             continue
-        for qid, j, starts in step(now):
+        for qid, j in step(now):
             if track_held and held[j] > max_held[j]:
                 max_held[j] = held[j]
-            if starts:
+            if running[j] == qid:  # it starts now (else j holds it next in line)
                 start[qid] = now
-                s = svc[qid][j]
+                s = svc[qid][col[j]]
                 if handoff:
                     s += handoff
                     held_extra[qid] = handoff
