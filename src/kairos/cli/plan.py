@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import click
 from rich.table import Table
@@ -14,6 +15,7 @@ from kairos.plan.evaluate import Evaluator
 from kairos.plan.methods import DEFAULT_METHOD, METHODS, USES_EVALS, USES_MAX_EVALS, run_method
 from kairos.plan.planfile import PlanFile, write_plan
 from kairos.plan.space import PlanProblem
+from kairos.plan.target import NO_CAP, run_for_rate
 from kairos.workload.sizes import parse_size_mix
 
 
@@ -37,7 +39,11 @@ def _check_options(ctx: click.Context, method: str) -> None:
 
 @click.command()
 @profile_options
-@click.option("--budget", type=float, default=PAPER_BUDGET, show_default=True, help="Budget in $/hour.")
+@click.option("--budget", type=float, default=PAPER_BUDGET, show_default=True,
+              help="Budget in $/hour (with --target-qps: a cap on the cost, default none).")
+@click.option("--target-qps", type=float, default=None,
+              help="Plan for a rate instead: the cheapest configuration whose QoS-throughput is at least this "
+                   "many queries/s (--method milp or exhaustive).")
 @click.option("--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the paper's for the model).")
 @click.option("--types", "types_text", default=None,
               help="Comma-separated instance types allowed (default: every type with a profile and a price).")
@@ -65,13 +71,14 @@ def _check_options(ctx: click.Context, method: str) -> None:
 @json_option
 @click.pass_context
 def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, evals, max_evals, compare, cache_path,
-         workers, emit_path, fmt, workload, queries, seed, as_json, ray_cluster_path=None):
+         workers, emit_path, fmt, workload, queries, seed, as_json, ray_cluster_path=None, target_qps=None):
     """Choose how many instances of each type to rent within a $/hour budget.
 
     Maximises the QoS-throughput (the highest query rate with >= 99% of queries within
     the p99 target) without online exploration. The default method solves the fluid bound
     as a mixed-integer programme with a queueing correction, then breaks near-ties with
-    at most a few simulations.
+    at most a few simulations. With --target-qps R: the cheapest configuration whose
+    QoS-throughput is at least R instead (simulated to check).
     """
     t0 = time.perf_counter()
     _check_options(ctx, method)
@@ -84,19 +91,28 @@ def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, e
         raise KairosInputError(f"--workers must be >= 1, got {workers}")
     types = None if types_text is None else types_text.split(",")
     mix = parse_size_mix(workload)
-    problem = PlanProblem.build(cat, model, budget, qos, mix, types)
+    capped = target_qps is None or "budget" in given_options(ctx)  # --target-qps: no cap unless --budget
+    problem = PlanProblem.build(cat, model, budget if capped else NO_CAP, qos, mix, types)
     evaluator = Evaluator(cat, model, qos, mix, queries, seed, cache_path, workers)
     opts = {"seed": seed, "progress": not as_json}
     if max_evals is not None:
         opts["max_evals"] = max_evals
     if evals is not None:
         opts["evals"] = evals
-    res = run_method(method, problem, evaluator if METHODS[method].simulates != "never" else None, **opts)
-    out = {"model": model, "method": res.method, "budget": budget, "qos_ms": qos, "workload": mix.name,
-           "types": list(problem.types), **{k: v for k, v in res.to_dict().items() if k != "method"}}
+    if target_qps is not None:
+        res = run_for_rate(method, problem, target_qps, evaluator, evals)
+    else:
+        res = run_method(method, problem, evaluator if METHODS[method].simulates != "never" else None, **opts)
+    out = {"model": model, "method": res.method, "budget": budget if capped else None, "qos_ms": qos,
+           "workload": mix.name, "types": list(problem.types),
+           **{k: v for k, v in res.to_dict().items() if k != "method"}}
+    if target_qps is not None:
+        out["target_qps"] = target_qps
     if compare:
         chosen = res.measured_qps if res.policy == "kairos" and res.measured_qps is not None else evaluator(res.config)
-        homo = run_method("homogeneous", problem, evaluator)
+        # the best single-type pool at the chosen cost (with --target-qps) or at the budget
+        same = problem if target_qps is None else replace(problem, budget=res.cost_per_hour)
+        homo = run_method("homogeneous", same, evaluator)
         out["simulated_qps"] = round(chosen, 3)
         out["simulated_policy"] = "kairos"  # the comparison always dispatches with kairos
         out["homogeneous"] = {"config": homo.config, "cost_per_hour": round(homo.cost_per_hour, 4),
@@ -108,6 +124,8 @@ def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, e
     if emit_path:
         meta = {k: out[k] for k in ("method", "budget", "cost_per_hour", "predicted_qps", "predicted_kind",
                                     "evaluations", "workload")}
+        if target_qps is not None:
+            meta["target_qps"] = target_qps
         if out["predicted_kind"] == "measured_qps":
             meta["predicted_policy"] = out["policy"]  # the dispatch policy that measured predicted_qps
         if "simulated_qps" in out:
@@ -132,8 +150,10 @@ _KIND_HEADER = {"estimate": "queueing corrected estimate (q/s)", "paper_bound": 
 
 def _print(out: dict) -> None:
     """The table: each number in a column that says what it is and which dispatch policy produced it."""
-    t = Table(title=f"kairos plan: {out['model']}, budget ${out['budget']:g}/h, p99 QoS {out['qos_ms']:g} ms "
-                    f"({out['method']})")
+    goal = f"budget ${out['budget']:g}/h" if out["budget"] is not None else ""
+    if "target_qps" in out:
+        goal = f"target {out['target_qps']:g} q/s" + (f" within {goal}" if goal else "")
+    t = Table(title=f"kairos plan: {out['model']}, {goal}, p99 QoS {out['qos_ms']:g} ms ({out['method']})")
     pol, kind = out["policy"], out["predicted_kind"]
     # the method's own figure for its candidates, when it is not a measurement
     est = kind if kind in _KIND_HEADER else next((k for c in out["candidates"] for k in _KIND_HEADER if k in c), None)
@@ -178,7 +198,8 @@ def _print(out: dict) -> None:
              f"planning {out['planning_s']:.3f} s; total {out['elapsed_s']:.1f} s"]
     if out.get("vs_homogeneous") is not None:
         lines.append(f"chosen: {out['simulated_qps']:.1f} q/s vs best homogeneous {out['homogeneous']['simulated_qps']:.1f}"
-                     f" q/s at the same budget: [bold]{out['vs_homogeneous']:.2f}x[/bold] "
+                     f" q/s at the same {'cost' if 'target_qps' in out else 'budget'}: "
+                     f"[bold]{out['vs_homogeneous']:.2f}x[/bold] "
                      f"({out['simulated_policy']} dispatch, {out['queries']} queries)")
     for n in out.get("notes", []):
         lines.append(n)

@@ -20,11 +20,17 @@ Near-ties are then broken by at most a handful of simulations: the candidates ar
 the fixed-point iterates and the optimum of each branch around the best one
 (``n_i <= n*_i - 1`` and ``n_i >= n*_i + 1`` for types it uses, ``n_j >= 1`` for the
 most valuable types it does not use), within ``tie_tol`` of the best corrected bound.
+
+The dual (:mod:`kairos.plan.target`, ``kairos plan --target-qps``) keeps the constraints
+and swaps the objective: minimise ``sum_t price_t n_t`` subject to ``lambda >= rate``
+(:meth:`FluidMILP.cheapest`, solved as the same kind of fixed point,
+:meth:`FluidMILP.cheapest_fixed_point`); the budget row then caps the cost.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -82,8 +88,10 @@ class FluidMILP:
             self._lp_cache[key] = lp.solve(np.asarray(counts, dtype=float))
         return self._lp_cache[key]
 
-    def solve(self, ref_counts, lo=None, hi=None) -> np.ndarray | None:
-        """Counts maximising the bound with service times taken at ``ref_counts``."""
+    def _programme(self, ref_counts):
+        """The MILP's pieces with service times taken at ``ref_counts``: the routing LP, its
+        equality and inequality constraints (capacity rows, miss row, cost row <= budget)
+        over the variables [LP variables..., n_1..n_T]."""
         p = self.problem
         T = p.T
         lp = FluidLP(p, service_ms=self.service(ref_counts))
@@ -96,14 +104,13 @@ class FluidMILP:
         A = vstack([A_cap, A_cost]).tocsr()
         cons = [LinearConstraint(A_eq.tocsr(), 0.0, 0.0),
                 LinearConstraint(A, -np.inf, np.concatenate([np.zeros(T + 1), [p.budget + 1e-9]]))]
-        c = np.zeros(nvar)
-        c[lp.lam] = -1.0
+        return lp, nv0, nvar, cons
+
+    def _run(self, c, cons, nv0, nvar, lb, ub, relax: bool = False) -> np.ndarray | None:
+        """Solve with objective ``c`` and bounds; the counts, or None if infeasible or empty."""
         integrality = np.zeros(nvar)
-        integrality[nv0:] = 1
-        lb = np.zeros(nvar)
-        ub = np.full(nvar, np.inf)
-        lb[nv0:] = 0 if lo is None else lo
-        ub[nv0:] = self.nmax if hi is None else np.minimum(hi, self.nmax)
+        if not relax:
+            integrality[nv0:] = 1
         if np.any(lb[nv0:] > ub[nv0:]):
             return None
         with warnings.catch_warnings():  # scipy passes HiGHS's own options on, with a warning
@@ -112,8 +119,70 @@ class FluidMILP:
                        options={"mip_rel_gap": self.gap, **HIGHS_MIP_OPTIONS})
         if res.status != 0 or res.x is None:
             return None
+        if relax:
+            return res.x[nv0:]
         n = np.round(res.x[nv0:]).astype(np.int64)
         return n if n.sum() > 0 else None
+
+    def solve(self, ref_counts, lo=None, hi=None) -> np.ndarray | None:
+        """Counts maximising the bound with service times taken at ``ref_counts``."""
+        lp, nv0, nvar, cons = self._programme(ref_counts)
+        c = np.zeros(nvar)
+        c[lp.lam] = -1.0
+        lb = np.zeros(nvar)
+        ub = np.full(nvar, np.inf)
+        lb[nv0:] = 0 if lo is None else lo
+        ub[nv0:] = self.nmax if hi is None else np.minimum(hi, self.nmax)
+        return self._run(c, cons, nv0, nvar, lb, ub)
+
+    # ------------------------------------------------------- the dual: a target rate
+    def cheapest(self, rate: float, ref_counts, lo=None, hi=None, relax: bool = False) -> np.ndarray | None:
+        """Counts of least cost whose bound, with service times taken at ``ref_counts``, is
+        at least ``rate`` (within the budget and ``lo``/``hi``); None if there are none.
+        ``relax``: the LP relaxation (fractional counts)."""
+        lp, nv0, nvar, cons = self._programme(ref_counts)
+        c = np.zeros(nvar)
+        c[nv0:] = self.problem.prices
+        lb = np.zeros(nvar)
+        ub = np.full(nvar, np.inf)
+        lb[lp.lam] = rate
+        lb[nv0:] = 0 if lo is None else lo
+        ub[nv0:] = self.nmax if hi is None else np.minimum(hi, self.nmax)
+        return self._run(c, cons, nv0, nvar, lb, ub, relax)
+
+    def cheapest_fixed_point(self, rate: float, rounds: int = 4, start=None) -> list[np.ndarray]:
+        """The dual of :meth:`fixed_point`: counts -> rho(counts) -> cheapest counts reaching
+        ``rate``, until they repeat; returns every iterate. It starts from utilisations at the
+        counts ``start`` or, by default, from the cheapest counts by the uncorrected bound
+        (then the first iterate)."""
+        if start is None:
+            first = FluidMILP(self.problem, corrected=False, gap=self.gap).cheapest(
+                rate, np.ones(self.problem.T, dtype=np.int64))
+            if first is None:
+                return []
+            out, ref = [first], first
+        else:
+            out, ref = [], np.asarray(start, dtype=np.int64)
+        if not self.corrected:
+            return out
+        seen = set()
+        for _ in range(rounds):
+            seen.add(tuple(ref))
+            n = self.cheapest(rate, ref)
+            if n is None:
+                break
+            out.append(n)
+            if tuple(n) in seen:
+                break
+            ref = n
+        return out
+
+    def with_budget(self, budget: float) -> "FluidMILP":
+        """The same MILP under another budget, sharing the utilisation and bound caches
+        (neither depends on the budget)."""
+        m = FluidMILP(replace(self.problem, budget=float(budget)), self.corrected, self.eps, self.kappa, self.gap)
+        m._rho, m._lp_cache = self._rho, self._lp_cache
+        return m
 
     def fixed_point(self, rounds: int = 4, lo=None, hi=None) -> list[np.ndarray]:
         """Iterates counts -> rho(counts) -> MILP until they repeat; returns every iterate."""
