@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plan_helpers import tiny_catalogue, tiny_mix
 
 from kairos.errors import KairosInputError
 from kairos.paper import PAPER_QOS_MS, PAPER_TYPES
@@ -13,8 +14,6 @@ from kairos.plan.methods import METHODS, run_method
 from kairos.plan.space import PlanProblem, enumerate_configurations
 from kairos.profiles import builtin_catalogue
 from kairos.workload.sizes import parse_size_mix
-
-from plan_helpers import tiny_catalogue, tiny_mix
 
 QOS = 60.0
 BUDGET = 1.6

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kairos.reproduce.cache import CellCache
-from kairos.reproduce.experiments import (DISPATCHERS, QUICK, SENSITIVITY, TABLE1, recovery_units, window_stats)
-from kairos.reproduce.noise import perturb_profile
 from kairos.profiles import builtin_catalogue
+from kairos.reproduce.cache import CellCache
+from kairos.reproduce.experiments import DISPATCHERS, QUICK, SENSITIVITY, TABLE1, recovery_units, window_stats
+from kairos.reproduce.noise import perturb_profile
 
 KAIROS = [sys.executable, "-m", "kairos.cli.main"]
 TOL = 0.05  # finite runs (4,000 queries) may pass slightly above a bound

@@ -14,6 +14,7 @@ import inspect
 import json
 from dataclasses import dataclass
 
+from kairos.dispatch.base import Policy
 from kairos.dispatch.baselines import (
     ClockworkPolicy,
     DeepRecSysPolicy,
@@ -21,7 +22,6 @@ from kairos.dispatch.baselines import (
     LeastLoadedPolicy,
     PowerOfTwoPolicy,
 )
-from kairos.dispatch.base import Policy
 from kairos.dispatch.kairos import KairosOnlinePolicy, KairosPaperPolicy, KairosPolicy
 from kairos.errors import KairosInputError
 

@@ -32,8 +32,8 @@ if simulated, ``measured_qps`` with the ``policy`` that produced it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -41,8 +41,13 @@ from kairos.errors import KairosInputError
 from kairos.plan.bounds import FluidLP, paper_bound
 from kairos.plan.evaluate import Evaluator
 from kairos.plan.milp import FluidMILP
-from kairos.plan.space import (PlanProblem, count_configurations, dominated_types, enumerate_configurations,
-                               restrict_problem)
+from kairos.plan.space import (
+    PlanProblem,
+    count_configurations,
+    dominated_types,
+    enumerate_configurations,
+    restrict_problem,
+)
 
 ENUM_LIMIT = 3_000_000  # configurations the enumerating methods accept
 
@@ -79,7 +84,8 @@ class Counted:
     def __init__(self, evaluator: Evaluator | None, policy: str = "kairos"):
         if evaluator is None:
             raise KairosInputError("this --method simulates configurations; it needs an evaluator")
-        self.ev, self.policy, self.asked = evaluator, policy, {}
+        self.ev, self.policy = evaluator, policy
+        self.asked: dict[tuple, float] = {}
 
     def many(self, configs: list[dict[str, int]]) -> list[float]:
         vals = self.ev.many(configs, self.policy)
@@ -251,7 +257,7 @@ def plan_exhaustive(problem: PlanProblem, evaluator: Evaluator | None = None, pr
         while True:
             key = np.where(np.isnan(exact), upper, exact)
             key[evaluated] = -np.inf
-            picks = []
+            picks: list[int] = []
             while len(picks) < batch:
                 k2 = key.copy()
                 k2[picks] = -np.inf

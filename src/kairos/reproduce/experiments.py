@@ -21,24 +21,24 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from kairos.dispatch.registry import make_policy, policies_in, policy_class
 from kairos.errors import KairosInputError
 from kairos.paper import MODELS, PAPER_BUDGET, PAPER_CONFIGS, PAPER_QOS_MS
 from kairos.plan.evaluate import Evaluator
 from kairos.plan.fluid import config_fluid_bound
-from kairos.plan.methods import DEFAULT_METHOD, METHODS, run_method
+from kairos.plan.methods import DEFAULT_METHOD, METHODS, PlanResult, run_method
 from kairos.plan.space import PlanProblem, count_configurations
 from kairos.profiles.catalogue import Catalogue, load_catalogue
 from kairos.reproduce.cache import CellCache
 from kairos.reproduce.noise import perturb_profile
-from kairos.dispatch.registry import make_policy, policies_in, policy_class
 from kairos.sim.engine import simulate
 from kairos.sim.experiment import Experiment
 from kairos.sim.search import allowed_misses, max_qps, tune_size_threshold
@@ -100,8 +100,7 @@ def schemes_in(table: str) -> tuple[str, ...]:
 
 TABLE1 = schemes_in("table1")
 SENSITIVITY = schemes_in("sweeps")
-EXPLORATION = tuple(sorted((n for n, s in SCHEMES.items() if s.exploration is not None),
-                           key=lambda n: SCHEMES[n].exploration))
+EXPLORATION = tuple(n for _, n in sorted((s.exploration, n) for n, s in SCHEMES.items() if s.exploration is not None))
 PRIOR = tuple(n for n, s in SCHEMES.items() if s.prior)
 
 # the load-change schedule, in window units: (unit, fraction of the pool's max QPS);
@@ -183,7 +182,7 @@ def plan_cell(cell: dict, cache_dir: str) -> dict:
     ev = evaluator(cell, cache_dir, qos)
     profile = cat.profile(model)
     probs = mix.bucket_probabilities(profile.batches)
-    chosen: dict[str, object] = {}
+    chosen: dict[str, PlanResult | KairosInputError] = {}
     rows = []
     for sch in _run_order(cell["schemes"]):  # the optimum first: others reuse its evaluations
         p = sch.method
@@ -202,12 +201,13 @@ def plan_cell(cell: dict, cache_dir: str) -> dict:
         chosen[p] = res
     for s in cell["schemes"]:
         planner, policy = SCHEMES[s].planner, SCHEMES[s].policy
-        res = chosen.get(SCHEMES[s].method)
-        if isinstance(res, Exception) or res is None:
+        got = chosen.get(SCHEMES[s].method)
+        if not isinstance(got, PlanResult):
             rows.append({"scheme": s, "planner": planner, "policy": policy, "config": None, "qps": 0.0,
                          "bound": 0.0, "cost": 0.0, "evaluations": 0, "planning_s": 0.0,
-                         "note": str(res) if res is not None else "not run"})
+                         "note": str(got) if got is not None else "not run"})
             continue
+        res = got
         cfg = res.config
         if planner == OPTIMUM:
             evals, plan_s = 0, 0.0  # given the offline search's configuration for free
@@ -378,7 +378,7 @@ def sensitivity_cells(s: Settings) -> list[dict]:
     return cells
 
 
-def load_cells(s: Settings, plan_results: dict) -> list[dict]:
+def load_cells(s: Settings, plan_results: list[tuple[dict, dict]]) -> list[dict]:
     """Needs the main plan cell of each model: the planned pool (ours) and its max QPS."""
     cells = []
     for m in s.load_models:
@@ -397,7 +397,7 @@ def load_cells(s: Settings, plan_results: dict) -> list[dict]:
     return cells
 
 
-def main_plan(plan_results: dict, model: str):
+def main_plan(plan_results: list[tuple[dict, dict]], model: str) -> dict | None:
     for cell, res in plan_results:
         if cell["model"] == model and cell["budget"] == PAPER_BUDGET and cell["qos_factor"] == 1.0:
             return res
@@ -459,7 +459,7 @@ def run_all(s: Settings, out_dir, jobs: int = 1, progress: Callable[[str, int, i
 
 
 def collect(pairs) -> dict:
-    out = {"plan": [], "dispatch": [], "load": []}
+    out: dict[str, list] = {"plan": [], "dispatch": [], "load": []}
     for c, r in pairs:
         if r is not None:
             out[c["kind"]].append((c, r))

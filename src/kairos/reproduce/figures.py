@@ -90,7 +90,7 @@ def fig_sensitivity(t: dict, path: Path) -> None:
     for ax, key, rows, xl in ((axes[0], "budget", t["table3a_budget"], "budget ($/h)"),
                               (axes[1], "qos_factor", t["table3b_qos"], "QoS target / paper's")):
         for s in schemes:
-            pts = {}
+            pts: dict[float, list[float]] = {}
             for r in rows:
                 if r["scheme"] == s and r.get("norm_to_optimum") is not None:
                     pts.setdefault(r[key], []).append(r["norm_to_optimum"])
@@ -104,12 +104,12 @@ def fig_sensitivity(t: dict, path: Path) -> None:
     ax = axes[2]
     nz = t["table3c_noise"]
     for p in sorted({r["policy"] for r in nz}):
-        pts = {}
+        pts = {}  # noise -> mean_vs_exact of each model
         for r in nz:
             if r["policy"] == p and r["mean_vs_exact"] is not None:
                 pts.setdefault(r["noise"], []).append(r["mean_vs_exact"])
         xs = [0.0] + sorted(pts)
-        ax.plot([100 * x for x in xs], [1.0] + [np.mean(pts[x]) for x in xs[1:]], marker="o", label=policy_label(p),
+        ax.plot([100 * x for x in xs], [1.0] + [float(np.mean(pts[x])) for x in xs[1:]], marker="o", label=policy_label(p),
                 color=POLICY_COLOUR.get(p))
     ax.set_xlabel("estimate noise (+-%)")
     ax.set_ylabel("mean over models of QPS / exact-estimate QPS")

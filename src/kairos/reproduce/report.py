@@ -15,8 +15,16 @@ import numpy as np
 
 from kairos.dispatch.registry import policy_label
 from kairos.paper import PAPER_BUDGET
-from kairos.reproduce.experiments import (DISPATCHERS, EXPLORATION, KAIROS_PLUS_CAP, PRIOR, SCHEMES, SENSITIVITY, TABLE1,
-                                          Settings)
+from kairos.reproduce.experiments import (
+    DISPATCHERS,
+    EXPLORATION,
+    KAIROS_PLUS_CAP,
+    PRIOR,
+    SCHEMES,
+    SENSITIVITY,
+    TABLE1,
+    Settings,
+)
 
 LABEL = {name: s.label for name, s in SCHEMES.items()}  # scheme -> heading
 TOL = 0.05  # relative slack for "at least" comparisons between finite simulations
@@ -328,7 +336,7 @@ def claims(t: dict) -> dict[str, str]:
     # C4: load change
     lr = t["table4_load"]
     if lr:
-        rec = {}
+        rec: dict[str, dict] = {}
         for r in lr:
             rec.setdefault(r["policy"], {})[r["model"]] = r["recovery_s"]
         k = rec.get("kairos", {})
@@ -405,7 +413,7 @@ def _burst_p99(t: dict) -> str:
     win = t["load_windows"]
     parts = []
     for m in models_of(win):
-        peak = {}
+        peak: dict[str, float] = {}
         for r in win:
             if r["model"] == m and 40 <= r["window"] < 50:
                 peak[r["policy"]] = max(peak.get(r["policy"], 0.0), r["p99_ms"])
