@@ -5,7 +5,8 @@ arrived since the last call and asks for a decision. The controller
 
 1. forecasts the rate over the time a new instance needs to start: the highest rate of
    the last ``window_s`` plus, when the load has risen at each of the last three
-   intervals (a ramp, not a one-off step), its trend over that horizon;
+   intervals by more than its Poisson noise (a ramp, not a one-off step), its trend
+   over that horizon;
 2. asks its :class:`PoolPlanner` for the cheapest pool that serves that forecast with
    ``headroom`` to spare;
 3. turns the difference with the pool it has (ready + starting) into actions:
@@ -72,7 +73,30 @@ class Action:
     count: int
 
 
-class Controller:
+class Autoscaler:
+    """What a driver (the simulator, the gateway) asks of an autoscaler: it is told when
+    counting starts and how many queries arrived at each decision, and answers with
+    actions for the pool it describes. :class:`Controller` is Kairos's; baselines (one
+    type, a replica count) implement the same three methods."""
+
+    interval_s: float = 15.0  # how often the driver asks for a decision
+    forecast_qps: float = 0.0  # the rate the last decision planned for (reported)
+
+    def start(self, now_s: float) -> None:
+        raise NotImplementedError
+
+    def observe(self, now_s: float, arrivals: int) -> None:
+        raise NotImplementedError
+
+    def decide(self, now_s: float, ready: dict[str, int], starting: dict[str, int]) -> list[Action]:
+        raise NotImplementedError
+
+    def initial_pool(self, rate_qps: float) -> dict[str, int]:
+        """The pool to begin with at a known starting rate."""
+        raise NotImplementedError
+
+
+class Controller(Autoscaler):
     """One object, used unchanged by the simulator and the gateway (see module docstring)."""
 
     def __init__(self, planner: PoolPlanner, startup_s: dict[str, float], settings: ControllerSettings | None = None):
@@ -86,9 +110,17 @@ class Controller:
         self._low_since: float | None = None  # when a cheaper target first held
         self.target: dict[str, int] = {}
         self.forecast_qps = 0.0
+        self.interval_s = self.settings.interval_s
+
+    def initial_pool(self, rate_qps: float) -> dict[str, int]:
+        return self.planner.cheapest_for(max(rate_qps * (1.0 + self.settings.headroom), self.settings.min_rate_qps))
+
+    def start(self, now_s: float) -> None:
+        """Counting starts now (the first :meth:`observe` covers the time since)."""
+        self._last_s = now_s
 
     def observe(self, now_s: float, arrivals: int) -> None:
-        """``arrivals`` queries came in since the previous call (or since the start)."""
+        """``arrivals`` queries came in since the previous call (or since :meth:`start`)."""
         span = now_s - self._last_s if self._last_s is not None else self.settings.interval_s
         self._last_s = now_s
         if span > 0:
@@ -101,7 +133,10 @@ class Controller:
         level = max(r for _, r in self.history)
         slope = 0.0
         last = [r for _, r in list(self.history)[-3:]]
-        if len(last) == 3 and last[0] < last[1] < last[2]:  # rising at each of the last intervals
+        # a ramp, not noise: rising at each of the last three intervals, by more than three
+        # standard deviations of the Poisson noise of two intervals' counts at that rate
+        noise = 3.0 * math.sqrt(2.0 * max(last[-1], 1e-9) / self.settings.interval_s) if last else 0.0
+        if len(last) == 3 and last[0] < last[1] < last[2] and last[2] - last[0] > noise:
             ts = [t for t, _ in self.history]
             rs = [r for _, r in self.history]
             tm, rm = sum(ts) / len(ts), sum(rs) / len(rs)
