@@ -159,7 +159,8 @@ def test_ray_node_removed_under_load_loses_nothing(ray_cluster, ray_gateway, sim
     res, t_rm = asyncio.run(scenario())
     nodes[victim] = None
     assert res.sent >= 0.8 * qps * duration
-    assert res.lost == 0 and res.errors == 0 and res.completed == res.sent, res.summary()
+    warnings = [e for e in s.events() if e.get("level") in ("warning", "error")]
+    assert res.lost == 0 and res.errors == 0 and res.completed == res.sent, (res.error_kinds, warnings)
     # the queries the lost actors held were served again, by other instances
     assert res.records["attempts"].max() >= 2
     assert metric(s.metrics(), "kairos_redispatched_total") >= 1
