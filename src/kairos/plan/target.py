@@ -63,6 +63,7 @@ class RateContext:
     keep: np.ndarray  # [T] types that no other allowed type dominates
     milp: FluidMILP  # corrected MILP over the kept types (its own caches of rho and bounds)
     unit_cost: float  # $/hour per q/s: least cost of one q/s by the fluid bound (LP relaxation)
+    unit_instances: float  # instances per q/s: least number for one q/s by the same
     cheapest_price: float
     dearest_price: float
     _fluid_lp: FluidLP = field(repr=False, default=None)
@@ -191,11 +192,13 @@ def rate_context(problem: PlanProblem) -> RateContext:
     sub = restrict_problem(problem, keep)
     sub = replace(sub, budget=NO_CAP)
     milp = FluidMILP(sub)
-    frac = FluidMILP(sub, corrected=False).cheapest(1.0, np.ones(sub.T, dtype=np.int64), relax=True)
-    if frac is None:  # PlanProblem.build checked that 99% of the queries can be served: not reached
+    ones = np.ones(sub.T, dtype=np.int64)
+    frac = FluidMILP(sub, corrected=False).cheapest(1.0, ones, relax=True)
+    count = FluidMILP(replace(sub, prices=np.ones(sub.T)), corrected=False).cheapest(1.0, ones, relax=True)
+    if frac is None or count is None:  # PlanProblem.build checked that 99% of the queries can be served
         raise KairosInputError("no configuration of the allowed types can serve 99% of the queries within QoS")
-    ctx = RateContext(keep, milp, float(frac @ sub.prices), float(sub.prices.min()), float(sub.prices.max()),
-                      FluidLP(sub))
+    ctx = RateContext(keep, milp, float(frac @ sub.prices), float(count.sum()), float(sub.prices.min()),
+                      float(sub.prices.max()), FluidLP(sub))
     _CONTEXTS[key] = ctx
     while len(_CONTEXTS) > _CONTEXTS_KEPT:
         _CONTEXTS.popitem(last=False)
@@ -215,12 +218,19 @@ def check_rate(problem: PlanProblem, rate) -> tuple[float, RateContext]:
         raise KairosInputError(
             f"--target-qps {rate:g}: no pool within --budget ${problem.budget:g}/h reaches it (the fluid bound, "
             f"an upper limit, needs at least ${need:.3f}/h); raise --budget or lower --target-qps")
-    least_instances = need / ctx.dearest_price
+    least_instances = ctx.unit_instances * rate
     if least_instances > MAX_INSTANCES:
         raise KairosInputError(
-            f"--target-qps {rate:g} needs at least {least_instances:,.0f} instances (fluid bound, at least "
-            f"${need:,.2f}/h); the planner takes pools up to {MAX_INSTANCES:,} instances: lower --target-qps")
+            f"--target-qps {rate:g} needs at least {least_instances:,.0f} instances by the fluid bound; the "
+            f"planner takes pools up to {MAX_INSTANCES:,} instances: lower --target-qps")
     return rate, ctx
+
+
+def _check_size(counts, rate: float) -> None:
+    if int(np.sum(counts)) > MAX_INSTANCES:
+        raise KairosInputError(
+            f"--target-qps {rate:g} needs {int(np.sum(counts)):,} instances by the queueing-corrected estimate; "
+            f"the planner takes pools up to {MAX_INSTANCES:,} instances: lower --target-qps")
 
 
 # ---------------------------------------------------------------------- the planner
@@ -363,6 +373,7 @@ def plan_for_rate(problem: PlanProblem, rate: float, evaluator: Evaluator | None
     if n0 is None:
         raise KairosInputError(f"--target-qps {rate:g}: the model finds no configuration {where}that reaches it; "
                                + ("raise --budget or lower --target-qps" if capped else "lower --target-qps"))
+    _check_size(n0, rate)
     notes = [f"fluid bound: at least ${ctx.fluid_cost(rate):.3f}/h for {rate:g} q/s"]
     if (~ctx.keep).any():
         notes.append(f"{int((~ctx.keep).sum())} of {problem.T} types dominated (no cheaper, no faster) and dropped")
