@@ -92,7 +92,7 @@ def write_outputs(rows: list[dict], out: Path) -> None:
                   "random | homogeneous | exhaustive | milp / exh. | milp config | exhaustive config |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in [r for r in rows if r["budget"] == budget]:
-            def c(m, evals=True):
+            def c(m, evals=True, r=r):
                 x = r[m]
                 return f"{x['qps']:.1f}" + (f" ({x['evaluations']})" if evals else "")
             rb = r["ribbon"]

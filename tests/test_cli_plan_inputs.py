@@ -4,7 +4,6 @@ reported number says what it is and which dispatch policy produced it."""
 import json
 
 import pytest
-
 from cli_helpers import assert_one_line_error as one_line_error
 from cli_helpers import run_cli as run
 

@@ -89,7 +89,7 @@ def test_deeprecsys_dimensions():
     rm2 = DLRM(max_rows=10)
     assert len(rm2.emb.rows) == 32 and rm2.emb.dim == 64 and rm2.lookups == 120
     assert rm2.top[0].in_features == 64 + 32 * 64 == 2112
-    assert [l.out_features for l in rm2.top if isinstance(l, torch.nn.Linear)] == [128, 64, 1]
+    assert [layer.out_features for layer in rm2.top if isinstance(layer, torch.nn.Linear)] == [128, 64, 1]
     wnd = WideAndDeep(max_rows=10)
     assert len(wnd.emb.rows) == 27 and wnd.top[0].in_features == 512 + 27 * 32
     mt = MultiTaskWideAndDeep(max_rows=10)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from plan_helpers import tiny_catalogue, tiny_mix
 
 from kairos.plan.bounds import FluidLP, base_and_limits, paper_bound
 from kairos.plan.fluid import config_fluid_bound
@@ -12,8 +13,6 @@ from kairos.plan.synthetic import synthetic_catalogue
 from kairos.profiles import builtin_catalogue
 from kairos.sim.experiment import Experiment
 from kairos.workload.sizes import parse_size_mix
-
-from plan_helpers import tiny_catalogue, tiny_mix
 
 
 def test_enumeration_matches_count_and_budget():

@@ -4,7 +4,6 @@ import json
 import sys
 
 import pytest
-
 from cli_helpers import run_cli as run
 
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import make_profile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,6 @@ from kairos.sim.engine import simulate
 from kairos.sim.search import max_qps
 from kairos.workload import make_workload, parse_size_mix
 from kairos.workload.workload import Workload
-from conftest import make_profile
 
 
 def erlang_c(c: int, a: float) -> float:

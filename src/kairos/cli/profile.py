@@ -9,8 +9,14 @@ import click
 from kairos.cli.common import console, emit_json, err_console, json_option
 from kairos.errors import KairosInputError
 from kairos.models.registry import MODELS
-from kairos.profiles.profiler import (DEFAULT_REPS, DEFAULT_WARMUP, check_out_path, parse_batches, profile_model,
-                                      write_profile_csv)
+from kairos.profiles.profiler import (
+    DEFAULT_REPS,
+    DEFAULT_WARMUP,
+    check_out_path,
+    parse_batches,
+    profile_model,
+    write_profile_csv,
+)
 
 
 @click.command()
@@ -70,7 +76,14 @@ def profile(model, instance, device, threads, batches_text, reps, warmup, seed, 
         run = profile_model(model, instance, device, threads, batches, reps, warmup, seed, max_rows,
                                 interleave=interleave)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as bar:

@@ -44,9 +44,9 @@ class StackedEmbeddings(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx [B, T, L] (row ids within each table) -> [B, T, dim] (sum over L)."""
-        b, t, l = idx.shape
-        flat = (idx + self.offsets.view(1, t, 1)).reshape(b * t, l)
-        if l == 1:
+        b, t, lookups = idx.shape
+        flat = (idx + self.offsets.view(1, t, 1)).reshape(b * t, lookups)
+        if lookups == 1:
             out = F.embedding(flat[:, 0], self.weight)
         else:
             out = F.embedding_bag(flat, self.weight, mode="sum")

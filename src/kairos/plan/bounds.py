@@ -46,7 +46,6 @@ def paper_bound(problem: PlanProblem, X: np.ndarray) -> np.ndarray:
     p = problem.probs
     base, prefix = base_and_limits(problem)
     aux = [t for t in range(problem.T) if t != base]
-    N = X.shape[0]
     nb = X[:, base]
     if not aux:
         return nb / float((p * s[base]).sum())

@@ -37,7 +37,7 @@ class PlanProblem:
 
     @classmethod
     def build(cls, catalogue: Catalogue, model: str, budget: float, qos_ms: float, mix: SizeMix,
-              types=None) -> "PlanProblem":
+              types=None) -> PlanProblem:
         full = catalogue.profile(model)
         if types is None:
             types = [t for t in full.types if t in catalogue.prices]

@@ -78,7 +78,7 @@ def catalogue_from_json(doc: dict) -> Catalogue:
 
 @lru_cache(maxsize=1)
 def _builtin_doc() -> dict:
-    data = resources.files("kairos.profiles").joinpath("data", f"{BUILTIN_NAME}.json.gz").read_bytes()
+    data = resources.files("kairos.profiles").joinpath("data").joinpath(f"{BUILTIN_NAME}.json.gz").read_bytes()
     return json.loads(gzip.decompress(data))
 
 

@@ -37,10 +37,12 @@ def _open_text(path: Path):
         raise KairosInputError(f"{path}: not a UTF-8 text/CSV file") from None
 
 
-def _number(value: str, path: Path, line: int, column: str) -> float:
+def _number(value: str | None, path: Path, line: int, column: str) -> float:
     try:
+        if value is None:  # a short row (csv.DictReader fills the missing fields with None)
+            raise ValueError
         x = float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         raise KairosInputError(
             f"{path} line {line}: column {column!r} must be a number, got {value!r}"
         ) from None
@@ -63,6 +65,7 @@ def load_profiles(path) -> dict[str, Profile]:
             f"{path}: profile is missing column(s) {', '.join(sorted(need - set(cols)))}; "
             f"expected model, instance, batch and latency_ms (or infer_ms + load_ms)"
         )
+    parts: tuple[str, ...]
     if "latency_ms" in cols:
         parts = ("latency_ms",)
     elif {"infer_ms", "load_ms"} <= set(cols):

@@ -41,7 +41,7 @@ class Profile:
     mean_ms: np.ndarray
     levels: np.ndarray
     quantiles_ms: np.ndarray
-    _type_index: dict = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    _type_index: dict[str, int] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_type_index", {t: i for i, t in enumerate(self.types)})
@@ -97,7 +97,7 @@ class Profile:
         hi = np.take_along_axis(qv, (k + 1)[:, :, None], axis=2)[:, :, 0]
         return lo * (1 - w) + hi * w
 
-    def restrict(self, types) -> "Profile":
+    def restrict(self, types) -> Profile:
         """The same profile limited to the given instance types (in that order)."""
         idx = [self.type_index(t) for t in types]
         return Profile(
@@ -111,7 +111,7 @@ class Profile:
 
     # ------------------------------------------------------------ construction
     @classmethod
-    def from_samples(cls, model: str, samples: dict[tuple[str, int], np.ndarray]) -> "Profile":
+    def from_samples(cls, model: str, samples: dict[tuple[str, int], np.ndarray]) -> Profile:
         """Build from raw repetitions {(type, batch): array of service times in ms}.
 
         Every type must be measured at every batch size. The estimate is the mean

@@ -53,7 +53,7 @@ class Experiment:
     @classmethod
     def build(cls, catalogue: Catalogue, model: str, config: dict[str, int], qos_ms: float, mix: SizeMix,
               queries: int = 20_000, seed: int = 0, trace_ms=None, schedule: RateSchedule | None = None,
-              duration_s: float | None = None) -> "Experiment":
+              duration_s: float | None = None) -> Experiment:
         profile = catalogue.profile(model)
         validate_config(profile, config, qos_ms)
         if queries < 1:
@@ -62,7 +62,7 @@ class Experiment:
         return cls(profile, dict(config), float(qos_ms), mix, wl, seed)
 
     @classmethod
-    def paper(cls, model: str, queries: int = 20_000, seed: int = 0) -> "Experiment":
+    def paper(cls, model: str, queries: int = 20_000, seed: int = 0) -> Experiment:
         """The paper's setting for ``model``: its pool and QoS target (:mod:`kairos.paper`), the
         built-in catalogue and the DeepRecSys size mix."""
         from kairos.paper import PAPER_CONFIGS, PAPER_QOS_MS

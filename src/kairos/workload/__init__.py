@@ -1,12 +1,12 @@
 """Workloads: query-size mixes and arrival processes (seeded, reproducible)."""
 
-from kairos.workload.sizes import SizeMix, parse_size_mix, SIZE_MIXES
 from kairos.workload.arrivals import (
-    poisson_unit_times,
-    load_trace,
     RateSchedule,
+    load_trace,
     parse_schedule,
+    poisson_unit_times,
 )
+from kairos.workload.sizes import SIZE_MIXES, SizeMix, parse_size_mix
 from kairos.workload.workload import Workload, make_workload
 
 __all__ = [

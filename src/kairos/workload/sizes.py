@@ -7,9 +7,9 @@ one size per line (sampled uniformly with replacement).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -98,7 +98,11 @@ def parse_size_mix(spec: str) -> SizeMix:
             raise KairosInputError(f"--workload {spec!r}: fixed:N needs an integer N, e.g. fixed:100") from None
         if n < 1:
             raise KairosInputError(f"--workload {spec!r}: the fixed size must be >= 1")
-        return SizeMix(spec, lambda k, rng, n=n: np.full(k, n, dtype=np.int64))
+
+        def fixed(k: int, rng: np.random.Generator) -> np.ndarray:
+            return np.full(k, n, dtype=np.int64)
+
+        return SizeMix(spec, fixed)
     path = Path(spec)
     if not path.exists():
         raise KairosInputError(
@@ -122,4 +126,8 @@ def parse_size_mix(spec: str) -> SizeMix:
     if not vals:
         raise KairosInputError(f"{path}: no query sizes in the file")
     arr = np.array(vals, dtype=np.int64)
-    return SizeMix(str(path), lambda k, rng, arr=arr: rng.choice(arr, size=k, replace=True))
+
+    def from_file(k: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.choice(arr, size=k, replace=True)
+
+    return SizeMix(str(path), from_file)

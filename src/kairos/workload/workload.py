@@ -48,11 +48,13 @@ class Workload:
         require_positive("the arrival rate (queries/s)", rate)
         base = self.unit_arrivals_ms
         if base is None:  # a replayed trace: its times at a mean rate of 1 query/s, then scaled to the rate
-            gaps = max(len(self.fixed_arrivals_ms) - 1, 1)
-            base = self.fixed_arrivals_ms * (gaps * 1000.0 / max(float(self.fixed_arrivals_ms[-1]), 1e-9))
+            trace = self.fixed_arrivals_ms
+            assert trace is not None, "a workload has unit-rate arrivals, fixed arrivals, or both"
+            gaps = max(len(trace) - 1, 1)
+            base = trace * (gaps * 1000.0 / max(float(trace[-1]), 1e-9))
         return base / rate
 
-    def head(self, n: int) -> "Workload":
+    def head(self, n: int) -> Workload:
         sl = slice(0, n)
         return Workload(
             self.sizes[sl],
