@@ -12,7 +12,7 @@ from kairos.serve import KEEP_ALIVE_S
 
 SERVE_EXTRA = "pip install -e '.[serve]'"
 # kairos serve's ahead_ms for the policies that have it: a few times one gateway round trip
-# (0.2-0.4 ms on one machine, docs/serving.md), so that a worker usually has its next query
+# (docs/serving.md), so that a worker usually has its next query
 # before it finishes, and small against the QoS targets the gateway is meant for
 SERVE_AHEAD_MS = 1.0
 
@@ -108,7 +108,7 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
                    "see: the client's HTTP and network time); answers and metrics still use --qos-ms.")
 @click.option("--http-fast-path/--no-http-fast-path", "fast_path", default=True, show_default=True,
               help="Serve POST /v1/infer straight from the HTTP parser, without an ASGI task per request (same "
-                   "validation and answers; about 30% less gateway CPU per query). Every other route goes "
+                   "validation and answers; less gateway CPU per query, docs/serving.md). Every other route goes "
                    "through FastAPI either way. Needs httptools; without it everything goes through FastAPI.")
 @click.option("--coalesce-dispatch/--dispatch-per-event", "coalesce", default=True, show_default=True,
               help="Coalesce: the arrivals and worker results that the event loop takes in one turn share one "

@@ -45,7 +45,7 @@ class DeepRecSysPolicy(Policy):
     def __init__(self, threshold: int | None = None):
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, Integral) or threshold < 1):
             raise ValueError(f"threshold must be a query size >= 1 (or None: tuned), got {threshold!r}")
-        self.threshold = threshold
+        self.threshold: int | None = threshold
 
     def describe(self) -> dict:
         return {"threshold": self.threshold}

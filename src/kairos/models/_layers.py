@@ -34,6 +34,8 @@ def capped(rows, max_rows: int) -> list[int]:
 class StackedEmbeddings(nn.Module):
     """``len(rows)`` tables of ``dim`` columns in one parameter; sum-pooled lookups."""
 
+    offsets: torch.Tensor  # [tables] first row of each table (a buffer)
+
     def __init__(self, rows: list[int], dim: int):
         super().__init__()
         self.rows = list(rows)

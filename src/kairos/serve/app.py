@@ -106,7 +106,7 @@ async def _send(send, status: int, body: bytes, headers: list) -> None:
 
 def create_app(gw: Gateway, info: dict | None = None):
     """The gateway's ASGI application (FastAPI app wrapped by the /v1/infer fast path)."""
-    gw.metrics = GatewayMetrics(gw)
+    gw_metrics = gw.metrics = GatewayMetrics(gw)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -128,14 +128,14 @@ def create_app(gw: Gateway, info: dict | None = None):
     async def infer(request: Request):
         """Serve one query (the same handler as the fast path in front of this app)."""
         status, out, headers = await handle_infer(await request.body(), gw)
-        gw.metrics.code(status)
+        gw_metrics.code(status)
         return Response(out, status_code=status, media_type="application/json",
                         headers={k.decode(): v.decode() for k, v in headers})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         """Unknown routes and wrong methods: the documented error body, counted like every answer."""
-        gw.metrics.code(exc.status_code)
+        gw_metrics.code(exc.status_code)
         msg = f"{exc.detail}: {request.method} {request.url.path}"
         if exc.status_code == 404:
             msg += "; the routes are POST /v1/infer, GET /healthz, /metrics, /v1/info, /docs"
@@ -149,7 +149,7 @@ def create_app(gw: Gateway, info: dict | None = None):
 
     @app.get("/metrics")
     async def metrics():
-        return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(gw_metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/info")
     async def v1_info():

@@ -159,7 +159,7 @@ class FastInferProtocol(HttpToolsProtocol):
         body, self.fast_body = bytes(self.fast_body), None
         if self.owed is None:
             self.owed = _Owed()
-        self.cycle = self.owed
+        self.cycle = self.owed  # type: ignore[assignment]  # an _Owed stands in for uvicorn's cycle (module docstring)
         slot = [None, self.fast_keep_alive]
         self.slots.append(slot)
         gw = self.gw
@@ -172,7 +172,9 @@ class FastInferProtocol(HttpToolsProtocol):
         if fut is None:
             self._answer(slot, answer)
             return
-        self.tasks.add(waiter)  # uvicorn's graceful shutdown waits for these (and cancels them on timeout)
+        # uvicorn's graceful shutdown waits for these (and cancels them on timeout); an _Answer
+        # has the part of a task's interface that it uses
+        self.tasks.add(waiter)  # type: ignore[arg-type]
 
     def _answer(self, slot: list, answer: tuple) -> None:
         status, body, headers = answer
@@ -190,7 +192,7 @@ class FastInferProtocol(HttpToolsProtocol):
             return
         owed, self.owed = self.owed, None
         if self.cycle is owed:
-            self.cycle = None
+            self.cycle = None  # type: ignore[assignment]  # uvicorn's own "no cycle" (its annotation omits None)
         if owed is not None and not owed.keep_alive and not t.is_closing():
             t.close()  # shutting down: this connection's last answer is out
         # what uvicorn does after an answer: resume reading, start a queued ASGI request

@@ -34,7 +34,7 @@ import bisect
 import gc
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from kairos.dispatch import DictQueries, DispatchContext, Dispatcher, Pool, make_policy
 from kairos.dispatch.pool import pool_type_ids
@@ -42,6 +42,10 @@ from kairos.profiles.profile import Profile
 from kairos.serve import transport as tp
 from kairos.serve.logs import EventLog
 from kairos.serve.workers import Supervisor, WorkerHandle
+
+if TYPE_CHECKING:
+    from kairos.serve.metrics import GatewayMetrics
+    from kairos.serve.offload import Offloader
 
 
 class Overloaded(Exception):
@@ -93,6 +97,17 @@ class Waiter(Protocol):
     def set_result(self, result) -> None: ...
 
     def set_exception(self, exc) -> None: ...
+
+
+class GatewayCounts(TypedDict):
+    """The gateway's query counters (``/v1/state``'s ``counts``, the ``gateway_stopped`` event)."""
+
+    admitted: int
+    completed: int
+    failed: int
+    overload: int
+    redispatched: int
+    sent_ahead: int
 
 
 @dataclass(slots=True)
@@ -148,12 +163,12 @@ class Gateway:
         self.t0 = time.perf_counter()
         self.workers = [WorkerHandle(j, self.instance_types[j], self.instance_names[j]) for j in range(self.n)]
         self.sup = supervisor
-        self.metrics = None  # set by the app (GatewayMetrics)
+        self.metrics: GatewayMetrics | None = None  # set by the app
         self.stopping = False
-        self.counts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0, "sent_ahead": 0}
+        self.counts: GatewayCounts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0, "sent_ahead": 0}
         self._all_up: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.offloader = None  # helper process for the policy's slow work (kairos.serve.offload)
+        self.offloader: Offloader | None = None  # helper process for the policy's slow work (kairos.serve.offload)
 
     # ------------------------------------------------------------------ lifecycle
     def now(self) -> float:
@@ -181,7 +196,7 @@ class Gateway:
             raise RuntimeError(
                 f"workers did not start within {self.cfg.start_timeout_s:g} s: {', '.join(down)}") from None
         # everything allocated so far (FastAPI, numpy, the profile) lives as long as the
-        # gateway: keep it out of the collector's way so collections stay sub-millisecond
+        # gateway: keep it out of the collector's way so collections stay short
         gc.collect()
         gc.freeze()
         self._lag_tick(time.perf_counter() + 0.005)
@@ -197,6 +212,7 @@ class Gateway:
         if self.metrics is not None:
             self.metrics.loop_lag.observe(max(0.0, now - expected))
         if not self.stopping:
+            assert self.loop is not None  # set by start()
             self.loop.call_later(self.LAG_PERIOD_S, self._lag_tick, now + self.LAG_PERIOD_S)
 
     async def stop(self) -> None:
@@ -242,7 +258,10 @@ class Gateway:
         self.next_qid += 1
         now = self.now()
         self.queries.add(qid, bucket, now)
-        fut = self.loop.create_future() if waiter is None else waiter
+        if waiter is None:
+            assert self.loop is not None  # set by start()
+            waiter = self.loop.create_future()
+        fut = waiter
         self.records[qid] = QueryRecord(size, payload, fut)
         self.counts["admitted"] += 1
         self.dispatcher.submit(qid)
@@ -256,13 +275,14 @@ class Gateway:
         In a burst the event loop finds several arrivals and results ready at once; one
         matching over all of them sees every waiting query (one per event sees only the
         events before it) and costs the loop a fraction of the time when it is busiest
-        (the gateway-view p99 at 2,000 q/s about 1.5x lower, docs/serving.md). A lone
+        (benchmarks/results/serving.md). A lone
         query is matched at once, as the simulator does: waiting for the rest of the turn
         would only add to its latency."""
         if not self.cfg.coalesce_dispatch or (len(self.queue) <= 1 and not self._dispatch_due):
             self._dispatch(now)
         elif not self._dispatch_due:
             self._dispatch_due = True
+            assert self.loop is not None  # set by start()
             self.loop.call_soon(self._dispatch_soon)
 
     def _dispatch_soon(self) -> None:
@@ -292,6 +312,7 @@ class Gateway:
         self.records[qid].start = now
         self.started_at[j] = now
         d = self.deadline_ms[self.type_of[j]][self.queries.bucket[qid]]
+        assert self.loop is not None  # set by start()
         self.timers[j] = self.loop.call_later(d / 1000.0, self._on_hang, j, qid, self.workers[j].generation)
 
     def _send_ahead(self, j: int) -> None:
@@ -443,7 +464,9 @@ class Gateway:
                        redispatched=requeue, restarts=h.restarts + 1)
         h.restarts += 1
         delay = 0.0 if h.restarts <= 3 else min(5.0, 0.5 * (h.restarts - 3))
-        self.loop.call_later(delay, lambda: self.loop.create_task(self._restart(h)))
+        loop = self.loop
+        assert loop is not None  # set by start()
+        loop.call_later(delay, lambda: loop.create_task(self._restart(h)))
         self._dispatch(now)
 
     async def _restart(self, h: WorkerHandle) -> None:

@@ -1,8 +1,8 @@
 """A minimal asyncio HTTP/1.1 client for the load generator: keep-alive connections,
 one request in flight per connection, ``Content-Length`` bodies only (what the gateway
-sends). A general client (aiohttp) costs several hundred microseconds of CPU per
-request, which on a small machine would make the load generator, not the gateway,
-the bottleneck; this one costs a few tens.
+sends). A general client (aiohttp) costs several times more CPU per request, which
+on a small machine would make the load generator, not the gateway, the bottleneck
+(docs/serving.md, "The load generator").
 
 A keep-alive connection that sat idle for a while is checked before it is used again
 (one non-blocking peek): a server closes idle connections after its keep-alive timeout
@@ -25,9 +25,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from kairos.serve import rxtime
+
+# a request's callbacks: on_answer(status, body, t_rx) and on_error(exc)
+OnAnswer = Callable[[int, bytes, float], None]
+OnError = Callable[[BaseException], None]
 
 
 class _Conn:
@@ -39,9 +44,9 @@ class _Conn:
         self.fd = sock.fileno()
         self.loop = loop
         self.buf = bytearray()
-        self.cb = None  # (on_answer, on_error) of the request in flight
+        self.cb: tuple[OnAnswer, OnError] | None = None  # (on_answer, on_error) of the request in flight
         self.out = b""  # what the kernel did not take yet (normally nothing: requests are small)
-        self.t_rx = None
+        self.t_rx: float | None = None
         self.idle_since = time.monotonic()
         self.stamps = rxtime.enable(sock)
         loop.add_reader(self.fd, self._readable)

@@ -111,6 +111,7 @@ def start_infer(body: bytes, gw: Gateway, waiter=None):
     is :func:`finish_infer` of the future; ``waiter``: see ``Gateway.submit_nowait``),
     else ``((status, JSON body, headers), None)``."""
     m = gw.metrics
+    assert m is not None  # set by create_app
     try:
         size, bucket, payload = parse_query(body, gw)
     except BadRequest as exc:

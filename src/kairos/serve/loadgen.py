@@ -21,7 +21,9 @@ import gc
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +34,7 @@ from kairos.workload.sizes import SizeMix
 
 QOS_TARGET_FRACTION = 0.99
 
+_loads: Callable[[bytes], Any]
 try:
     import orjson
 
@@ -141,7 +144,7 @@ async def run_load(url: str, qps: float, duration_s: float, mix: SizeMix, seed: 
                    sizes=None, times=None) -> LoadResult:
     """One open-loop run at ``qps`` for ``duration_s`` seconds against a gateway at ``url``."""
     own = client is None
-    if own:
+    if client is None:
         client = HttpClient(url)
     try:
         info = await fetch_info(client)
@@ -171,7 +174,7 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
     sent_at = np.full(n, np.nan)  # ms after the scheduled time that the request was written
     read_lag = np.full(n, np.nan)  # ms from the answer's arrival to the generator reading it
     attempts = np.zeros(n, dtype=np.int32)
-    served = Counter()
+    served: Counter[str] = Counter()
     kinds: Counter = Counter()
     bodies = [b'{"size":%d}' % int(s) for s in sizes]
     max_lag = 0.0
@@ -225,8 +228,8 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
     gc.collect()
     gc.freeze()  # long-lived objects out of the collector's way
     # and no collection during the run: the run's records pile up, and a full collection
-    # over them took 27 ms at 520 q/s -- a send lag and a latency spike on every query in
-    # flight. Reference counting still frees all but cycles.
+    # over them stalls the loop for milliseconds -- a send lag and a latency spike on every
+    # query in flight. Reference counting still frees all but cycles.
     was_enabled = gc.isenabled()
     gc.disable()
     sent = 0

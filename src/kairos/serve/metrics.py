@@ -40,7 +40,8 @@ class GatewayMetrics:
                                                 "routes or methods)", ["code"], registry=r)
         self.rejected = Counter("kairos_rejected", "Queries refused, by reason", ["reason"], registry=r)
         # hot-path histograms and QoS counters are plain Python lists, turned into Prometheus
-        # families only at scrape time (prometheus_client's locking objects cost ~10 us per query)
+        # families only at scrape time (prometheus_client's locking objects
+        # cost more per query than the rest of the metrics)
         self.latency = _Hist()
         self.wait = _Hist()
         self.service = {t: _Hist() for t in dict.fromkeys(gateway.instance_types)}
@@ -49,7 +50,7 @@ class GatewayMetrics:
         self.redispatched = Counter("kairos_redispatched", "Queries re-dispatched after a worker failed", registry=r)
         names = gateway.instance_names
         self._svc = [self.service[t] for t in gateway.instance_types]
-        self._codes: dict[int, object] = {}
+        self._codes: dict[int, Counter] = {}
         self._last = (time.perf_counter(), [0.0] * len(names))
         r.register(_StateCollector(self))
 

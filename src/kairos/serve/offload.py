@@ -2,8 +2,8 @@
 
 A learning ``kairos`` policy re-solves its coefficients' LP now and then (a few ms of
 HiGHS). The simulator solves it in place; a gateway that did the same would stall its
-event loop, and every query in flight would wait it out (measured: 6-10 ms stalls in
-the first seconds of a live DIEN run, each a burst of QoS misses). The gateway hands
+event loop, and every query in flight would wait it out (a stall of several ms at each
+re-solve, each a burst of QoS misses; docs/serving.md). The gateway hands
 such work to one helper process instead (a thread would not do: the solver holds the
 GIL) and applies the result on its event loop when it arrives; decisions in between
 use the previous coefficients.
@@ -30,6 +30,12 @@ _LEN = struct.Struct("<I")
 def _frame(obj) -> bytes:
     b = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     return _LEN.pack(len(b)) + b
+
+
+def _stdin(proc: asyncio.subprocess.Process) -> asyncio.StreamWriter:
+    """The helper's stdin (a pipe: the helper is started with ``stdin=PIPE``)."""
+    assert proc.stdin is not None
+    return proc.stdin
 
 
 def warm() -> int:
@@ -67,19 +73,19 @@ class Offloader:
         ready = self.loop.create_future()
         self.pending[-1] = ("warm", ready.set_result)
         self._reader = self.loop.create_task(self._read(self.proc))
-        self.proc.stdin.write(_frame((-1, warm, ())))
+        _stdin(self.proc).write(_frame((-1, warm, ())))
         await ready
 
     def __call__(self, fn, args, done) -> None:
         if self.closed:
             return
-        if self.proc is None or self.proc.returncode is not None or self.proc.stdin.is_closing():
+        if self.proc is None or self.proc.returncode is not None or _stdin(self.proc).is_closing():
             self._failed(fn.__name__, "the helper is restarting")
             return
         cid = self.next_id
         self.next_id += 1
         self.pending[cid] = (fn.__name__, done)
-        self.proc.stdin.write(_frame((cid, fn, args)))
+        _stdin(self.proc).write(_frame((cid, fn, args)))
 
     async def _read(self, proc) -> None:
         out = proc.stdout
@@ -123,7 +129,7 @@ class Offloader:
                 t.cancel()
         proc = self.proc
         if proc is not None and proc.returncode is None:
-            proc.stdin.close()  # the helper exits on EOF
+            _stdin(proc).close()  # the helper exits on EOF
             try:
                 await asyncio.wait_for(proc.wait(), 1.0)
             except asyncio.TimeoutError:

@@ -100,8 +100,9 @@ class _Instance:
 
     def serve(self, host: str, port: int, index: int, seed: int, generation: int) -> int:
         """The worker loop of ``kairos.serve.worker`` until SHUTDOWN or the gateway is gone."""
-        from kairos.serve.worker import EmulatedBackend, TorchBackend, run
+        from kairos.serve.worker import Backend, EmulatedBackend, TorchBackend, run
 
+        backend: Backend
         if self.mode == "emulated":
             backend = EmulatedBackend(self.model, self.type_name, seed, self.profile_path, self.prices_path)
         else:

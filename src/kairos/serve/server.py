@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import socket
@@ -64,7 +65,7 @@ def run_server(profile: Profile, cfg: ServeConfig) -> None:
     app = create_app(gw, server_info(profile, gw))
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
-    http_impl = http
+    http_impl: str | type[asyncio.Protocol] = http  # uvicorn.Config's http: a name or a protocol class
     if http == "httptools" and cfg.fast_path:  # POST /v1/infer without an ASGI task (kairos.serve.fastpath)
         from kairos.serve.fastpath import FastInferProtocol
 

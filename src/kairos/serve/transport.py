@@ -6,8 +6,8 @@ its single asyncio event loop, and a closed connection is how a dead worker is n
 at once. Workers connect *to* the gateway and introduce themselves (HELLO), so a worker
 only needs the gateway's address. Local worker processes use a Unix domain socket (in a
 private temporary directory, reachable only by the gateway's user): the same frames
-without the loopback TCP/IP stack, less CPU per frame (workers -18% per query on a
-2-vCPU VM) and a lower tail (docs/serving.md). Workers on other machines (Ray actors),
+without the loopback TCP/IP stack, less CPU per frame (benchmarks/results/serving.md)
+and a lower tail (docs/serving.md). Workers on other machines (Ray actors),
 or ``kairos serve --worker-transport tcp``, use TCP with the same frames.
 
 Every frame is ``<u32 length><u8 kind>`` followed by ``length - 1`` bytes:

@@ -44,7 +44,18 @@ def die_with_parent() -> None:
         pass
 
 
-class EmulatedBackend:
+class Backend:
+    """What serves a worker's queries: ``serve`` one query, ``label`` (the mode, said in HELLO)."""
+
+    label: str
+
+    def serve(self, size: int, bucket: int, payload: bytes) -> tuple[bool, bytes]:
+        """Serve one query of ``size`` samples (size bucket ``bucket``; ``payload``: the
+        client's samples, or empty) -> (ok, result bytes or an error message)."""
+        raise NotImplementedError
+
+
+class EmulatedBackend(Backend):
     """Service time sampled from the profile, spent in a timed sleep."""
 
     label = "emulated"
@@ -60,7 +71,7 @@ class EmulatedBackend:
         self.type_id = self.profile.type_index(type_name)
         self.rng = np.random.default_rng(seed)
         # every size's first DRAWS service times now, in one call: a first draw while
-        # serving would cost ~0.1 ms of this worker's (shared) CPU per size
+        # serving would spend this worker's (shared) CPU in the middle of a query, once per size
         nb = len(self.profile.batches)
         first = self.profile.sample_service_ms(np.repeat(np.arange(nb), self.DRAWS), [self.type_id], self.rng)
         self.pending: dict[int, list[float]] = {b: row.tolist() for b, row in enumerate(first[:, 0].reshape(nb, -1))}
@@ -78,7 +89,7 @@ class EmulatedBackend:
         return True, b""
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     """The real model (kairos.models), on this machine's CPU or GPU.
 
     The instance type picks the device when it follows the local naming convention of
@@ -143,7 +154,7 @@ def open_link(address: str) -> socket.socket:
     return sock
 
 
-def run(address: str, index: int, backend, generation: int = 0) -> int:
+def run(address: str, index: int, backend: Backend, generation: int = 0) -> int:
     sock = open_link(address)
     info = json.dumps({"mode": backend.label, "generation": generation}).encode()
     sock.sendall(tp.encode_hello(index, os.getpid(), info))
@@ -193,6 +204,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop
+    backend: Backend
     if a.mode == "emulated":
         backend = EmulatedBackend(a.model, a.type, a.seed * 100_003 + a.index, a.profile, a.prices)
     else:

@@ -49,6 +49,7 @@ class WorkerHandle:
         self.info: dict = {}
 
     def send(self, frame: bytes) -> None:
+        assert self.conn is not None  # queries go only to a connected worker
         self.conn.transport.write(frame)
 
     def describe(self) -> dict:

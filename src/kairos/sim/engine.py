@@ -202,7 +202,7 @@ def simulate(
     held, running = pool.held, pool.running
     track_held = disp.binds or disp.ahead  # central-queue policies hold one query at most
     idle_only = not track_held  # consulted only while an instance is idle
-    held_extra = [0.0] * N if handoff else None  # the handoff each query held its instance for
+    held_extra: list[float] = [0.0] * N if handoff else []  # the handoff each query held its instance for
     queue = disp.queue  # the dispatcher changes it in place
     submit, step, complete = queue.append, disp.step, disp.complete
     observes, observed = disp.observes, disp.observed
@@ -257,6 +257,7 @@ def simulate(
             next_arrival = arr_l[i] if i < N else _INF
             next_other = next_arrival if next_arrival < next_timer else next_timer
         else:  # a timer: the pool may change
+            assert timers is not None  # next_timer is finite only with timers
             now = next_timer
             q_area += len(queue) * (now - q_last)
             q_last = now

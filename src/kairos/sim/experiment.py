@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ class Experiment:
 def report(exp: Experiment, policy: str, res: SimResult, bound: float, prices: dict[str, float] | None,
            elapsed_s: float, search=None, params: dict | None = None) -> dict:
     """The JSON object ``kairos simulate --json`` prints."""
-    out = {
+    out: dict[str, Any] = {
         "model": exp.profile.model,
         "config": exp.config,
         "policy": policy,

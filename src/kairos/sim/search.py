@@ -147,7 +147,7 @@ def max_qps(
     limit = allowed_misses(workload.n, target)
     option = policy_class(policy_name).tuned_size_option
     tune = option is not None and params.get(option) is None
-    state = {"th": None}
+    state: dict[str, int | None] = {"th": None}
     probes: list[tuple[float, bool]] = []
     best: dict = {}
 
