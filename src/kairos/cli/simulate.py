@@ -1,20 +1,101 @@
-"""``kairos simulate``: one configuration, one policy; a fixed rate or the max-QPS search."""
+"""``kairos simulate``: one configuration, one policy; a fixed rate or the max-QPS search;
+or, with ``--autoscale``, a rate file replayed on a pool that the elastic controller resizes."""
 
 from __future__ import annotations
 
+import inspect
 import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
-from kairos.cli.common import console, emit_json, err_console, get_catalogue, given_options, json_option, profile_options, resolve_qos, workload_options
+from kairos.cli.common import (
+    console,
+    emit_json,
+    err_console,
+    get_catalogue,
+    given_options,
+    json_option,
+    profile_options,
+    resolve_qos,
+    workload_options,
+)
 from kairos.dispatch.registry import POLICIES, parse_policy_options
+from kairos.elastic.controller import Controller, ControllerSettings
+from kairos.elastic.rates import RateTrace, load_rates
+from kairos.elastic.simulate import TargetPlanner, simulate_elastic
 from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.paper import PAPER_CONFIGS
 from kairos.profiles.loader import parse_config
 from kairos.sim.experiment import Experiment, report
 from kairos.workload.arrivals import load_trace, parse_schedule
 from kairos.workload.sizes import parse_size_mix
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+_SETTINGS = ControllerSettings()  # the controller's defaults, shown as the options' defaults
+_STARTUP_S = inspect.signature(simulate_elastic).parameters["startup_s"].default
+# options of the fixed pool that --autoscale replaces (by parameter name), and those that only --autoscale uses
+_FIXED_POOL_ONLY = ("qps", "find_max", "config_text", "plan_path", "schedule", "trace", "ramp", "duration",
+                    "want_window", "handoff_ms", "queries")
+_AUTOSCALE_ONLY = ("rates_path", "peak_qps", "start_minute", "minutes", "startup_s", "interval_s", "window_s",
+                   "headroom", "scale_down_after_s", "down_margin", "min_rate_qps", "types_text", "budget",
+                   "plan_queries", "cache_path", "plot_path")
+
+
+def autoscale_options(f):
+    """--autoscale and the options of an elastic replay (the controller's defaults from ControllerSettings)."""
+    opts = [
+        click.option("--autoscale", is_flag=True,
+                     help="Replay the load of a --rates file on a pool that the elastic controller resizes "
+                          "(docs/elastic.md) instead of simulating a fixed pool."),
+        click.option("--rates", "rates_path", type=click.Path(dir_okay=False), default=None,
+                     help="With --autoscale: the load, a CSV 'minute,requests' or 'second,requests' (one row per "
+                          "step, steps 0, 1, 2, ...); arrivals Poisson within each step."),
+        click.option("--peak-qps", type=float, default=None,
+                     help="With --autoscale: scale the whole rate file so that its busiest step runs at this many "
+                          "queries/s (default: the file's own rates)."),
+        click.option("--start-minute", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="With --autoscale: replay from this minute of the rate file (after --peak-qps scaling)."),
+        click.option("--minutes", type=click.IntRange(min=1), default=None,
+                     help="With --autoscale: replay this many minutes (default: to the end of the file)."),
+        click.option("--startup-s", type=float, default=_STARTUP_S, show_default=True,
+                     help="With --autoscale: seconds from launching an instance to its first query (billed "
+                          "from launch), every type."),
+        click.option("--interval-s", type=float, default=_SETTINGS.interval_s, show_default=True,
+                     help="With --autoscale: seconds between the controller's decisions."),
+        click.option("--window-s", type=float, default=_SETTINGS.window_s, show_default=True,
+                     help="With --autoscale: the forecast's level is the highest rate over this past window."),
+        click.option("--headroom", type=float, default=_SETTINGS.headroom, show_default=True,
+                     help="With --autoscale: plan for the forecast x (1 + headroom)."),
+        click.option("--scale-down-after-s", type=float, default=_SETTINGS.scale_down_after_s, show_default=True,
+                     help="With --autoscale: a cheaper pool must suffice this long before instances are drained."),
+        click.option("--down-margin", type=float, default=_SETTINGS.down_margin, show_default=True,
+                     help="With --autoscale: ... and be cheaper by at least this fraction of the pool's cost."),
+        click.option("--min-rate-qps", type=float, default=_SETTINGS.min_rate_qps, show_default=True,
+                     help="With --autoscale: never plan for less than this rate (a floor pool through lulls)."),
+        click.option("--types", "types_text", default=None,
+                     help="With --autoscale: comma-separated instance types the controller may rent (default: "
+                          "every type with a profile and a price)."),
+        click.option("--budget", type=float, default=None,
+                     help="With --autoscale: a cap in $/hour on the pool the controller plans (default: none)."),
+        click.option("--plan-queries", type=click.IntRange(min=0), default=4000, show_default=True,
+                     help="With --autoscale: queries per simulation with which the planner checks a pool's "
+                          "QoS-throughput; 0: the planner's queueing model alone, not simulated (faster, rougher)."),
+        click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
+                     help="With --autoscale: JSON-lines file caching the planner's simulations (as `kairos plan "
+                          "--cache`)."),
+        click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+                     help="With --autoscale: write a PNG of the load and the instances of each type over time "
+                          "(needs matplotlib: pip install 'kairos-serve[reproduce]')."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
 
 
 @click.command()
@@ -51,16 +132,26 @@ from kairos.workload.sizes import parse_size_mix
 @click.option("--ramp", is_flag=True, help="With --schedule: ramp linearly between points instead of steps.")
 @click.option("--duration", type=float, default=None, help="Seconds of arrivals for --schedule (required with it).")
 @workload_options
+@autoscale_options
 @json_option
 def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy, policy_options, handoff_ms, qps, find_max,
-             want_window, trace, schedule, ramp, duration, workload, queries, seed, as_json):
+             want_window, trace, schedule, ramp, duration, workload, queries, seed, as_json, autoscale, **elastic):
     """Simulate a pool of instances serving a model under a dispatch policy.
 
     Reports latency percentiles, the QoS-met fraction, per-instance utilisation and the
     configuration's fluid bound (the LP limit no dispatcher can pass).
+
+    With --autoscale --rates FILE: replay a changing load on a pool that the elastic
+    controller resizes (plans the cheapest pool for the forecast rate, adds instances,
+    drains surplus ones), and report its cost beside the static peak pool's and a
+    clairvoyant oracle's, and the QoS met overall and per hour.
     """
     t0 = time.perf_counter()
     given = given_options()
+    _check_mode(given, autoscale)
+    if autoscale:
+        _autoscale(model, profile_path, prices, qos_ms, policy, policy_options, workload, seed, as_json, t0, **elastic)
+        return
     pf = None
     workload_from = None  # the plan file, when --workload is the plan's
     if plan_path is not None:
@@ -145,6 +236,242 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         emit_json(out)
         return
     _print_table(out)
+
+
+def _flag(name: str) -> str:
+    """The command-line spelling of the simulate command's parameter ``name``."""
+    ctx = click.get_current_context()
+    return next(p.opts[0] for p in ctx.command.params if p.name == name)
+
+
+def _check_mode(given: set[str], autoscale: bool) -> None:
+    """Options of a fixed pool refused with --autoscale, and --autoscale's refused without it."""
+    if autoscale:
+        for name in _FIXED_POOL_ONLY:
+            if name in given:
+                what = "the queries come from the --rates file" if name == "queries" else "the pool and its load " \
+                       "come from the controller and the --rates file"
+                raise KairosInputError(f"{_flag(name)} does not apply with --autoscale ({what}); drop {_flag(name)}")
+        return
+    for name in _AUTOSCALE_ONLY:
+        if name in given:
+            raise KairosInputError(f"{_flag(name)} applies only with --autoscale; add --autoscale or drop {_flag(name)}")
+
+
+def _controller_settings(**values) -> ControllerSettings:
+    """ControllerSettings from the options of the same names; its own checks, reported with the flag's name."""
+    try:
+        return ControllerSettings(**values)
+    except ValueError as exc:
+        name, _, rest = str(exc).partition(" ")
+        raise KairosInputError(f"{_flag(name)} {rest}") from None
+
+
+def _replayed(trace: RateTrace, rates_path, peak_qps: float | None, start_minute: int,
+              minutes: int | None) -> RateTrace:
+    """The part of the rate file to replay: scaled to --peak-qps (the whole file), then sliced in minutes."""
+    if peak_qps is not None:
+        trace = trace.scaled_to_peak(peak_qps)
+    per_minute = 60.0 / trace.step_s
+    total_min = trace.duration_s / 60.0
+    if start_minute >= total_min:
+        raise KairosInputError(f"--start-minute {start_minute}: the rate file {rates_path} has {total_min:g} minutes; "
+                               f"give a smaller --start-minute")
+    if minutes is not None and start_minute + minutes > total_min:
+        raise KairosInputError(f"--minutes {minutes} from --start-minute {start_minute} runs past the end of the rate "
+                               f"file {rates_path} ({total_min:g} minutes); give fewer --minutes")
+    start = int(round(start_minute * per_minute))
+    steps = len(trace.counts) - start if minutes is None else int(round(minutes * per_minute))
+    part = trace.slice(start, steps)
+    if part.counts.sum() <= 0:
+        raise KairosInputError(f"--rates {rates_path}: no requests in the minutes replayed; choose another "
+                               f"--start-minute/--minutes")
+    return part
+
+
+def _check_peak(planner: TargetPlanner, trace: RateTrace, settings: ControllerSettings, budget: float | None) -> None:
+    """The busiest step replayed, with headroom, must be plannable (within --budget if one is given)."""
+    peak = float(trace.rates.max())
+    need = max(peak * (1.0 + settings.headroom), settings.min_rate_qps)
+    try:
+        planner.cheapest_for(need)
+    except KairosInputError:
+        if budget is not None:
+            raise KairosInputError(
+                f"--budget {budget:g}: no pool within ${budget:g}/h serves the busiest step replayed ({peak:g} q/s, "
+                f"{need:g} with --headroom {settings.headroom:g}); raise --budget or lower --peak-qps") from None
+        raise KairosInputError(
+            f"--peak-qps: the busiest step replayed ({peak:g} q/s, {need:g} with --headroom {settings.headroom:g}) "
+            f"is beyond what the planner reaches (`kairos plan --target-qps {need:g}` says why); lower --peak-qps"
+        ) from None
+
+
+class _ProgressController(Controller):
+    """Kairos's controller, unchanged, telling ``on_tick`` the simulated time of each observation."""
+
+    def __init__(self, planner, startup_s, settings, on_tick):
+        super().__init__(planner, startup_s, settings)
+        self.on_tick = on_tick
+
+    def observe(self, now_s: float, arrivals: int) -> None:
+        super().observe(now_s, arrivals)
+        self.on_tick(now_s)
+
+
+class _ReplayProgress:
+    """A progress bar on stderr for a replay, shown only on a terminal and only once the run
+    has taken ``delay_s``; transient (gone when the run ends)."""
+
+    def __init__(self, total_s: float, enabled: bool, delay_s: float = 2.0, console=None):
+        self.total_s = total_s
+        self.enabled = enabled
+        self.delay_s = delay_s
+        self.console = console if console is not None else err_console
+        self.t0 = time.perf_counter()
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __call__(self, now_s: float) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.perf_counter() - self.t0 < self.delay_s:
+                return
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                                      console=self.console, transient=True)
+            bar.start()
+            self.task = bar.add_task("replaying the rates", total=self.total_s)
+        assert self.task is not None
+        done = min(now_s, self.total_s)
+        what = "replaying the rates" if done < self.total_s else "pricing the static pool and the oracle"
+        self.bar.update(self.task, completed=done, description=what)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _autoscale(model, profile_path, prices, qos_ms, policy, policy_options, workload, seed, as_json, t0, rates_path,
+               peak_qps, start_minute, minutes, startup_s, interval_s, window_s, headroom,
+               scale_down_after_s, down_margin, min_rate_qps, types_text, budget, plan_queries, cache_path,
+               plot_path) -> None:
+    """``kairos simulate --autoscale``: check the options, replay the rates, print or write the outcome."""
+    from kairos.plan.evaluate import Evaluator
+    from kairos.plan.space import PlanProblem
+    from kairos.plan.target import NO_CAP
+
+    if rates_path is None:
+        raise KairosInputError("--autoscale needs --rates FILE (a CSV 'minute,requests' or 'second,requests')")
+    if peak_qps is not None:
+        require_positive("--peak-qps", peak_qps)
+    startup_s = require_non_negative("--startup-s", startup_s)
+    if budget is not None:
+        require_positive("--budget", budget)
+    settings = _controller_settings(interval_s=interval_s, window_s=window_s, headroom=headroom,
+                                    scale_down_after_s=scale_down_after_s, down_margin=down_margin,
+                                    min_rate_qps=min_rate_qps)
+    if plot_path is not None:
+        from kairos.elastic.plot import require_matplotlib
+
+        require_matplotlib()
+        folder = Path(plot_path).resolve().parent
+        if not folder.is_dir():
+            raise KairosInputError(f"--plot {plot_path}: the folder {folder} does not exist; create it or give "
+                                   f"another path")
+    cat = get_catalogue(profile_path, prices)
+    cat.profile(model)
+    qos = resolve_qos(model, qos_ms)
+    mix = parse_size_mix(workload)
+    opts = parse_policy_options(policy, policy_options)
+    trace = _replayed(load_rates(rates_path), rates_path, peak_qps, start_minute, minutes)
+    types = None if types_text is None else types_text.split(",")
+    problem = PlanProblem.build(cat, model, NO_CAP if budget is None else budget, qos, mix, types)
+    evaluator = Evaluator(cat, model, qos, mix, plan_queries, seed, cache_path) if plan_queries > 0 else None
+    planner = TargetPlanner(problem, evaluator)
+    _check_peak(planner, trace, settings, budget)
+    progress = _ReplayProgress(trace.duration_s, enabled=not as_json and err_console.is_terminal)
+    controller = _ProgressController(planner, {t: startup_s for t in problem.types}, settings, progress)
+    try:
+        res = simulate_elastic(problem, planner, trace, policy, opts, startup_s, settings, seed, autoscaler=controller)
+    finally:
+        progress.close()
+    out = {"model": model, "qos_ms": qos, "workload": mix.name, "types": list(problem.types), "policy": policy,
+           "policy_params": opts, "rates": str(rates_path), "step_s": trace.step_s, "peak_qps": peak_qps,
+           "start_minute": start_minute, "minutes": trace.duration_s / 60.0,
+           "replayed_peak_qps": round(float(trace.rates.max()), 4), "budget": budget, "plan_queries": plan_queries,
+           "controller": asdict(settings), **res.summary, "events": res.scale_events}
+    if plot_path is not None:
+        from kairos.elastic.plot import plot_timeline
+
+        title = f"{model}: {Path(rates_path).name}, minutes {start_minute}-{start_minute + out['minutes']:g}"
+        out["plot"] = str(plot_timeline(res.timeline, plot_path, title, start_s=start_minute * 60.0))
+    out["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    if as_json:
+        emit_json(out)
+        return
+    _print_autoscale(out)
+
+
+def _clock(t_s: float) -> str:
+    t = int(round(t_s))
+    return f"{t // 3600}:{t % 3600 // 60:02d}:{t % 60:02d}"
+
+
+def _fmt_config(config: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items()) or "none"
+
+
+def _print_autoscale(out: dict, max_events: int = 30) -> None:
+    t = Table(title=f"kairos simulate --autoscale: {out['model']}, {Path(out['rates']).name} (minutes {out['start_minute']}-"
+                    f"{out['start_minute'] + out['minutes']:g})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    c = out["controller"]
+    startup = sorted(set(out["startup_s"].values()))
+    rows = [
+        ("policy", out["policy"] + (f" {out['policy_params']}" if out["policy_params"] else "")),
+        ("QoS target (p99)", f"{out['qos_ms']:g} ms"),
+        ("load", f"busiest step {out['replayed_peak_qps']:g} q/s"
+                 + (f" (file scaled to a peak of {out['peak_qps']:g} q/s)" if out["peak_qps"] is not None else "")),
+        ("queries", str(out["queries"])),
+        ("controller", f"every {c['interval_s']:g} s, window {c['window_s']:g} s, headroom {c['headroom']:g}, "
+                       f"scale down after {c['scale_down_after_s']:g} s and {100 * c['down_margin']:g}% cheaper"),
+        ("start-up delay", ", ".join(f"{s:g} s" for s in startup)),
+        ("cost", f"${out['cost_usd']:.4f}"),
+        ("static peak pool", f"${out['static_cost_usd']:.4f} ({_fmt_config(out['static_config'])})"),
+        ("oracle (10-min windows)", f"${out['oracle_cost_usd']:.4f}"),
+        ("cost / static, / oracle", f"{_ratio(out['cost_vs_static'])}, {_ratio(out['cost_vs_oracle'])}"),
+        ("QoS met", f"{100 * out['qos_met_fraction']:.2f}%"),
+        ("hours with >= 99% met", f"{100 * out['hours_meeting_qos_fraction']:.1f}% (worst hour "
+                                  f"{100 * out['worst_hour_qos_met']:.2f}%)"),
+        ("lost", str(out["lost"])),
+        ("scale events", f"{out['scale_events']} ({out['scale_ups']} up, {out['scale_downs']} down)"),
+        ("instances launched", f"{out['instances_launched']} ({out['instance_seconds'] / 3600:.2f} instance-hours)"),
+    ]
+    if out.get("plot"):
+        rows.append(("plot", out["plot"]))
+    rows.append(("elapsed", f"{out['elapsed_s']:.2f} s"))
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    if out["events"]:
+        e = Table(title="scale events" + (f" (the first {max_events} of {len(out['events'])}; --json lists all)"
+                                          if len(out["events"]) > max_events else ""))
+        e.add_column("time (from the slice's start)")
+        e.add_column("action")
+        e.add_column("type")
+        e.add_column("count", justify="right")
+        for ev in out["events"][:max_events]:
+            e.add_row(_clock(ev["t_s"]), ev["action"], ev["type"], str(ev["count"]))
+        console.print(e)
+
+
+def _ratio(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def _size_mix(workload: str, plan_path):
