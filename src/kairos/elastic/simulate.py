@@ -23,7 +23,7 @@ from kairos.elastic.rates import RateTrace
 from kairos.errors import KairosInputError
 from kairos.plan.evaluate import Evaluator
 from kairos.plan.space import PlanProblem
-from kairos.plan.target import NO_CAP, plan_for_rate
+from kairos.plan.target import plan_for_rate
 from kairos.profiles.profile import Profile
 from kairos.sim.engine import PoolTimers, simulate
 from kairos.sim.search import QOS_TARGET_FRACTION
