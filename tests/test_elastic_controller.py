@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -99,13 +100,26 @@ def test_spike_shorter_than_the_hysteresis_scales_up_then_down_once():
 
 
 def test_rising_load_is_forecast_over_the_startup_time():
-    ctrl = Controller(OneType(), {"cpu": 120.0}, SET)
+    ctrl = Controller(OneType(), {"cpu": 120.0}, replace(SET, trend=True))
     ctrl.observe(10.0, 1000)
     ctrl.observe(20.0, 1500)
     ctrl.observe(30.0, 2000)  # 100, 150, 200 q/s: +5 q/s per s
     assert ctrl.forecast() == pytest.approx(200.0 + 5.0 * (120.0 + 10.0))
     ctrl.observe(40.0, 2000)  # a flat step: the level only
     assert ctrl.forecast() == pytest.approx(200.0)
+    off = Controller(OneType(), {"cpu": 120.0}, SET)  # trend off (the default): the level
+    for t, n in ((10.0, 1000), (20.0, 1500), (30.0, 2000)):
+        off.observe(t, n)
+    assert off.forecast() == pytest.approx(200.0)
+
+
+def test_a_drain_keeps_what_the_load_needed_during_the_hold():
+    ctrl = Controller(OneType(), {"cpu": 0.0}, SET)
+    # 650 q/s, then a lull whose level wanders between 150 and 350 q/s
+    log, ready = run(ctrl, [650.0] * 5 + [150.0, 350.0, 150.0, 150.0, 150.0, 150.0] + [150.0] * 10, {"cpu": 7})
+    drains = [a for _, acts in log for a in acts if a.kind == "drain"]
+    assert drains[0] == Action("drain", "cpu", 3)  # down to 4 (350 q/s), not to 2
+    assert ready["cpu"] >= 2
 
 
 def test_change_of_mix_is_made_before_it_is_broken():

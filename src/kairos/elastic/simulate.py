@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,21 +23,25 @@ from kairos.elastic.controller import Action, Autoscaler, Controller, Controller
 from kairos.elastic.rates import RateTrace
 from kairos.errors import KairosInputError
 from kairos.plan.evaluate import Evaluator
+from kairos.plan.methods import DEFAULT_METHOD, PlanResult, run_method
 from kairos.plan.space import PlanProblem
-from kairos.plan.target import plan_for_rate
+from kairos.plan.target import NO_CAP, plan_for_rate
 from kairos.profiles.profile import Profile
 from kairos.sim.engine import PoolTimers, simulate
 from kairos.sim.search import QOS_TARGET_FRACTION
 from kairos.workload.workload import make_workload
 
 ORACLE_WINDOW_S = 600.0  # the oracle re-plans every 10 minutes for that window's busiest step
+DEFAULT_STARTUP_S = 120.0  # from launch to serving, per instance type, unless told otherwise
 
 
 class TargetPlanner(PoolPlanner):
     """:func:`kairos.plan.target.plan_for_rate` as the controller's planner: verified by
     simulation (``evals`` tie-breaks), rates rounded up to a geometric grid of ``grid``
     relative steps so that a day of decisions asks for a few dozen distinct rates, every
-    answer and every configuration's QoS-throughput cached."""
+    answer and every configuration's QoS-throughput cached. Under a budget cap
+    (``problem.budget``), a rate that no pool within it serves gets the best pool the budget
+    buys (the default budget planner's)."""
 
     def __init__(self, problem: PlanProblem, evaluator: Evaluator | None, evals: int = 2, grid: float = 0.02,
                  floor_qps: float = 1.0):
@@ -47,6 +52,7 @@ class TargetPlanner(PoolPlanner):
         self.floor_qps = floor_qps
         self._plans: dict[int, dict[str, int]] = {}
         self._capacity: dict[tuple, float] = {}
+        self._within_budget: PlanResult | None = None
         self._prices = dict(zip(problem.types, (float(p) for p in problem.prices)))
 
     def prices(self) -> dict[str, float]:
@@ -59,9 +65,19 @@ class TargetPlanner(PoolPlanner):
         k = self._cell(rate_qps)
         if k not in self._plans:
             rate = math.exp(k * math.log1p(self.grid))
-            res = plan_for_rate(self.problem, rate, self.evaluator, self.evals)
+            try:
+                res = plan_for_rate(self.problem, rate, self.evaluator, self.evals)
+            except KairosInputError:
+                if self.problem.budget >= NO_CAP:
+                    raise
+                res = self._best_within_budget()  # more than the budget buys: the most it buys
             self._plans[k] = {t: n for t, n in res.config.items() if n > 0}
         return dict(self._plans[k])
+
+    def _best_within_budget(self) -> PlanResult:
+        if self._within_budget is None:
+            self._within_budget = run_method(DEFAULT_METHOD, self.problem, self.evaluator)
+        return self._within_budget
 
     def capacity(self, config: dict[str, int]) -> float:
         cfg = {t: int(n) for t, n in config.items() if n > 0}
@@ -93,8 +109,9 @@ class ElasticTimers(PoolTimers):
     """Controller ticks and instances becoming ready, as the simulator's third event source."""
 
     def __init__(self, controller: Autoscaler, profile: Profile, startup_s: dict[str, float],
-                 initial: dict[str, int]):
+                 initial: dict[str, int], progress: Callable[[float], None] | None = None):
         self.controller = controller
+        self.progress = progress
         self.profile = profile
         self.startup_s = startup_s
         self.interval_ms = controller.interval_s * 1000.0
@@ -131,6 +148,8 @@ class ElasticTimers(PoolTimers):
             prev = self.last_arrived
             self.controller.observe(now_s, arrived - prev)
             self.last_arrived = arrived
+            if self.progress is not None:
+                self.progress(now_s)
             ready, starting = self._counts(now_s)
             acts = self.controller.decide(now_s, ready, starting)
             for a in acts:
@@ -191,12 +210,14 @@ def oracle_cost(planner: PoolPlanner, rates: RateTrace, window_s: float = ORACLE
 
 
 def simulate_elastic(problem: PlanProblem, planner: PoolPlanner, rates: RateTrace, policy: str = "kairos",
-                     policy_options: dict | None = None, startup_s: float | dict[str, float] = 120.0,
+                     policy_options: dict | None = None, startup_s: float | dict[str, float] = DEFAULT_STARTUP_S,
                      settings: ControllerSettings | None = None, seed: int = 0,
-                     billing: BillingRule = BillingRule(), autoscaler: Autoscaler | None = None) -> ElasticResult:
+                     billing: BillingRule = BillingRule(), autoscaler: Autoscaler | None = None,
+                     progress: Callable[[float], None] | None = None) -> ElasticResult:
     """Replay ``rates`` (Poisson arrivals within each step) on a pool that ``autoscaler``
     (default: Kairos's :class:`Controller` over ``planner`` with ``settings``) resizes.
-    ``planner`` also prices the static peak pool and the oracle."""
+    ``planner`` also prices the static peak pool and the oracle. ``progress(t_s)`` is
+    called at every decision with the simulated time."""
     t0 = time.perf_counter()
     settings = settings or ControllerSettings()
     types = list(problem.types)
@@ -210,7 +231,7 @@ def simulate_elastic(problem: PlanProblem, planner: PoolPlanner, rates: RateTrac
     wl = make_workload(profile, problem.mix, seed=seed, trace_ms=arrivals_ms)
     initial = autoscaler.initial_pool(float(rates.rates[0]))
     autoscaler.start(0.0)
-    timers = ElasticTimers(autoscaler, profile, start, initial)
+    timers = ElasticTimers(autoscaler, profile, start, initial, progress)
     pol = make_policy(policy, **(policy_options or {}))
     res = simulate(profile, initial, pol, wl, problem.qos_ms, rate=None, seed=seed, size_probs=problem.probs,
                    timers=timers)
