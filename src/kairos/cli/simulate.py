@@ -3,7 +3,6 @@ or, with ``--autoscale``, a rate file replayed on a pool that the elastic contro
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,9 +23,9 @@ from kairos.cli.common import (
     workload_options,
 )
 from kairos.dispatch.registry import POLICIES, parse_policy_options
-from kairos.elastic.controller import Controller, ControllerSettings
+from kairos.elastic.controller import ControllerSettings
 from kairos.elastic.rates import RateTrace, load_rates
-from kairos.elastic.simulate import TargetPlanner, simulate_elastic
+from kairos.elastic.simulate import DEFAULT_STARTUP_S, TargetPlanner, simulate_elastic
 from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.paper import PAPER_CONFIGS
 from kairos.profiles.loader import parse_config
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 _SETTINGS = ControllerSettings()  # the controller's defaults, shown as the options' defaults
-_STARTUP_S = inspect.signature(simulate_elastic).parameters["startup_s"].default
+_STARTUP_S = DEFAULT_STARTUP_S
 # options of the fixed pool that --autoscale replaces (by parameter name), and those that only --autoscale uses
 _FIXED_POOL_ONLY = ("qps", "find_max", "config_text", "plan_path", "schedule", "trace", "ramp", "duration",
                     "want_window", "handoff_ms", "queries")
@@ -306,18 +305,6 @@ def _check_peak(planner: TargetPlanner, trace: RateTrace, settings: ControllerSe
         ) from None
 
 
-class _ProgressController(Controller):
-    """Kairos's controller, unchanged, telling ``on_tick`` the simulated time of each observation."""
-
-    def __init__(self, planner, startup_s, settings, on_tick):
-        super().__init__(planner, startup_s, settings)
-        self.on_tick = on_tick
-
-    def observe(self, now_s: float, arrivals: int) -> None:
-        super().observe(now_s, arrivals)
-        self.on_tick(now_s)
-
-
 class _ReplayProgress:
     """A progress bar on stderr for a replay, shown only on a terminal and only once the run
     has taken ``delay_s``; transient (gone when the run ends)."""
@@ -394,9 +381,8 @@ def _autoscale(model, profile_path, prices, qos_ms, policy, policy_options, work
     planner = TargetPlanner(problem, evaluator)
     _check_peak(planner, trace, settings, budget)
     progress = _ReplayProgress(trace.duration_s, enabled=not as_json and err_console.is_terminal)
-    controller = _ProgressController(planner, {t: startup_s for t in problem.types}, settings, progress)
     try:
-        res = simulate_elastic(problem, planner, trace, policy, opts, startup_s, settings, seed, autoscaler=controller)
+        res = simulate_elastic(problem, planner, trace, policy, opts, startup_s, settings, seed, progress=progress)
     finally:
         progress.close()
     out = {"model": model, "qos_ms": qos, "workload": mix.name, "types": list(problem.types), "policy": policy,
