@@ -57,6 +57,7 @@ def test_defaults_are_not_refused(capsys):
     assert json.loads(out)["evaluations"] == 1
 
 
+@pytest.mark.slow
 def test_ribbon_numbers_name_their_dispatch_policy(capsys, monkeypatch):
     code, out, err = run(capsys, "plan", "--queries", "2000", "--method", "ribbon", "--budget", "1.5", "--evals", "4",
                          "--json")

@@ -30,6 +30,7 @@ def test_max_qps_json_contract():
     assert out["p99_ms"] <= 350.0
 
 
+@pytest.mark.slow
 def test_window_bound_is_reported_and_never_below_what_the_run_achieved():
     # dien's pool above its fluid bound: some misses are forced on any dispatcher
     p = run("simulate", "--model", "dien", "--qps", "850", "--queries", "1500", "--window-bound", "--json", check=True)

@@ -12,6 +12,8 @@ torch = pytest.importorskip("torch")
 from kairos.errors import KairosInputError  # noqa: E402
 from kairos.models import MODELS, load_model  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 SMALL = 2000  # embedding rows per table in these tests (the default cap is 100,000)
 # trailing output shape per model (after the [size] axis)
 OUT_SHAPE = {"rm2": (1,), "wnd": (1,), "mtwnd": (1, 128), "dien": (2,), "ncf": (64,)}

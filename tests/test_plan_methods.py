@@ -28,6 +28,7 @@ def tiny():
     return prob, ev
 
 
+@pytest.mark.slow
 def test_exhaustive_equals_brute_force(tiny):
     prob, ev = tiny
     X = enumerate_configurations(prob.prices, prob.budget)
@@ -66,6 +67,7 @@ def test_kairos_centre_of_top10(tiny):
     assert res.evaluations == 0
 
 
+@pytest.mark.slow
 def test_ribbon_and_random_use_the_same_number_of_evaluations(tiny):
     prob, ev = tiny
     rb = run_method("ribbon", prob, ev, evals=6)

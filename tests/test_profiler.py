@@ -14,6 +14,8 @@ from kairos.errors import KairosInputError  # noqa: E402
 from kairos.profiles import load_profiles  # noqa: E402
 from kairos.profiles.profiler import COLUMNS, parse_batches, profile_model  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 
 @pytest.fixture(autouse=True)
 def keep_threads():

@@ -27,6 +27,8 @@ from serve_helpers import Server, metric, pid_alive  # noqa: E402
 from kairos.serve.loadgen import run_load  # noqa: E402
 from kairos.workload.sizes import parse_size_mix  # noqa: E402
 
+pytestmark = pytest.mark.ray
+
 CONFIG = {"g4dn.xlarge": 2, "r5n.large": 5}
 QOS_MS = 350.0
 MIX = parse_size_mix("deeprecsys")

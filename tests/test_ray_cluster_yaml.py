@@ -45,6 +45,7 @@ def test_ray_cluster_yaml_unknown_type_and_errors():
         ray_cluster_config({"r5n.large": 0})
 
 
+@pytest.mark.ray
 def test_ray_cluster_yaml_valid_for_ray_schema(tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
     jsonschema = pytest.importorskip("jsonschema")

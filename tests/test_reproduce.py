@@ -47,6 +47,7 @@ def num(x):
     return float(x) if x not in ("", None) else None
 
 
+@pytest.mark.slow
 def test_outputs_written(run):
     out = run["out"]
     for name in ("tables.md", "results.md", "meta.json", "table1_throughput.csv", "table2_exploration.csv",
@@ -60,6 +61,7 @@ def test_outputs_written(run):
     assert "figures:" in run["stdout"]
 
 
+@pytest.mark.slow
 def test_table1_shape_and_invariants(run):
     t = rows(run, "table1_throughput")
     assert {r["model"] for r in t} == set(QUICK.models)
@@ -81,6 +83,7 @@ def test_table1_shape_and_invariants(run):
         assert got["ours"]["policy"] == "kairos"
 
 
+@pytest.mark.slow
 def test_exploration_counts(run):
     t = rows(run, "table2_exploration")
     for m in QUICK.models:
@@ -90,6 +93,7 @@ def test_exploration_counts(run):
         assert got["optimum"] >= 1 and got["kairos+"] >= 1
 
 
+@pytest.mark.slow
 def test_sensitivity_tables(run):
     for name, key, values in (("table3a_budget", "budget", QUICK.budgets), ("table3b_qos", "qos_factor", QUICK.qos_factors)):
         t = rows(run, name)
@@ -110,6 +114,7 @@ def test_sensitivity_tables(run):
         assert int(r["draws"]) == QUICK.noise_draws and num(r["mean_qps"]) >= 0
 
 
+@pytest.mark.slow
 def test_dispatch_ablation(run):
     t = rows(run, "table5_dispatch")
     for m in QUICK.models:
@@ -120,6 +125,7 @@ def test_dispatch_ablation(run):
             assert num(r["fraction_of_bound"]) <= 1 + TOL
 
 
+@pytest.mark.slow
 def test_load_change(run):
     summ = rows(run, "table4_load")
     win = rows(run, "load_windows")
@@ -136,6 +142,7 @@ def test_load_change(run):
     assert num(k["met_in_burst"]) <= num(k["met_before_burst"])
 
 
+@pytest.mark.slow
 def test_results_page(run):
     md = run["docs"].read_text()
     assert md.count("**Claim:") == 5
@@ -145,6 +152,7 @@ def test_results_page(run):
         assert any(v in verdict_line for v in ("holds", "does not hold"))
 
 
+@pytest.mark.slow
 def test_rerun_uses_the_cache(run):
     before = (run["out"] / "table1_throughput.csv").read_text()
     t0 = time.perf_counter()
@@ -155,6 +163,7 @@ def test_rerun_uses_the_cache(run):
     assert (run["out"] / "table1_throughput.csv").read_text() == before
 
 
+@pytest.mark.slow
 def test_report_only_json_and_its_empty_cache_error(run, tmp_path):
     p = subprocess.run(KAIROS + ["reproduce", "--quick", "--out", str(run["out"]), "--report-only", "--json"],
                        capture_output=True, text=True, timeout=600)

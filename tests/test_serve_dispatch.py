@@ -14,6 +14,8 @@ from kairos.serve import transport as tp
 from kairos.serve.gateway import Gateway, GatewayConfig, QueryFailed
 from kairos.serve.logs import EventLog
 
+pytestmark = pytest.mark.serve
+
 
 class _FakeTransport:
     def __init__(self):

@@ -12,6 +12,8 @@ from serve_helpers import Server
 
 from kairos.serve.infer import MAX_BODY
 
+pytestmark = pytest.mark.serve
+
 
 @pytest.fixture(scope="module")
 def srv():

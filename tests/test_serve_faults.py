@@ -9,10 +9,13 @@ import signal
 import time
 
 import numpy as np
+import pytest
 from serve_helpers import Server, metric, pid_alive
 
 from kairos.serve.loadgen import run_load
 from kairos.workload.sizes import parse_size_mix
+
+pytestmark = pytest.mark.serve
 
 
 async def _kill_busy_worker_during_load(s: Server, sig: int, qps: float, duration: float, at: float):

@@ -15,6 +15,8 @@ from serve_helpers import Server, metric, pid_alive
 from kairos.serve.loadgen import max_qps_search, run_load
 from kairos.workload.sizes import parse_size_mix
 
+pytestmark = pytest.mark.serve
+
 DIEN_SMALL = ("--model", "dien", "--config", "g4dn.xlarge=1,r5n.large=2", "--qos-ms", "35")
 
 

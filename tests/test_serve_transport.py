@@ -18,6 +18,8 @@ from kairos.serve.gateway import Gateway, GatewayConfig
 from kairos.serve.logs import EventLog
 from kairos.serve.workers import LocalSupervisor
 
+pytestmark = pytest.mark.serve
+
 
 @pytest.mark.parametrize("link", ["unix", "tcp"])
 def test_gateway_serves_through_worker_processes_on_either_link(link):

@@ -16,6 +16,8 @@ from kairos.serve import transport as tp
 from kairos.serve.loadgen import schedule
 from kairos.workload.sizes import parse_size_mix
 
+pytestmark = pytest.mark.serve
+
 
 def test_frames_roundtrip_in_any_chunking():
     frames = [tp.encode_hello(3, 1234, b'{"mode":"emulated"}'), tp.encode_query(2**40 + 7, 120, 11, b"[[1,2]]"),
