@@ -13,8 +13,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from cli_helpers import assert_one_line_error, run_cli
+from plan_helpers import tiny_catalogue, tiny_mix
+
 from kairos.errors import KairosInputError
 from kairos.paper import PAPER_QOS_MS
 from kairos.plan import target
@@ -24,7 +25,6 @@ from kairos.plan.space import PlanProblem, enumerate_configurations
 from kairos.plan.target import NO_CAP, plan_for_rate, plan_for_rate_exhaustive, rate_context
 from kairos.profiles import builtin_catalogue
 from kairos.workload.sizes import parse_size_mix
-from plan_helpers import tiny_catalogue, tiny_mix
 
 QOS = 60.0
 BRUTE_BUDGET = 1.6  # every configuration of the tiny catalogue up to this cost is simulated

@@ -40,7 +40,6 @@ from kairos.plan.bounds import FluidLP
 from kairos.plan.queueing import EPS, KAPPA, pair_utilisation
 from kairos.plan.space import PlanProblem
 
-
 # HiGHS's primal heuristics (sub-MIPs, rounding, feasibility jump) find nothing the root LP
 # and its cuts do not on these small models (a handful of integer counts) and took half
 # the time; switching them off halves the planning time and leaves the 20 built-in
@@ -177,7 +176,7 @@ class FluidMILP:
             ref = n
         return out
 
-    def with_budget(self, budget: float) -> "FluidMILP":
+    def with_budget(self, budget: float) -> FluidMILP:
         """The same MILP under another budget, sharing the utilisation and bound caches
         (neither depends on the budget)."""
         m = FluidMILP(replace(self.problem, budget=float(budget)), self.corrected, self.eps, self.kappa, self.gap)

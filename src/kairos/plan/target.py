@@ -9,10 +9,11 @@ planner (:mod:`kairos.plan.milp`) turned around:
 1. **Model.** The *frontier* ``F(tau)`` is the cheapest configuration whose
    queueing-corrected estimate is at least ``tau``: the MILP "minimise cost subject to a
    routed rate >= tau" (:meth:`~kairos.plan.milp.FluidMILP.cheapest`), solved as a fixed
-   point in the utilisations like the budget planner, each iterate re-scored at its own
-   counts. ``F(R)`` is the one-shot answer (no simulation).
-2. **Verification.** The estimate is a model, off by up to about 10% either way on the
-   best pools, so ``F(R)`` is simulated. If it misses ``R`` the target is raised by the
+   point in the utilisations like the budget planner (from both ends), each iterate
+   repaired and pruned at its own counts (:meth:`RateContext.frontier`). ``F(R)`` is the
+   one-shot answer (no simulation).
+2. **Verification.** The estimate is a model, not a bound, and can be off either way, so
+   ``F(R)`` is simulated. If it misses ``R`` the target is raised by the
    shortfall (``tau <- tau * R / measured``); if it passes with room, lowered by the
    surplus. Once one frontier configuration passes and a cheaper one fails, the frontier
    between them is bisected (by estimate) until they are neighbours.
@@ -50,7 +51,7 @@ from kairos.plan.space import PlanProblem, dominated_types, restrict_problem
 NO_CAP = 1e12  # $/hour: a budget no pool reaches -- plan for the rate without a cost cap
 MAX_INSTANCES = 2000  # a rate whose fluid bound alone needs more instances than this is refused
 SPANS = (4.0, 16.0)  # counts are searched up to SPAN x the fluid bound's least cost (then the next span)
-MAX_STEPS = 12  # verification simulations while looking for the first passing configuration
+MAX_STEPS = 12  # simulations after F(R) to find a passing configuration and its failing neighbour
 _EPS_COST = 1e-6  # $/hour: "strictly cheaper than"
 _CONTEXTS_KEPT = 16
 
