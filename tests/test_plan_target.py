@@ -31,10 +31,15 @@ BRUTE_BUDGET = 1.6  # every configuration of the tiny catalogue up to this cost 
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_problem():
+    return PlanProblem.build(tiny_catalogue(), "toy", NO_CAP, QOS, tiny_mix())
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_problem):
     """The tiny problem, its evaluator and every configuration within BRUTE_BUDGET with its max QPS."""
-    cat, mix = tiny_catalogue(), tiny_mix()
-    prob = PlanProblem.build(cat, "toy", NO_CAP, QOS, mix)
+    prob = tiny_problem
+    cat, mix = prob.catalogue, prob.mix
     ev = Evaluator(cat, "toy", QOS, mix, queries=2000, seed=0)
     X = enumerate_configurations(prob.prices, BRUTE_BUDGET)
     qps = np.array(ev.many([prob.to_config(x) for x in X]))
@@ -103,10 +108,9 @@ def test_budget_caps_the_cost(tiny):
     ("fast", "--target-qps must be a number > 0"),
     (1e9, "instances"),
 ])
-def test_bad_rates_are_input_errors(tiny, rate, needle):
-    prob = tiny[0]
+def test_bad_rates_are_input_errors(tiny_problem, rate, needle):
     with pytest.raises(KairosInputError, match=needle):
-        plan_for_rate(prob, rate)
+        plan_for_rate(tiny_problem, rate)
 
 
 # ---------------------------------------------------------------------- CLI
