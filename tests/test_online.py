@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kairos.dispatch.online import K, MIN_TYPE_OBS, OnlineEstimates
+from kairos.dispatch.online import MIN_TYPE_OBS, K, OnlineEstimates
 from kairos.dispatch.registry import make_policy
 from kairos.reproduce.noise import perturb_profile
 from kairos.sim.engine import simulate
@@ -95,4 +95,4 @@ def test_offloaded_coefficient_solve_is_applied_when_done():
     done(fn(*args))
     np.testing.assert_allclose(offloaded.C, inplace.C)
     offloaded.dispatch(2.0, [0], pools[1])  # tables rebuilt with the new coefficients
-    np.testing.assert_allclose(offloaded.cost_inst, inplace.cost_inst)
+    np.testing.assert_allclose(offloaded.tables.cost_bj, inplace.tables.cost_bj)

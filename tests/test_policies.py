@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import Toy, make_profile
 
 from kairos.dispatch import make_policy
 from kairos.dispatch.kairos import heterogeneity_coefficients
 from kairos.errors import KairosInputError
-from conftest import Toy, make_profile
 
 GPU, CPU = 0, 1
 
@@ -160,23 +160,53 @@ def test_unknown_policy():
         make_policy("nope")
 
 
+def _one_query_reference(pol, now, qid, pool):
+    """What the one-query decision is, as a plain scan over every instance: the least cost
+    C_j L_ij / T (+ urgency, + risk_penalty for a pair in time only by the mean) among the
+    instances that meet the deadline, ties to an idle instance, then to the lowest index;
+    it starts if idle (or, with ahead_ms, is queued on a busy instance about to finish and
+    holding nothing else). None in time: the idle instance with the least C-weighted work."""
+    prof, T = pol.ctx.profile, pol.qos
+    b = int(pool.q_bucket[qid])
+    W = now - float(pool.q_arrival[qid])
+    tail = np.maximum(prof.quantile_ms(pol.tail_quantile), prof.mean_ms)
+    best, spare = None, None
+    for j, t in enumerate(pol.type_of):
+        rem = max(pool.free_at[j] - now, 0.0)
+        c = pol.C[t] / T * prof.mean_ms[t, b] + (pol.C[t] / T + pol.urgency * W / T**2) * rem
+        if rem + tail[t, b] > T - W:
+            if pol.risk_penalty is None or rem + prof.mean_ms[t, b] > T - W:
+                if not pool.busy[j] and (spare is None or c < spare[0]):
+                    spare = (c, j)
+                continue
+            c += pol.risk_penalty
+        if best is None or (c, pool.busy[j], j) < best:
+            best = (c, pool.busy[j], j)
+    if best is None:
+        return [(qid, spare[1])] if spare is not None else []
+    c, busy, j = best
+    if not busy or (pol.ahead_ms and pool.held[j] == 1 and pool.free_at[j] - now <= pol.ahead_ms):
+        return [(qid, j)]
+    return []
+
+
 @pytest.mark.parametrize("risk_penalty,urgency,ahead_ms", [(None, 0.0, 0.0), (0.5, 0.0, 0.0), (None, 2.0, 0.0),
                                                            (0.5, 0.5, 20.0)])
-def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty, urgency, ahead_ms):
-    """The one-query path over contiguous type ranges picks what the plain scan over every
-    instance picks (least cost among feasible, ties to idle then lowest index; else the
-    spare idle instance), on random pool states with ties and estimates already passed."""
+@pytest.mark.parametrize("type_of", [[0] * 3 + [1] * 5 + [2] * 2,  # instances of a type listed together
+                                     [1, 0, 1, 1, 2, 0, 1, 2, 0, 1]])  # interleaved
+def test_kairos_one_query_decision_equals_a_scan_of_every_instance(risk_penalty, urgency, ahead_ms, type_of):
+    """The one-query path (one candidate per run of a type's consecutive instances) decides
+    what the plain scan over every instance decides, on random pool states with ties and
+    estimates already passed, whatever the order of the instances."""
     prof = make_profile([[10.0, 20.0, 100.0], [5.0, 40.0, 400.0], [8.0, 30.0, 200.0]],
                         types=("gpu", "cpu", "mid"), spread=0.2)
     rng = np.random.default_rng(3)
-    type_of = [0] * 3 + [1] * 5 + [2] * 2
     decided = 0
     for _ in range(3000):
         t = Toy(make_policy("kairos", risk_penalty=risk_penalty, urgency=urgency, ahead_ms=ahead_ms), prof, type_of,
                 float(rng.choice([60.0, 150.0, 450.0])),
                 [int(rng.choice([10, 100, 1000]))], arrivals=[0.0])
         pol, pool = t.policy, t.pool
-        assert pol.ranges is not None
         now = float(rng.choice([0.0, 20.0, 100.0]))
         for j in range(len(type_of)):
             if rng.random() < 0.6:
@@ -185,10 +215,32 @@ def test_kairos_one_query_fast_path_equals_the_scan(risk_penalty, urgency, ahead
                 pool.n_idle -= 1
                 # remaining work: often tied, sometimes already past its estimate
                 pool.free_at[j] = now + float(rng.choice([-5.0, 0.0, 10.0, 10.0, 50.0, 300.0]))
-        fast = pol._single(now, 0, pool)
-        assert fast == pol._single_scan(now, 0, pool)
-        decided += bool(fast)
+        got = pol.dispatch(now, [0], pool)
+        assert got == _one_query_reference(pol, now, 0, pool)
+        decided += bool(got)
     assert 500 < decided < 3000  # both outcomes (start now / wait) were exercised
+
+
+def test_kairos_matching_keeps_only_useful_instances_in_a_large_pool():
+    """A pool of more than 24 instances and a short queue: the matching keeps only the
+    least-loaded instances of each type, and still gives the large query the idle gpu and
+    the small one the least-loaded cpu, whatever the order of the instances."""
+    prof = make_profile([[10.0, 20.0, 100.0], [5.0, 40.0, 400.0]])
+    for type_of in ([GPU] * 5 + [CPU] * 25, [CPU, GPU] * 5 + [CPU] * 20):
+        t = Toy(make_policy("kairos"), prof, type_of, 150.0, [1000, 10] + [10] * len(type_of))
+        gpus = [j for j, ty in enumerate(type_of) if ty == GPU]
+        for k, j in enumerate(range(len(type_of))):
+            t.occupy(j, 2 + k, now=0.0)
+        pool = t.pool
+        # every instance busy until 10-40 ms; one gpu and one cpu free now
+        for j in range(len(type_of)):
+            pool.free_at[j] = 10.0 + j
+        idle_gpu, idle_cpu = gpus[-1], type_of.index(CPU)
+        for j in (idle_gpu, idle_cpu):
+            pool.busy[j], pool.free_at[j], pool.held[j] = False, 0.0, 0
+            pool.n_idle += 1
+        assert t.policy._columns(np.maximum(np.array(pool.free_at) - 1.0, 0.0), 2) is not None
+        assert t.dispatch(1.0, [0, 1]) == [(0, idle_gpu), (1, idle_cpu)]
 
 
 def test_kairos_risky_pair_starts_only_with_a_risk_penalty():

@@ -19,16 +19,18 @@ Two versions:
   that measured better (see docs/dispatch.md): feasibility checked on a tail
   quantile of the service time (noisy types are not trusted with their mean),
   costs in units of the QoS target, the whole queue considered, an age term so the
-  most urgent queries are matched first, an urgency term (``urgency``) so that of two
-  queries wanting the same idle instance the one that has waited longer gets it, pairs
-  in time by the mean but not the tail allowed at an extra cost (``risk_penalty``),
-  and queries that can no longer meet QoS anywhere ("hopeless") kept out of the
-  matching and served only by instances that nothing feasible wants. Nothing is ever
-  dropped. ``urgency=0.5, risk_penalty=0.5`` are the defaults since 2026-11-29 (0 and
-  None before; max QPS +0-4.5% on the paper's pools, never lower, three seeds).
-  ``ahead_ms`` (0 = off; ``kairos serve`` sets 1): a query matched to a busy instance
-  expected to finish within that many ms, holding nothing else, is queued on it now, so
-  that a gateway can send it before the instance is free (no round trip between the two).
+  most urgent queries are matched first, an urgency term (``urgency``, default 0.5) so
+  that of two queries wanting the same idle instance the one that has waited longer gets
+  it, pairs in time by the mean but not the tail allowed at an extra cost
+  (``risk_penalty``, default 0.5), and queries that can no longer meet QoS anywhere
+  ("hopeless") kept out of the matching and served only by instances that nothing
+  feasible wants. Nothing is ever dropped. ``ahead_ms`` (0 = off; ``kairos serve`` sets
+  1): a query matched to a busy instance expected to finish within that many ms, holding
+  nothing else, is queued on it now, so that a gateway can send it before the instance is
+  free (no round trip between the two).
+
+The service-time tables both paths of :class:`KairosPolicy` read are in
+:mod:`kairos.dispatch.kairos_tables`.
 """
 
 from __future__ import annotations
@@ -39,9 +41,15 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from kairos.dispatch.base import DispatchContext, Policy
+from kairos.dispatch.kairos_tables import ServiceTables, TypeGroups, gather
+from kairos.dispatch.online import OnlineEstimates
+from kairos.plan.fluid import fluid_bound
 
-_INF = float("inf")
 _BIG = 1e6  # cost of an infeasible pair; feasible costs are O(1) (units of the QoS target)
+# pools of more instances than this keep, for a queue shorter than the largest type's
+# count, only the instances of each type that can be in an optimal matching (below it,
+# dropping columns costs more than it saves)
+_PRUNE_ABOVE = 24
 
 
 def heterogeneity_coefficients(mean_ms: np.ndarray, present_types) -> np.ndarray:
@@ -56,8 +64,6 @@ def fluid_coefficients(mean_ms, counts, probs, qos_ms) -> np.ndarray | None:
     dearest type. Where the paper's C (a ratio of latencies at the largest size) guesses
     how valuable a type's time is, the LP dual is that value for this pool, QoS and size
     mix: it puts the small/large split between types where the optimum puts it."""
-    from kairos.plan.fluid import fluid_bound
-
     fb = fluid_bound(mean_ms, counts, probs, qos_ms)
     present = np.asarray(counts) > 0
     if fb.prices is None or fb.qps <= 0 or fb.prices[present].max() <= 0:
@@ -78,7 +84,14 @@ def compute_coefficients(mean_ms, counts, probs, qos_ms, present, kind: str = "f
 
 
 class KairosPolicy(Policy):
-    """Our Kairos matching (see module docstring)."""
+    """Our Kairos matching (see module docstring).
+
+    State: the options; the service-time estimates in use (``mean``, ``tail``: [types,
+    buckets], the profile's or, with ``learn``, corrected online); and everything that
+    depends on the pool -- its instances grouped by type (``groups``), the coefficients
+    ``C`` and the tables (``tables``) -- rebuilt from those estimates and the pool's
+    ``type_of`` by :meth:`_rebuild`.
+    """
 
     name = "kairos"
     # learn=True: where the coefficients' LP is solved when they are due. None: here and
@@ -87,10 +100,17 @@ class KairosPolicy(Policy):
     # the LP takes a few milliseconds, which in a gateway's event loop every query in
     # flight would wait out. Decisions in between use the previous coefficients.
     offload = None
+    # set by bind (see the class docstring)
+    mean: np.ndarray
+    tail: np.ndarray
+    online: OnlineEstimates | None
+    groups: TypeGroups
+    C: np.ndarray
+    tables: ServiceTables
 
     def __init__(self, tail_quantile: float = 0.9, age_weight: float = 3.0, hopeless: str = "leftover",
                  coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = 0.5,
-                 urgency: float = 0.5, ahead_ms: float = 0.0):
+                 urgency: float = 0.5, ahead_ms: float = 0.0) -> None:
         if coefficients not in ("fluid", "paper"):
             raise ValueError("coefficients must be 'fluid' or 'paper'")
         if not (isinstance(tail_quantile, Real) and 0.0 < tail_quantile <= 1.0):
@@ -101,31 +121,32 @@ class KairosPolicy(Policy):
             raise ValueError(f"learn must be true or false, got {learn!r}")
         if risk_penalty is not None and not (isinstance(risk_penalty, Real) and 0 <= risk_penalty < float("inf")):
             raise ValueError(f"risk_penalty must be None or a finite number >= 0, got {risk_penalty!r}")
-        self.coefficients = coefficients
-        self.tail_quantile = tail_quantile
-        self.age_weight = age_weight
         if hopeless not in ("leftover", "defer"):
             raise ValueError("hopeless must be 'leftover' or 'defer'")
-        self.hopeless = hopeless
-        self.learn = learn
+        if not (isinstance(urgency, Real) and 0.0 <= urgency < float("inf")):
+            raise ValueError(f"urgency must be a finite number >= 0, got {urgency!r}")
+        if not (isinstance(ahead_ms, Real) and 0.0 <= ahead_ms < float("inf")):
+            raise ValueError(f"ahead_ms must be a finite number >= 0, got {ahead_ms!r}")
+        self.coefficients: str = coefficients
+        self.tail_quantile: float = tail_quantile
+        self.age_weight: float = age_weight
+        self.hopeless: str = hopeless
+        self.learn: bool = learn
         self.observes = learn
         # None: a pair is feasible only if its tail estimate meets the deadline. A number:
         # a pair that meets it only with its mean ("risky") may be matched too, at this
         # extra cost (units of the QoS target); hopeless = not even the mean meets it.
-        self.risk_penalty = risk_penalty
-        if not (isinstance(urgency, Real) and 0.0 <= urgency < float("inf")):
-            raise ValueError(f"urgency must be a finite number >= 0, got {urgency!r}")
-        # > 0: a query pays urgency * (its wait / T) per unit (T) of an instance's remaining
+        self.risk_penalty: float | None = risk_penalty
+        # > 0: a query pays urgency * (W_i / T) per unit (T) of an instance's remaining
         # work, so that of two queries wanting the same idle instance the one that has waited
         # longer gets it (row-constant terms such as the age term cancel out of that choice)
-        self.urgency = float(urgency)
-        if not (isinstance(ahead_ms, Real) and 0.0 <= ahead_ms < float("inf")):
-            raise ValueError(f"ahead_ms must be a finite number >= 0, got {ahead_ms!r}")
+        self.urgency: float = float(urgency)
         # > 0: a query the matching pairs with a busy instance expected to finish within
         # ahead_ms (and holding nothing else) is given to it now, to start the moment it is
         # free: in a gateway the worker then has it before it finishes, so the instance
         # never idles for a gateway round trip between two queries (docs/serving.md)
         self.ahead_ms = float(ahead_ms)
+        self._dirty: bool = False  # learn: the estimates or coefficients changed since the tables were built
 
     def describe(self) -> dict:
         d = {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
@@ -138,41 +159,36 @@ class KairosPolicy(Policy):
     def bind(self, ctx: DispatchContext) -> None:
         super().bind(ctx)
         prof = ctx.profile
-        self.present = sorted(set(self.type_of))
-        tail = np.maximum(prof.quantile_ms(self.tail_quantile), prof.mean_ms)
-        self.type_np = np.asarray(self.type_of, dtype=np.int64)
-        self._coefficients(prof.mean_ms)
-        self._tables(prof.mean_ms, tail)
-        # instances grouped by type, to keep only the useful columns of the matching
-        self.by_type = [np.flatnonzero(self.type_np == t) for t in self.present]
-        # below this queue length, dropping columns pays for itself
-        self.max_per_type = max(len(ix) for ix in self.by_type) if self.n > 24 else 0
-        # instances of each type as contiguous index ranges (the simulator and the gateway
-        # list them in configuration order): the one-query path then looks at a type's
-        # instances with list methods instead of a Python loop; None = not contiguous
-        self.ranges = [(t, int(ix[0]), int(ix[-1]) + 1) for t, ix in zip(self.present, self.by_type)]
-        if any(e - a != len(ix) for (_, a, e), ix in zip(self.ranges, self.by_type)):
-            self.ranges = None
+        self.mean = prof.mean_ms
+        self.tail = np.maximum(prof.quantile_ms(self.tail_quantile), prof.mean_ms)
         self.online = None
         if self.learn:
-            from kairos.dispatch.online import OnlineEstimates
-
-            self.online = OnlineEstimates(prof.mean_ms)
-            self._tail_shape = np.where(prof.mean_ms > 0, tail / np.where(prof.mean_ms > 0, prof.mean_ms, 1.0), 1.0)
-            self._dirty = False
+            self.online = OnlineEstimates(prof.mean_ms, self.tail)
             self._next_coeff = 256  # refresh the coefficients at 256, 1024, 4096, ... observations
+        self._rebuild()
 
-    def _coefficient_args(self, mean_ms) -> tuple:
+    def _rebuild(self) -> None:
+        """Everything that depends on the pool, from the estimates in use and the pool in
+        ``self.ctx`` (``type_of``, ``retired``): the instances grouped by type, the
+        coefficients C (solved here: they depend on how many instances of each type there
+        are) and the tables. :meth:`bind` calls it; after a change of the pool, setting
+        ``self.ctx`` to the new context and calling it keeps what was learned."""
         ctx = self.ctx
-        return mean_ms, ctx.type_counts(), ctx.size_probs, ctx.qos_ms, self.present, self.coefficients
+        self.type_of = list(ctx.type_of)
+        self.n = len(self.type_of)
+        self.groups = TypeGroups(self.type_of, ctx.retired)
+        self._every = range(self.n)  # the matching's columns when it keeps every instance
+        # a queue shorter than this keeps only some instances of each type (:meth:`_columns`)
+        self._prune_below = self.groups.largest if self.n > _PRUNE_ABOVE else 0
+        self.C = np.asarray(compute_coefficients(*self._coefficient_args()), dtype=float)
+        self._build_tables()
 
-    def _coefficients(self, mean_ms) -> None:
-        self._set_coefficients(compute_coefficients(*self._coefficient_args(mean_ms)))
+    def _build_tables(self) -> None:
+        self.tables = ServiceTables(self.mean, self.tail, self.C, self.qos, self.groups.types)
 
-    def _set_coefficients(self, C) -> None:
-        self.C = np.asarray(C, dtype=float)
-        self.C_inst = self.C[self.type_np]
-        self.Cn_inst = self.C_inst / self.qos
+    def _coefficient_args(self) -> tuple:
+        ctx = self.ctx
+        return self.mean, ctx.type_counts(), ctx.size_probs, ctx.qos_ms, ctx.present_types(), self.coefficients
 
     @property
     def wants_offload(self) -> bool:
@@ -183,74 +199,68 @@ class KairosPolicy(Policy):
 
     def coefficients_solved(self, C) -> None:
         """An offloaded coefficient solve finished: use ``C`` from the next dispatch on."""
-        self._set_coefficients(C)
-        self._dirty = True  # the cost tables are rebuilt with them at the next dispatch
-
-    def _tables(self, mean_ms, tail) -> None:
-        """Per-instance and per-bucket lookup tables from mean and tail estimates."""
-        self.est_np = mean_ms
-        self.tail_np = tail
-        # per-instance tables [instances, buckets] so one fancy index builds a matrix
-        self.est_inst = mean_ms[self.type_np]
-        self.tail_inst = tail[self.type_np]
-        self.cost_inst = self.Cn_inst[:, None] * self.est_inst
-        # the same, [buckets, instances]: a row gather is the fastest way to build [m, n]
-        self.tail_bi = np.ascontiguousarray(self.tail_inst.T)
-        self.cost_bi = np.ascontiguousarray(self.cost_inst.T)
-        # per bucket, per type (plain lists, for the one-query path)
-        self.Cnl = (self.C / self.qos).tolist()
-        self.cost_tb = ((self.C / self.qos)[:, None] * mean_ms).T.tolist()
-        self.tail_tb = tail.T.tolist()
-        if self.risk_penalty is not None:
-            self.mean_bi = np.ascontiguousarray(self.est_inst.T)
-            self.mean_tb = mean_ms.T.tolist()
+        self.C = np.asarray(C, dtype=float)
+        self._dirty = True  # the tables are rebuilt with them at the next dispatch
 
     # -- online correction of the estimates (learn=True) -----------------------------
     def observe(self, bucket: int, j: int, service_ms: float) -> None:
-        if self.online.observe(self.type_of[j], bucket, service_ms):
+        online = self.online
+        assert online is not None  # called only when ``observes``, i.e. learn=True
+        if online.observe(self.type_of[j], bucket, service_ms):
             self._dirty = True
 
     def _refresh(self, pool) -> None:
-        """Rebuild the tables (and the pool's estimates of remaining work) from what was observed."""
+        """Take what was observed: new estimates (and, when due, coefficients), the tables
+        rebuilt with them, and the pool's estimates of remaining work."""
+        online = self.online
+        assert online is not None  # dirty only when learning
         self._dirty = False
-        mean = self.online.estimates()
-        if self.online.total >= self._next_coeff:
+        self.mean = online.estimates()
+        self.tail = online.tails(self.mean)
+        if online.total >= self._next_coeff:
             self._next_coeff *= 4
             if self.offload is None:
-                self._coefficients(mean)
+                self.C = np.asarray(compute_coefficients(*self._coefficient_args()), dtype=float)
             else:
-                self.offload(compute_coefficients, self._coefficient_args(mean), self.coefficients_solved)
-        self._tables(mean, mean * self._tail_shape)
-        pool.set_estimates(mean.tolist())
+                self.offload(compute_coefficients, self._coefficient_args(), self.coefficients_solved)
+        self._build_tables()
+        pool.set_estimates(self.mean.tolist())
+
+    def dispatch(self, now, queue, pool):
+        if self._dirty:
+            self._refresh(pool)
+        if len(queue) == 1:
+            return self._single(now, queue[0], pool)
+        return self._match(now, queue, pool)
 
     # -- one queued query: the matching is an argmin over instances ------------------
-    # Among the instances that can finish the query by its deadline (remaining work plus
-    # the tail estimate within the slack): least cost C_t (est + remaining) / T, ties to
-    # an idle instance, then to the lowest index. It starts only if that instance is idle.
-    # None feasible (hopeless): the idle instance with the least C-weighted work.
+    # Among the instances that can finish the query by its deadline (L_ij by the tail
+    # estimate within T - W_i): least cost C_j L_ij / T, ties to an idle instance, then to
+    # the lowest index. It starts only if that instance is idle. None feasible (hopeless):
+    # the idle instance with the least C-weighted work. Only one candidate per run of
+    # consecutive instances of a type can win: its first idle instance, else the one with
+    # the least remaining work.
     def _single(self, now, qid, pool):
-        if self.ranges is None:
-            return self._single_scan(now, qid, pool)
         b = int(pool.q_bucket[qid])
-        waited = now - float(pool.q_arrival[qid])
-        slack = self.qos - waited  # time left before the deadline
+        W = now - float(pool.q_arrival[qid])
+        slack = self.qos - W  # T - W_i: what L_ij may be
         free_at = pool.free_at
         busy = pool.busy
-        cost_b = self.cost_tb[b]
-        tail_b = self.tail_tb[b]
-        Cn = self._urgent_cn(waited)
+        tables = self.tables
+        cost_b = tables.cost_bt[b]
+        tail_b = tables.tail_bt[b]
+        mean_b = tables.mean_bt[b]
+        Cn = self._urgent_cn(W)
         risk = self.risk_penalty
-        mean_b = self.mean_tb[b] if risk is not None else tail_b
         best = None  # (cost, busy, instance), compared as a tuple
         spare = None  # (cost, instance)
-        for t, a, e in self.ranges:
-            try:
-                j = busy.index(False, a, e)  # the type's first idle instance: no remaining work
-            except ValueError:
-                j = -1
-            if j >= 0:
-                rem, is_busy = 0.0, False
-            else:  # all busy: the least remaining work (ties: lowest index) is the type's best
+        for t, a, e in self.groups.runs:
+            if e - a == 1:  # one instance (pools whose types are interleaved)
+                j, is_busy = a, busy[a]
+                rem = free_at[a] - now if is_busy and free_at[a] > now else 0.0
+            elif False in busy[a:e]:  # the run's first idle instance: no remaining work
+                j, rem, is_busy = busy.index(False, a, e), 0.0, False
+            else:  # all busy: the least remaining work (ties: lowest index) is the run's best
                 fmin = min(free_at[a:e])
                 if fmin <= now:
                     j, rem = next(k for k in range(a, e) if free_at[k] <= now), 0.0
@@ -277,107 +287,67 @@ class KairosPolicy(Policy):
         return pool.held[j] == 1 and pool.up[j] and pool.free_at[j] - now <= self.ahead_ms
 
     def _start_or_ahead(self, qid: int, j: int, is_busy: bool, now: float, pool) -> list:
-        """The one-query paths' answer for their best feasible instance ``j``: start there if it
+        """The one-query path's answer for its best feasible instance ``j``: start there if it
         is idle, queue there if it is busy and may hold a query ahead, else keep waiting."""
         if not is_busy or (self.ahead_ms and self._ahead_ok(j, now, pool)):
             return [(qid, j)]
         return []
 
-    def _urgent_cn(self, waited: float) -> list:
+    def _urgent_cn(self, W: float) -> list:
         """Per type, the cost of one ms of an instance's remaining work for a query that has
-        waited ``waited`` ms: C_t / T, plus urgency * waited / T^2."""
+        waited ``W`` ms: C_t / T, plus urgency * W / T^2."""
         if not self.urgency:
-            return self.Cnl
-        u = self.urgency * waited / (self.qos * self.qos)
-        return [c + u for c in self.Cnl]
+            return self.tables.Cn_t
+        u = self.urgency * W / (self.qos * self.qos)
+        return [c + u for c in self.tables.Cn_t]
 
-    def _single_scan(self, now, qid, pool):
-        """:meth:`_single` for pools whose types are not contiguous index ranges."""
-        b = int(pool.q_bucket[qid])
-        waited = now - float(pool.q_arrival[qid])
-        slack = self.qos - waited
-        free_at = pool.free_at
-        busy = pool.busy
-        cost_b = self.cost_tb[b]  # per type: C_t * est / T
-        tail_b = self.tail_tb[b]
-        Cn = self._urgent_cn(waited)
-        risk = self.risk_penalty
-        mean_b = self.mean_tb[b] if risk is not None else tail_b
-        best = -1
-        best_cost = _INF
-        spare = -1  # idle instance for a hopeless query: least C-weighted work
-        spare_cost = _INF
-        for j, t in enumerate(self.type_of):
-            rem = free_at[j] - now
-            if rem < 0.0:
-                rem = 0.0
-            c = cost_b[t] + Cn[t] * rem
-            ok = rem + tail_b[t] <= slack
-            if not ok and risk is not None and rem + mean_b[t] <= slack:
-                ok, c = True, c + risk
-            if ok:
-                # strict <: among equals the first (and idle before busy below) wins
-                if c < best_cost or (c == best_cost and not busy[j] and busy[best]):
-                    best_cost = c
-                    best = j
-            elif not busy[j] and c < spare_cost and pool.up[j]:
-                spare_cost = c
-                spare = j
-        if best >= 0:
-            return self._start_or_ahead(qid, best, busy[best], now, pool)
-        return [(qid, spare)] if spare >= 0 else []
-
-    def dispatch(self, now, queue, pool):
-        if self.learn and self._dirty:
-            self._refresh(pool)
-        m = len(queue)
-        if m == 1:
-            return self._single(now, queue[0], pool)
+    # -- two or more queued queries: the matching ------------------------------------
+    def _match(self, now, queue, pool):
         T = self.qos
+        tables = self.tables
+        m = len(queue)
         qb, qa = pool.queue_arrays(queue)
-        neg_w = qa - now  # minus the time each query has waited
-        rem = np.array(pool.free_at) - now
+        W = now - qa  # W_i
+        rem = np.array(pool.free_at) - now  # remaining time of each instance
         np.maximum(rem, 0.0, out=rem)
+        # the matching's columns k: instances inst[k]
         cols = self._columns(rem, m)
         if cols is None:
-            rc, cn, busy = rem, self.Cn_inst, pool.busy
-            tail, cst = self.tail_bi.take(qb, axis=0), self.cost_bi.take(qb, axis=0)  # [m, n]
+            inst, rem, Cn, busy = self._every, rem, tables.Cn_j, pool.busy
         else:
-            rc, cn = rem[cols], self.Cn_inst[cols]
-            busy = [pool.busy[j] for j in cols]
-            tail, cst = self.tail_bi[qb][:, cols], self.cost_bi[qb][:, cols]
-        left = (neg_w + T)[:, None] - rc  # [m, k]: time from the instance's start to the deadline
-        late = tail > left  # would finish after the deadline
+            inst = cols.tolist()
+            rem, Cn, busy = rem[cols], tables.Cn_j[cols], [pool.busy[j] for j in inst]
+        # L_ij + W_i <= T, checked as: service time <= (T - W_i) - remaining time of j
+        slack = (T - W)[:, None] - rem
+        late = gather(tables.tail_bj, qb, cols) > slack  # late by the tail estimate
         risky = None
         if self.risk_penalty is not None:  # late by the tail but in time by the mean: allowed, at a cost
-            mean = self.mean_bi.take(qb, axis=0) if cols is None else self.mean_bi[qb][:, cols]
-            risky, late = late, mean > left
-        # cost in units of the QoS target. Infeasible pairs cost _BIG, so the matching
-        # maximises feasible pairs first; a row matched through an infeasible pair stays
-        # queued. The age term only decides which rows get matched (the oldest first).
+            risky, late = late, gather(tables.mean_bj, qb, cols) > slack
+        # C_j L_ij / T, in units of the QoS target. Infeasible pairs cost _BIG, so the
+        # matching maximises feasible pairs first; a row matched through an infeasible pair
+        # stays queued. The age term only decides which rows get matched (the oldest first).
         # (Folding urgency and age into one rank-one term W_i * (u rem_j / T^2 - a / T) is
         # one array operation less but rounds differently and changed 0.1-0.2% of the
         # decisions through ties; kept apart.)
-        cost = cst + cn * rc
+        serve = gather(tables.cost_bj, qb, cols)  # C_j / T * service time of i on j
+        cost = serve + Cn * rem
         if self.urgency:  # waiting on a busy instance costs an older query more
-            cost += (neg_w * (-self.urgency / (T * T)))[:, None] * rc[None, :]
-        cost += (neg_w * (self.age_weight / T))[:, None]
+            cost += (W * (self.urgency / (T * T)))[:, None] * rem[None, :]
+        cost -= (W * (self.age_weight / T))[:, None]
         if risky is not None:
             np.add(cost, self.risk_penalty, out=cost, where=risky)
         np.putmask(cost, late, _BIG)
         r, c = linear_sum_assignment(cost)
         # plain Python from here: at most min(m, k) pairs, and usually one idle instance
         out = []
-        taken = set()  # idle instances given a feasible query
+        taken = set()  # columns of idle instances given a feasible query
         ahead = self.ahead_ms
         for i, k in zip(r.tolist(), c.tolist()):
             if not busy[k] and not late[i, k]:
-                out.append((queue[i], k if cols is None else int(cols[k])))
+                out.append((queue[i], inst[k]))
                 taken.add(k)
-            elif ahead and not late[i, k]:
-                j = k if cols is None else int(cols[k])
-                if self._ahead_ok(j, now, pool):
-                    out.append((queue[i], j))
+            elif ahead and not late[i, k] and self._ahead_ok(inst[k], now, pool):
+                out.append((queue[i], inst[k]))
         if pool.n_idle <= len(taken):
             return out
         spare = [k for k in range(len(busy)) if not busy[k] and k not in taken]
@@ -385,23 +355,21 @@ class KairosPolicy(Policy):
             return out
         hopeless = np.flatnonzero(late.all(axis=1)).tolist()  # oldest first
         if hopeless and (self.hopeless == "leftover" or len(hopeless) == m):
-            S = self.est_inst if cols is None else self.est_inst[cols]
             for i in hopeless[: len(spare)]:
                 # on the spare idle instance with the least C-weighted work
-                k = min(spare, key=lambda k: cn[k] * S[k, qb[i]])
+                k = min(spare, key=serve[i].__getitem__)
                 spare.remove(k)
-                j = k if cols is None else int(cols[k])
-                if pool.up[j]:
-                    out.append((queue[i], j))
+                if pool.up[inst[k]]:
+                    out.append((queue[i], inst[k]))
         return out
 
     def _columns(self, rem, m):
         """Only the min(m, n_t) least-loaded instances of each type can be in an optimal
         matching (cost and feasibility grow with remaining time); None = keep all."""
-        if m >= self.max_per_type:
+        if m >= self._prune_below:
             return None
         cols = []
-        for idx in self.by_type:
+        for idx in self.groups.members:
             if len(idx) > m:
                 idx = idx[np.argpartition(rem[idx], m - 1)[:m]]
             cols.append(idx)
@@ -429,11 +397,17 @@ class KairosPaperPolicy(Policy):
 
     def bind(self, ctx: DispatchContext) -> None:
         super().bind(ctx)
-        present = sorted(set(self.type_of))
-        self.C_inst = heterogeneity_coefficients(ctx.profile.mean_ms, present)[np.asarray(self.type_of)]
         self.est_int = np.floor(ctx.profile.mean_ms)  # the artifact kept whole milliseconds
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Everything that depends on the pool, from the profile and the pool in ``self.ctx``."""
+        ctx = self.ctx
+        self.type_of = list(ctx.type_of)
+        self.n = len(self.type_of)
         self.type_np = np.asarray(self.type_of, dtype=np.int64)
-        self.cap = 2 * self.n
+        self.C_inst = heterogeneity_coefficients(ctx.profile.mean_ms, ctx.present_types())[self.type_np]
+        self.cap = 2 * (self.n - len(ctx.retired))  # the oldest 2n queued queries, n instances in the pool
 
     def dispatch(self, now, queue, pool):
         q = queue[: self.cap]

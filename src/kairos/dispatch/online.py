@@ -14,8 +14,8 @@ so a bucket seen often follows its observations, a rarely seen one follows the
 type's overall bias, and an unseen one keeps the profile (times the type's ratio).
 Tail estimates keep the profile's tail/mean shape: tail_tb * m_tb / est_tb.
 
-The learner is plain state plus one vectorised ``estimates()`` call; the policy
-decides when to refresh its tables (every ``REFRESH`` observations).
+The learner is plain state plus vectorised ``estimates()`` and ``tails()`` calls; the
+policy decides when to refresh its tables (every ``REFRESH`` observations).
 """
 
 from __future__ import annotations
@@ -30,9 +30,14 @@ REFRESH = 64  # observations between two refreshes of the policy's tables
 class OnlineEstimates:
     """Running sums of observed service times per (type, bucket)."""
 
-    def __init__(self, est_ms: np.ndarray):
+    def __init__(self, est_ms: np.ndarray, tail_ms: np.ndarray | None = None):
         self.est = np.asarray(est_ms, dtype=float)
         T, B = self.est.shape
+        # tail_tb / est_tb (1 where the estimate is 0, or without tails)
+        self.tail_shape = np.ones((T, B))
+        if tail_ms is not None:
+            pos = self.est > 0
+            self.tail_shape = np.where(pos, np.asarray(tail_ms, dtype=float) / np.where(pos, self.est, 1.0), 1.0)
         self.n = np.zeros((T, B))
         self.sum = np.zeros((T, B))
         self.pending = 0  # observations since the last refresh
@@ -60,3 +65,8 @@ class OnlineEstimates:
         self.pending = 0
         prior = self.ratios()[:, None] * self.est
         return (self.sum + K * prior) / (self.n + K)
+
+    def tails(self, mean_ms: np.ndarray) -> np.ndarray:
+        """[types, buckets] tail estimates for corrected means ``mean_ms`` (from :meth:`estimates`):
+        the profile's tail/mean shape kept."""
+        return mean_ms * self.tail_shape
