@@ -135,3 +135,18 @@ def test_policy_rebinds_to_the_grown_pool(toy_profile):
     assert pol.ctx.type_of == [0, 1, 1]
     d.drain(js[0])
     assert list(pol.ctx.type_counts()) == [1, 1]
+
+
+def test_learning_policy_keeps_what_it_learned_when_the_pool_changes(toy_profile):
+    queries = DictQueries()
+    pool = Pool([0, 1], toy_profile.mean_ms.tolist(), queries)
+    pol = make_policy("kairos-online")
+    pol.bind(DispatchContext(toy_profile, [0, 1], 1000.0, 0, None))
+    d = Dispatcher(pol, pool)
+    for _ in range(50):  # the cpu runs size-10 queries at 2x its profile
+        pol.observe(0, 1, 10.0)
+    learned = pol.online.estimates()[1, 0]
+    assert learned > 6.0
+    d.add_instance(1)
+    assert pol.online.estimates()[1, 0] == learned  # not reset by the new instance
+    assert pol.ctx.type_of == [0, 1, 1]

@@ -183,6 +183,12 @@ class KairosPolicy(Policy):
         self.C = np.asarray(compute_coefficients(*self._coefficient_args()), dtype=float)
         self._build_tables()
 
+    def pool_changed(self, ctx: DispatchContext) -> None:
+        """Instances joined or left: rebuild what depends on the pool, keep what was learned
+        (the online estimates in use stay; the coefficients are solved for the new pool)."""
+        self.ctx = ctx
+        self._rebuild()
+
     def _build_tables(self) -> None:
         self.tables = ServiceTables(self.mean, self.tail, self.C, self.qos, self.groups.types)
 
@@ -332,7 +338,10 @@ class KairosPolicy(Policy):
         serve = gather(tables.cost_bj, qb, cols)  # C_j / T * service time of i on j
         cost = serve + Cn * rem
         if self.urgency:  # waiting on a busy instance costs an older query more
-            cost += (W * (self.urgency / (T * T)))[:, None] * rem[None, :]
+            # (a down instance's rem is inf: 0 * inf for a query that has not waited is NaN,
+            # overwritten below with the infeasible pairs' cost)
+            with np.errstate(invalid="ignore"):
+                cost += (W * (self.urgency / (T * T)))[:, None] * rem[None, :]
         cost -= (W * (self.age_weight / T))[:, None]
         if risky is not None:
             np.add(cost, self.risk_penalty, out=cost, where=risky)
