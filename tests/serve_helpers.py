@@ -22,6 +22,7 @@ class FakeSupervisor(Supervisor):
         self.gateway = None
         self.spawned: list[int] = []  # instance index per spawn, in order
         self.killed: list[int] = []
+        self.retired: list[int] = []  # drained instances whose worker was stopped, in order
 
     async def listen(self, gateway) -> None:
         self.gateway = gateway
@@ -34,6 +35,11 @@ class FakeSupervisor(Supervisor):
 
     def kill(self, h: WorkerHandle) -> None:
         self.killed.append(h.index)
+        h.conn = None
+
+    async def retire(self, h: WorkerHandle, timeout_s: float = 5.0) -> None:
+        request_shutdown([h])
+        self.retired.append(h.index)
         h.conn = None
 
     async def stop_all(self, handles: list[WorkerHandle], timeout_s: float = 5.0) -> None:

@@ -1,4 +1,5 @@
-"""``kairos serve``: the HTTP inference gateway and one worker per instance of a configuration."""
+"""``kairos serve``: the HTTP inference gateway and one worker per instance of a configuration,
+or, with ``--autoscale``, of a pool that the elastic controller resizes (docs/elastic.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import click
 
 from kairos.cli.common import get_catalogue, given_options, profile_options, resolve_qos
 from kairos.dispatch.registry import POLICIES, parse_policy_options, policy_option_names
+from kairos.elastic.controller import ControllerSettings
+from kairos.elastic.simulate import DEFAULT_STARTUP_S
 from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.profiles.loader import parse_config
 from kairos.serve import KEEP_ALIVE_S
@@ -15,6 +18,58 @@ SERVE_EXTRA = "pip install -e '.[serve]'"
 # (docs/serving.md), so that a worker usually has its next query
 # before it finishes, and small against the QoS targets the gateway is meant for
 SERVE_AHEAD_MS = 1.0
+_SETTINGS = ControllerSettings()  # the controller's defaults, shown as the options' defaults
+# the planner's verification simulations, per new rate: fewer queries than `kairos plan`'s
+# (the controller asks for a new plan whenever the load moves to a new 2% cell)
+AUTOSCALE_PLAN_QUERIES = 1000
+# options that apply only with --autoscale (by parameter name)
+_AUTOSCALE_ONLY = ("initial_qps", "max_cost_per_hour", "startup_s", "interval_s", "window_s", "headroom",
+                   "scale_down_after_s", "down_margin", "min_rate_qps", "types_text", "plan_queries", "cache_path")
+
+
+def autoscale_options(f):
+    """--autoscale and the elastic controller's options (defaults from ControllerSettings)."""
+    opts = [
+        click.option("--autoscale", is_flag=True,
+                     help="Resize the pool with the elastic controller (docs/elastic.md): it starts with the "
+                          "cheapest pool for --initial-qps and, every --interval-s from the first query, adds "
+                          "instances (a worker started, serving after --startup-s) or drains them (no query "
+                          "lost). Replaces --config/--plan; /metrics and /v1/info show the pool and its cost."),
+        click.option("--initial-qps", type=float, default=1.0, show_default=True,
+                     help="With --autoscale: the rate the starting pool is planned for."),
+        click.option("--max-cost-per-hour", type=float, default=None,
+                     help="With --autoscale: a cap in $/hour on any pool the controller plans (beyond it, the best "
+                          "pool the cap buys); default: none."),
+        click.option("--startup-s", type=float, default=DEFAULT_STARTUP_S, show_default=True,
+                     help="With --autoscale: seconds from launching an instance to its first query, every type "
+                          "(emulated: the new worker waits that long before it says HELLO; billed from launch)."),
+        click.option("--interval-s", type=float, default=_SETTINGS.interval_s, show_default=True,
+                     help="With --autoscale: seconds between the controller's decisions."),
+        click.option("--window-s", type=float, default=_SETTINGS.window_s, show_default=True,
+                     help="With --autoscale: the forecast's level is the highest rate over this past window."),
+        click.option("--headroom", type=float, default=_SETTINGS.headroom, show_default=True,
+                     help="With --autoscale: plan for the forecast x (1 + headroom)."),
+        click.option("--scale-down-after-s", type=float, default=_SETTINGS.scale_down_after_s, show_default=True,
+                     help="With --autoscale: a cheaper pool must suffice this long before instances are drained."),
+        click.option("--down-margin", type=float, default=_SETTINGS.down_margin, show_default=True,
+                     help="With --autoscale: ... and be cheaper by at least this fraction of the pool's cost."),
+        click.option("--min-rate-qps", type=float, default=_SETTINGS.min_rate_qps, show_default=True,
+                     help="With --autoscale: never plan for less than this rate (a floor pool through lulls)."),
+        click.option("--types", "types_text", default=None,
+                     help="With --autoscale: comma-separated instance types the controller may rent (default: "
+                          "every type with a profile and a price)."),
+        click.option("--plan-queries", type=click.IntRange(min=0), default=AUTOSCALE_PLAN_QUERIES,
+                     show_default=True,
+                     help="With --autoscale: queries per simulation with which the planner checks a pool's "
+                          "QoS-throughput (in a helper process, off the event loop); 0: the planner's queueing "
+                          "model alone (faster, rougher)."),
+        click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
+                     help="With --autoscale: JSON-lines file caching the planner's simulations (as `kairos plan "
+                          "--cache` and `kairos simulate --autoscale --cache`)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
 
 
 def _need_serve_extra() -> None:
@@ -114,21 +169,25 @@ def serve_policy_options(policy: str, items, ahead_ms: float | None) -> dict:
               help="Coalesce: the arrivals and worker results that the event loop takes in one turn share one "
                    "dispatch call, made right after them (in a burst: fewer calls, each seeing every waiting "
                    "query). Per event: one call per arrival and per result, as the simulator does.")
+@autoscale_options
 def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, policy_options, ahead_ms, mode, host, port,
           max_queue, hang_factor, hang_grace_ms, keep_alive_s, seed, quiet, backend, ray_address, listen_host,
-          worker_transport, workload, qos_margin_ms, fast_path, coalesce):
+          worker_transport, workload, qos_margin_ms, fast_path, coalesce, autoscale, **elastic):
     """Start the inference gateway and its workers (until SIGTERM or Ctrl-C).
 
     POST /v1/infer with {"size": N} or {"samples": [...]}; GET /healthz, /metrics, /v1/info, /docs.
+    With --autoscale the elastic controller sizes the pool (docs/elastic.md).
     """
     # plain values first: a bad one is reported before anything is loaded or started
     require_positive("--hang-factor", hang_factor)
     if hang_grace_ms is not None:
         require_non_negative("--hang-grace-ms", hang_grace_ms)
     policy_opts = serve_policy_options(policy, policy_options, ahead_ms)  # checks --ahead-ms too
+    _check_autoscale_options(autoscale, elastic, config_text, plan_path, backend, workload)
     _need_serve_extra()
-    if (config_text is None) == (plan_path is None):
-        raise KairosInputError("give exactly one of --config TYPE=N,... or --plan FILE")
+    if not autoscale and (config_text is None) == (plan_path is None):
+        raise KairosInputError("give exactly one of --config TYPE=N,... or --plan FILE (or --autoscale)")
+    config: dict[str, int] = {}  # --autoscale: the controller's starting pool, planned below
     if plan_path is not None:
         if "model" in given_options():
             raise KairosInputError("the plan sets --model; give either --plan or --model, not both")
@@ -137,15 +196,16 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
         plan = load_plan(plan_path)
         model, config = plan.model, dict(plan.config)
         qos_ms = qos_ms if qos_ms is not None else plan.qos_ms
-    else:
+    elif config_text is not None:
         config = parse_config(config_text)
     cat = get_catalogue(profile_path, prices)
     profile = cat.profile(model)
     qos = resolve_qos(model, qos_ms)
     from kairos.sim.experiment import validate_config
 
-    validate_config(profile, config, qos)
-    config = {t: k for t, k in config.items() if k > 0}
+    if not autoscale:
+        validate_config(profile, config, qos)
+        config = {t: k for t, k in config.items() if k > 0}
     if mode == "torch":
         _need_torch_models()
     if max_queue < 1:
@@ -170,6 +230,11 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
 
         import_ray()  # a one-line error now if the ray extra is missing
 
+    spec = None
+    if autoscale:  # plans (simulates): after every other check
+        config, spec = autoscale_spec(cat, model, qos, workload, seed, **elastic)
+        validate_config(profile, config, qos)
+
     from kairos.serve.gateway import GatewayConfig
     from kairos.serve.server import ServeConfig, run_server
 
@@ -177,8 +242,85 @@ def serve(model, profile_path, prices, config_text, plan_path, qos_ms, policy, p
         model=model, config=config, qos_ms=qos, policy=policy, policy_options=policy_opts, mode=mode, seed=seed,
         max_queue=max_queue, hang_factor=hang_factor, hang_grace_ms=hang_grace_ms, profile_path=profile_path,
         prices_path=prices, workload=None if workload == "unknown" else workload, qos_margin_ms=qos_margin_ms,
-        coalesce_dispatch=coalesce,
+        coalesce_dispatch=coalesce, autoscale=spec,
         start_timeout_s=300.0 if backend == "ray" else GatewayConfig.start_timeout_s)  # Ray actors wait for Ray to place them
     run_server(profile, ServeConfig(
         gateway=gateway, host=host, port=port, quiet=quiet, fast_path=fast_path, keep_alive_s=keep_alive_s,
         backend=backend, ray_address=ray_address, listen_host=listen_host, worker_transport=worker_transport))
+
+
+def _check_autoscale_options(autoscale: bool, elastic: dict, config_text, plan_path, backend: str,
+                             workload: str) -> None:
+    """--autoscale against --config/--plan/--backend ray/--workload unknown, and its own options without it."""
+    given = given_options()
+    if not autoscale:
+        for name in _AUTOSCALE_ONLY:
+            if name in given:
+                flag = _flag(name)
+                raise KairosInputError(f"{flag} applies only with --autoscale; add --autoscale or drop {flag}")
+        return
+    require_positive("--initial-qps", elastic["initial_qps"])
+    if elastic["max_cost_per_hour"] is not None:
+        require_positive("--max-cost-per-hour", elastic["max_cost_per_hour"])
+    require_non_negative("--startup-s", elastic["startup_s"])
+    from kairos.cli.simulate import _controller_settings
+
+    _controller_settings(**{k: elastic[k] for k in ("interval_s", "window_s", "headroom", "scale_down_after_s",
+                                                    "down_margin", "min_rate_qps")})
+    for text, flag in ((config_text, "--config"), (plan_path, "--plan")):
+        if text is not None:
+            raise KairosInputError(f"{flag} does not apply with --autoscale (the controller plans the pool); "
+                                   f"drop {flag} or --autoscale")
+    if backend != "local":
+        raise KairosInputError("--autoscale runs on --backend local (worker processes on this machine); "
+                               "drop --backend ray or --autoscale")
+    if workload == "unknown":
+        raise KairosInputError("--autoscale plans for a query-size mix; give --workload (deeprecsys, ribbon, "
+                               "fixed:N or a file of sizes), not 'unknown'")
+
+
+def _flag(name: str) -> str:
+    """The command-line spelling of the serve command's parameter ``name``."""
+    ctx = click.get_current_context()
+    return next(p.opts[0] for p in ctx.command.params if p.name == name)
+
+
+def autoscale_spec(cat, model: str, qos: float, workload: str, seed: int, initial_qps: float,
+                   max_cost_per_hour: float | None, startup_s: float, interval_s: float, window_s: float,
+                   headroom: float, scale_down_after_s: float, down_margin: float, min_rate_qps: float,
+                   types_text: str | None, plan_queries: int, cache_path: str | None):
+    """(the starting pool, the AutoscaleSpec) of ``kairos serve --autoscale``: the controller
+    over a TargetPlanner, as ``kairos simulate --autoscale`` builds it, with the cap as budget."""
+    from kairos.cli.simulate import _controller_settings
+    from kairos.elastic.controller import Controller
+    from kairos.elastic.simulate import TargetPlanner
+    from kairos.plan.evaluate import Evaluator
+    from kairos.plan.space import PlanProblem
+    from kairos.plan.target import NO_CAP
+    from kairos.serve.autoscale import AutoscaleSpec
+    from kairos.workload.sizes import parse_size_mix
+
+    require_positive("--initial-qps", initial_qps)
+    if max_cost_per_hour is not None:
+        require_positive("--max-cost-per-hour", max_cost_per_hour)
+    startup_s = require_non_negative("--startup-s", startup_s)
+    settings = _controller_settings(interval_s=interval_s, window_s=window_s, headroom=headroom,
+                                    scale_down_after_s=scale_down_after_s, down_margin=down_margin,
+                                    min_rate_qps=min_rate_qps)
+    mix = parse_size_mix(workload)
+    types = None if types_text is None else [t.strip() for t in types_text.split(",")]
+    problem = PlanProblem.build(cat, model, NO_CAP if max_cost_per_hour is None else max_cost_per_hour, qos, mix,
+                                types)
+    evaluator = Evaluator(cat, model, qos, mix, plan_queries, seed, cache_path) if plan_queries > 0 else None
+    planner = TargetPlanner(problem, evaluator)
+    startup = {t: startup_s for t in problem.types}
+    controller = Controller(planner, startup, settings)
+    try:
+        initial = controller.initial_pool(initial_qps)
+    except KairosInputError as exc:
+        raise KairosInputError(f"--initial-qps {initial_qps:g}: no pool to start with ({exc})") from None
+    from dataclasses import asdict
+
+    report = {"initial_qps": initial_qps, "initial_pool": initial, "max_cost_per_hour": max_cost_per_hour,
+              "types": list(problem.types), "plan_queries": plan_queries, "controller": asdict(settings)}
+    return initial, AutoscaleSpec(controller, startup, planner.prices(), settings=report)

@@ -2,7 +2,8 @@
 
 Routes: ``POST /v1/infer`` (one query), ``GET /healthz``, ``GET /metrics``
 (Prometheus), ``GET /v1/info`` (model, configuration, QoS, fluid bound: what the load
-generator needs), and FastAPI's ``/docs`` and ``/openapi.json``.
+generator needs; with ``--autoscale`` also the elastic pool, its cost and scale events),
+and FastAPI's ``/docs`` and ``/openapi.json``.
 
 ``POST /v1/infer`` is the hot path: it is served by a thin ASGI function in front of
 FastAPI (same validation and answers as the documented FastAPI route, without its
@@ -153,7 +154,10 @@ def create_app(gw: Gateway, info: dict | None = None):
 
     @app.get("/v1/info")
     async def v1_info():
-        return {**(info or {}), "queue_length": len(gw.queue), "in_flight": gw.in_flight(),
-                "workers_up": sum(1 for h in gw.workers if h.state == "up")}
+        out = {**(info or {}), "queue_length": len(gw.queue), "in_flight": gw.in_flight(),
+               "workers_up": sum(1 for h in gw.workers if h.state == "up")}
+        if gw.scaler is not None:  # the elastic pool: settings, pool, cost so far, scale events
+            out["autoscale"] = gw.scaler.describe()
+        return out
 
     return FastInfer(app, gw)

@@ -25,6 +25,14 @@ and the instance is back in the pool (``Dispatcher.instance_up``) once the new w
 says HELLO. A query re-dispatched ``max_attempts`` times fails with 502 (never
 silently). Overload: at most ``max_queue`` queries wait (not counting those being
 served); beyond that :meth:`Gateway.submit_nowait` raises :class:`Overloaded`.
+
+Elastic pools: :meth:`Gateway.add_instance` and :meth:`Gateway.drain_instance` are the
+live side of ``Dispatcher.add_instance`` / ``Dispatcher.drain``, as the simulator's
+``ElasticTimers`` uses them (:mod:`kairos.serve.autoscale` decides when). An added
+instance's worker is spawned at once and serves from its HELLO; a drained one takes no
+new query, its waiting queries go back to the central queue, the query it runs finishes
+there, and its worker is stopped (``Supervisor.retire``) after that last answer. Indices
+are never reused.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from kairos.serve.logs import EventLog
 from kairos.serve.workers import Supervisor, WorkerHandle
 
 if TYPE_CHECKING:
+    from kairos.serve.autoscale import AutoscaleSpec, LiveScaler
     from kairos.serve.metrics import GatewayMetrics
     from kairos.serve.offload import Offloader
 
@@ -86,6 +95,8 @@ class GatewayConfig:
     # verify every decision of the policy (Dispatcher check=True): an AssertionError on the
     # event loop for a bad pair; for tests
     check_decisions: bool = False
+    # the elastic controller that resizes the pool (kairos.serve.autoscale); None: a fixed pool
+    autoscale: AutoscaleSpec | None = None
 
 
 class Waiter(Protocol):
@@ -162,6 +173,13 @@ class Gateway:
         self.next_qid = 0
         self.t0 = time.perf_counter()
         self.workers = [WorkerHandle(j, self.instance_types[j], self.instance_names[j]) for j in range(self.n)]
+        # per instance: when its worker was first spawned, first said HELLO, was stopped
+        # (drained and done), in ms of self.now(); what an elastic pool is billed for
+        self.launched_ms: list[float | None] = [None] * self.n
+        self.ready_ms: list[float | None] = [None] * self.n
+        self.stopped_ms: list[float | None] = [None] * self.n
+        self._named = dict(cfg.config)  # instances of each type named so far (names are TYPE#i)
+        self.first_arrival_ms: float | None = None  # when the first query was admitted
         self.sup = supervisor
         self.metrics: GatewayMetrics | None = None  # set by the app
         self.stopping = False
@@ -169,6 +187,11 @@ class Gateway:
         self._all_up: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.offloader: Offloader | None = None  # helper process for the policy's slow work (kairos.serve.offload)
+        self.scaler: LiveScaler | None = None
+        if cfg.autoscale is not None:
+            from kairos.serve.autoscale import LiveScaler
+
+            self.scaler = LiveScaler(self, cfg.autoscale)
 
     # ------------------------------------------------------------------ lifecycle
     def now(self) -> float:
@@ -187,6 +210,7 @@ class Gateway:
         for j in range(self.n):  # every instance is down until its worker says HELLO
             self.dispatcher.instance_down(j)
         for h in self.workers:
+            self.launched_ms[h.index] = self.now()
             await self.sup.spawn(h, self.cfg.seed)
         try:
             await asyncio.wait_for(self._all_up.wait(), self.cfg.start_timeout_s)
@@ -197,12 +221,15 @@ class Gateway:
                 f"workers did not start within {self.cfg.start_timeout_s:g} s: {', '.join(down)}") from None
         # everything allocated so far (FastAPI, numpy, the profile) lives as long as the
         # gateway: keep it out of the collector's way so collections stay short
+        if self.scaler is not None:
+            await self.scaler.start()
         gc.collect()
         gc.freeze()
         self._lag_tick(time.perf_counter() + 0.005)
         self.log.event("gateway_ready", model=self.cfg.model, config=self.cfg.config, qos_ms=self.qos,
                        policy=self.cfg.policy, mode=self.cfg.mode, workers=[h.pid for h in self.workers],
-                       helper=self.offloader.pid if self.offloader is not None else None)
+                       helper=self.offloader.pid if self.offloader is not None else None,
+                       autoscale=self.scaler.describe() if self.scaler is not None else None)
 
     LAG_PERIOD_S = 0.005
 
@@ -217,6 +244,8 @@ class Gateway:
 
     async def stop(self) -> None:
         self.stopping = True
+        if self.scaler is not None:
+            await self.scaler.close()
         for j in range(self.n):
             self._cancel_timer(j)
         await self.sup.stop_all(self.workers)
@@ -225,7 +254,12 @@ class Gateway:
         for r in list(self.records.values()):
             if not r.waiter.done():
                 r.waiter.set_exception(QueryFailed(503, "the gateway is shutting down"))
-        self.log.event("gateway_stopped", **self.counts)
+        now = self.now()
+        for j in range(self.n):  # billed until now
+            if self.stopped_ms[j] is None and self.launched_ms[j] is not None:
+                self.stopped_ms[j] = now
+        extra = self.scaler.final_figures() if self.scaler is not None else {}
+        self.log.event("gateway_stopped", **self.counts, **extra)
 
     # ------------------------------------------------------------------ queries
     def bucket_of(self, size: int) -> int:
@@ -257,6 +291,10 @@ class Gateway:
         qid = self.next_qid
         self.next_qid += 1
         now = self.now()
+        if qid == 0:
+            self.first_arrival_ms = now
+            if self.scaler is not None:
+                self.scaler.begin(now)
         self.queries.add(qid, bucket, now)
         if waiter is None:
             assert self.loop is not None  # set by start()
@@ -354,6 +392,8 @@ class Gateway:
             else:
                 self._send(nxt, j, now)
             self._send_ahead(j)
+        elif not pool.up[j]:  # draining (a failed instance's answers never get here): this was its last
+            self._retire(j, now)
         if self.queue:  # the freed instance first (or, coalescing, with this turn's other events)
             self._want_dispatch(now)
         self._complete(qid, j, now, service_ms, ok, payload, queued_ms)
@@ -417,6 +457,8 @@ class Gateway:
         h.state = "up"
         h.info = info
         now = self.now()
+        if self.ready_ms[index] is None:
+            self.ready_ms[index] = now
         self.dispatcher.instance_up(index, now)
         self.log.event("worker_up", instance=h.name, pid=pid, generation=h.generation, mode=info.get("mode"))
         if self._all_up is not None and not self._all_up.is_set() and all(w.state == "up" for w in self.workers):
@@ -437,6 +479,7 @@ class Gateway:
         if self.stopping or h.state in ("down", "stopped"):
             return
         was_up = h.state == "up"
+        draining = h.state == "draining"  # it is not restarted: it was leaving
         h.state = "down"
         self._cancel_timer(j)
         self.sup.kill(h)
@@ -445,7 +488,7 @@ class Gateway:
         if st is not None:
             self.busy_ms[j] += now - st
             self.started_at[j] = None
-        lost = self.dispatcher.instance_down(j) if was_up or self.pool.up[j] else []
+        lost = self.dispatcher.instance_down(j) if was_up or draining or self.pool.up[j] else []
         requeue = []
         for qid in lost:
             r = self.records[qid]
@@ -460,6 +503,12 @@ class Gateway:
             if self.metrics is not None:
                 self.metrics.redispatched.inc(len(requeue))
             self.dispatcher.requeue(requeue)  # oldest first
+        if draining:
+            self.log.event("worker_lost", level="warning", instance=h.name, pid=h.pid, reason=reason,
+                           redispatched=requeue, restarts=h.restarts, draining=True)
+            self._stopped(j, now)
+            self._dispatch(now)
+            return
         self.log.event("worker_lost", level="warning", instance=h.name, pid=h.pid, reason=reason,
                        redispatched=requeue, restarts=h.restarts + 1)
         h.restarts += 1
@@ -481,6 +530,82 @@ class Gateway:
         self.counts["failed"] += 1
         if r is not None and not r.waiter.done():
             r.waiter.set_exception(QueryFailed(status, msg))
+
+    # ------------------------------------------------------------------ elastic pool
+    def add_instance(self, type_name: str, startup_s: float = 0.0) -> WorkerHandle:
+        """A new instance of ``type_name`` joins the pool (``Dispatcher.add_instance``: down
+        until its worker says HELLO); its worker is spawned now and says HELLO no earlier
+        than ``startup_s`` from now (an emulated start-up). Returns its handle."""
+        tid = self.profile.type_index(type_name)
+        j = self.dispatcher.add_instance(tid)
+        if j != self.n:
+            raise RuntimeError(f"the pool added instance {j}, the gateway expected {self.n}")
+        k = self._named.get(type_name, 0)
+        self._named[type_name] = k + 1
+        name = f"{type_name}#{k}"
+        self.type_of.append(tid)
+        self.instance_types.append(type_name)
+        self.instance_names.append(name)
+        self.timers.append(None)
+        self.busy_ms.append(0.0)
+        self.started_at.append(None)
+        h = WorkerHandle(j, type_name, name)
+        h.ready_at = time.monotonic() + max(0.0, startup_s)
+        self.workers.append(h)
+        now = self.now()
+        self.launched_ms.append(now)
+        self.ready_ms.append(None)
+        self.stopped_ms.append(None)
+        self.n += 1
+        if self.metrics is not None:
+            self.metrics.add_instance(j)
+        assert self.loop is not None  # set by start()
+        self.loop.create_task(self._launch(h))
+        return h
+
+    async def _launch(self, h: WorkerHandle) -> None:
+        if self.stopping or h.state != "starting":
+            return
+        await self.sup.spawn(h, self.cfg.seed)
+        self.log.event("worker_launched", instance=h.name, pid=h.pid, ready_in_s=round(
+            max(0.0, (h.ready_at or 0.0) - time.monotonic()), 3))
+
+    def drain_instance(self, j: int) -> bool:
+        """Instance ``j`` (up) leaves the pool (``Dispatcher.drain``): no new query; the
+        queries waiting for it go back to the central queue and are dispatched again; the
+        one it runs finishes there, then its worker is stopped. False if ``j`` is not up."""
+        h = self.workers[j]
+        if h.state != "up":
+            return False
+        h.state = "draining"
+        waiting = list(self.pool.local[j])
+        self.dispatcher.drain(j)
+        for qid in waiting:
+            # one sent ahead is in that worker's socket: it may serve its copy, whose answer
+            # is ignored (the instance no longer runs it); the query is sent again where it goes
+            self.records[qid].sent_ahead = None
+        now = self.now()
+        self.log.event("worker_draining", instance=h.name, pid=h.pid, running=self.pool.running[j],
+                       requeued=waiting)
+        if self.dispatcher.is_stopped(j):
+            self._retire(j, now)
+        if self.queue:
+            self._dispatch(now)
+        return True
+
+    def _retire(self, j: int, now: float) -> None:
+        """Drained instance ``j`` holds nothing now: stop its worker."""
+        h = self.workers[j]
+        self._cancel_timer(j)
+        self._stopped(j, now)
+        assert self.loop is not None  # set by start()
+        self.loop.create_task(self.sup.retire(h))
+
+    def _stopped(self, j: int, now: float) -> None:
+        h = self.workers[j]
+        h.state = "stopped"
+        self.stopped_ms[j] = now
+        self.log.event("worker_stopped", instance=h.name, pid=h.pid)
 
     # ------------------------------------------------------------------ state
     @property
@@ -507,9 +632,12 @@ class Gateway:
             "policy_params": self.policy.describe(),
             "qos_ms": self.qos,
             "workers_up": up,
+            # every instance of the pool (a drained one until it has stopped)
             "workers": [{**h.describe(), "running_query": self.pool.running[h.index] if h.state == "up" else None,
-                         "held": self.pool.held[h.index] if h.state == "up" else 0} for h in self.workers],
+                         "held": self.pool.held[h.index] if h.state == "up" else 0}
+                        for h in self.workers if self.stopped_ms[h.index] is None],
             "queue_length": len(self.queue),
             "in_flight": len(self.records),
             "counts": dict(self.counts),
+            **({"pool": self.scaler.pool()} if self.scaler is not None else {}),
         }

@@ -12,6 +12,11 @@ Accounting: ``sent`` = queries sent; ``completed`` = 200 answers; ``errors`` = a
 HTTP answer (503 overload, 4xx, 5xx) or a transport error; ``lost`` = sent - completed -
 errors = queries with no answer at all when the run's drain timeout expired (must be 0).
 ``qos_met_fraction`` = completed within QoS / sent (errors and lost count as misses).
+
+A rate file (:func:`run_rates`): the send times are a :class:`~kairos.elastic.rates.RateTrace`'s
+Poisson arrivals (:meth:`~kairos.elastic.rates.RateTrace.arrivals_s`, the simulator's), each
+step played in ``step_s`` seconds of real time (:func:`compressed`); the same figures, plus
+per step the QoS-met fraction of the queries sent in it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from kairos.elastic.rates import RateTrace
 from kairos.errors import KairosInputError
 from kairos.serve.httpclient import HttpClient
 from kairos.workload.arrivals import poisson_unit_times
@@ -289,6 +295,64 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
     )
     res.passed = res.lost == 0 and res.qos_met_fraction >= QOS_TARGET_FRACTION
     return res
+
+
+def compressed(trace: RateTrace, step_s: float) -> RateTrace:
+    """``trace`` with each step lasting ``step_s`` seconds at the same rates (fewer requests
+    per step when ``step_s`` is shorter): the load of a long trace played in less time."""
+    if not (math.isfinite(step_s) and step_s > 0):
+        raise KairosInputError(f"--step-s must be a finite number > 0, got {step_s}")
+    return RateTrace(float(step_s), trace.rates * float(step_s))
+
+
+def per_step(res: LoadResult, step_s: float, steps: int, rates=None) -> list[dict]:
+    """Per step of a rate replay: the queries sent in it, answered, and the share of them
+    within QoS (errors and lost count as misses; None for a step with nothing sent)."""
+    r = res.records
+    k = np.minimum((np.asarray(r["send_s"]) // step_s).astype(np.int64), steps - 1)
+    ok = r["status"] == 200
+    met = ok & (np.nan_to_num(r["latency_ms"], nan=np.inf) <= res.qos_ms)
+    sent = np.bincount(k, minlength=steps)
+    done = np.bincount(k, weights=ok, minlength=steps)
+    within = np.bincount(k, weights=met, minlength=steps)
+    out = []
+    for i in range(steps):
+        row = {"step": i, "sent": int(sent[i]), "completed": int(done[i]),
+               "qos_met_fraction": round(float(within[i] / sent[i]), 5) if sent[i] else None}
+        if rates is not None:
+            row["offered_qps"] = round(float(rates[i]), 3)
+        out.append(row)
+    return out
+
+
+def step_summary(steps: list[dict]) -> dict:
+    """The share of steps (with queries) at >= 99% within QoS, and the worst step's share."""
+    fr = [s["qos_met_fraction"] for s in steps if s["qos_met_fraction"] is not None]
+    return {"steps": len(steps),
+            "steps_meeting_qos_fraction": round(sum(f >= QOS_TARGET_FRACTION for f in fr) / len(fr), 4) if fr else None,
+            "worst_step_qos_met": min(fr) if fr else None}
+
+
+async def run_rates(url: str, trace: RateTrace, mix: SizeMix, seed: int = 0, qos_ms: float | None = None,
+                    drain_timeout_s: float = 30.0) -> tuple[LoadResult, list[dict]]:
+    """Replay ``trace`` (each step in ``trace.step_s`` seconds of real time; Poisson arrivals
+    within a step, :meth:`RateTrace.arrivals_s` with ``seed``) against the gateway at ``url``:
+    the run's figures (``offered_qps``: the mean rate) and :func:`per_step`'s rows."""
+    times = trace.arrivals_s(seed)
+    if times.size == 0:
+        raise KairosInputError("--rates: no requests in the steps replayed; choose other --start-minute/--minutes "
+                               "or a larger --peak-qps")
+    client = HttpClient(url)
+    try:
+        info = await fetch_info(client)
+        check_mix_fits(mix, info.get("max_size"))
+        sizes = mix.sample(len(times), seed + 1)
+        await client.warm(warm_connections(float(trace.rates.max())))  # the busiest step's connections
+        res = await run_load(url, round(times.size / trace.duration_s, 3), trace.duration_s, mix, seed, qos_ms,
+                             drain_timeout_s, client=client, sizes=sizes, times=times)
+    finally:
+        client.close()
+    return res, per_step(res, trace.step_s, len(trace.counts), trace.rates)
 
 
 async def wait_idle(client: HttpClient, timeout_s: float = 60.0) -> None:

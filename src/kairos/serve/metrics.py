@@ -15,7 +15,17 @@
 - ``kairos_instance_up{instance}``, ``kairos_worker_restarts_total{instance}``,
   ``kairos_redispatched_total``, ``kairos_sent_ahead_total`` (queries sent to a busy
   instance's worker to start when it is free);
-- ``kairos_event_loop_lag_seconds``: how late a 5 ms timer fires in the gateway's loop.
+- ``kairos_event_loop_lag_seconds``: how late a 5 ms timer fires in the gateway's loop;
+- with ``--autoscale`` (:class:`kairos.serve.autoscale.ScalerCollector`):
+  ``kairos_pool_instances{instance_type,state}`` (ready, starting, draining),
+  ``kairos_instances_launched_total{instance_type}``, ``kairos_instances_stopped_total{instance_type}``,
+  ``kairos_cost_dollars_total`` (billed so far), ``kairos_instance_seconds_total``,
+  ``kairos_scale_events_total{action}``, ``kairos_scale_instances_total{action}``,
+  ``kairos_autoscale_forecast_qps``, ``kairos_autoscale_decisions_total{outcome}``,
+  ``kairos_autoscale_decision_seconds``.
+
+Instances added to an elastic pool get their series when they join; a stopped one keeps
+its counters (``kairos_instance_up`` 0).
 """
 
 from __future__ import annotations
@@ -53,6 +63,18 @@ class GatewayMetrics:
         self._codes: dict[int, Counter] = {}
         self._last = (time.perf_counter(), [0.0] * len(names))
         r.register(_StateCollector(self))
+        if gateway.scaler is not None:
+            from kairos.serve.autoscale import ScalerCollector
+
+            r.register(ScalerCollector(gateway.scaler))
+
+    def add_instance(self, j: int) -> None:
+        """Instance ``j`` joined the pool (an elastic pool grows)."""
+        t = self.gw.instance_types[j]
+        if t not in self.service:
+            self.service[t] = _Hist()
+        self.qos_counts.append([0, 0])
+        self._svc.append(self.service[t])
 
     def code(self, status: int) -> None:
         c = self._codes.get(status)
@@ -122,7 +144,7 @@ class _StateCollector:
         for j, nm in enumerate(names):
             iq.add_metric([nm], gw.pool.held[j] if gw.pool.up[j] else 0)
             up.add_metric([nm], 1 if gw.pool.up[j] else 0)
-            util.add_metric([nm], min(1.0, max(0.0, (busy[j] - b_prev[j]) / dt)))
+            util.add_metric([nm], min(1.0, max(0.0, (busy[j] - (b_prev[j] if j < len(b_prev) else 0.0)) / dt)))
             bs.add_metric([nm], busy[j])
             rs.add_metric([nm], gw.workers[j].restarts)
         yield from (iq, up, util, bs, rs)

@@ -46,17 +46,21 @@ def warm() -> int:
 
 
 class Offloader:
-    """``offloader(fn, args, done)``: run ``fn(*args)`` in the helper, then ``done(result)``
-    on the event loop. ``fn`` must be importable by name (a module-level function).
-    Failures are logged and dropped (the policy keeps what it had); a helper that died
-    is started again, and calls made meanwhile are dropped (logged)."""
+    """``offloader(fn, args, done, failed=None)``: run ``fn(*args)`` in the helper, then
+    ``done(result)`` on the event loop. ``fn`` must be importable by name (a module-level
+    function). Failures are logged and dropped (the policy keeps what it had), and
+    ``failed(error)`` is called when given; a helper that died is started again, and calls
+    made meanwhile fail (logged). The helper is one process: calls run one at a time, in
+    the order made, and what a call leaves in the helper's module state is there for the
+    next (until the helper is restarted). ``log_done``: log an event for every call done."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, log=None):
+    def __init__(self, loop: asyncio.AbstractEventLoop, log=None, log_done: bool = True):
         self.loop = loop
         self.log = log
+        self.log_done = log_done
         self.proc: asyncio.subprocess.Process | None = None
         self.pid: int | None = None
-        self.pending: dict[int, tuple] = {}  # call id -> (fn name, done callback)
+        self.pending: dict[int, tuple] = {}  # call id -> (fn name, done callback, failed callback or None)
         self.next_id = 0
         self.done_count = 0
         self.restarts = 0
@@ -71,20 +75,20 @@ class Offloader:
             stdout=asyncio.subprocess.PIPE, start_new_session=True)
         self.pid = self.proc.pid
         ready = self.loop.create_future()
-        self.pending[-1] = ("warm", ready.set_result)
+        self.pending[-1] = ("warm", ready.set_result, None)
         self._reader = self.loop.create_task(self._read(self.proc))
         _stdin(self.proc).write(_frame((-1, warm, ())))
         await ready
 
-    def __call__(self, fn, args, done) -> None:
+    def __call__(self, fn, args, done, failed=None) -> None:
         if self.closed:
             return
         if self.proc is None or self.proc.returncode is not None or _stdin(self.proc).is_closing():
-            self._failed(fn.__name__, "the helper is restarting")
+            self._failed(fn.__name__, "the helper is restarting", failed)
             return
         cid = self.next_id
         self.next_id += 1
-        self.pending[cid] = (fn.__name__, done)
+        self.pending[cid] = (fn.__name__, done, failed)
         _stdin(self.proc).write(_frame((cid, fn, args)))
 
     async def _read(self, proc) -> None:
@@ -93,33 +97,35 @@ class Offloader:
             while True:
                 n = _LEN.unpack(await out.readexactly(_LEN.size))[0]
                 cid, ok, value = pickle.loads(await out.readexactly(n))
-                name, done = self.pending.pop(cid, (None, None))
+                name, done, failed = self.pending.pop(cid, (None, None, None))
                 if done is None or self.closed:
                     continue
                 if not ok:
-                    self._failed(name, value)
+                    self._failed(name, value, failed)
                     continue
                 done(value)
                 if cid >= 0:
                     self.done_count += 1
-                    if self.log is not None:
+                    if self.log is not None and self.log_done:
                         self.log.event("offload_done", task=name, count=self.done_count)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the helper exited
         if self.closed:
             return
         await proc.wait()
-        for name, _ in self.pending.values():
-            self._failed(name, "the helper exited")
+        for name, _, failed in self.pending.values():
+            self._failed(name, "the helper exited", failed)
         self.pending.clear()
         self.restarts += 1
         if self.log is not None:
             self.log.event("offload_helper_restarted", level="warning", restarts=self.restarts)
         self._starting = self.loop.create_task(self.start())
 
-    def _failed(self, name, error) -> None:
+    def _failed(self, name, error, failed=None) -> None:
         if self.log is not None:
             self.log.event("offload_failed", level="warning", task=name, error=str(error))
+        if failed is not None:
+            failed(str(error))
 
     async def close(self) -> None:
         """Stop the helper (EOF on its stdin, then SIGKILL) and reap it."""

@@ -201,6 +201,8 @@ def main(argv=None) -> int:
     ap.add_argument("--generation", type=int, default=0, help="spawn number of this instance (echoed in HELLO)")
     ap.add_argument("--profile", default=None)
     ap.add_argument("--prices", default=None)
+    ap.add_argument("--ready-at", type=float, default=None,
+                    help="time.monotonic() before which not to say HELLO (an emulated instance start-up)")
     a = ap.parse_args(argv)
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop
@@ -209,6 +211,8 @@ def main(argv=None) -> int:
         backend = EmulatedBackend(a.model, a.type, a.seed * 100_003 + a.index, a.profile, a.prices)
     else:
         backend = TorchBackend(a.model, a.type, a.seed * 100_003 + a.index)
+    if a.ready_at is not None:  # booting: loaded, not yet serving
+        time.sleep(max(0.0, a.ready_at - time.monotonic()))
     try:
         return run(a.connect, a.index, backend, a.generation)
     except (ConnectionError, OSError):

@@ -45,8 +45,11 @@ class WorkerHandle:
         self.pid: int | None = None
         self.generation = 0
         self.restarts = 0
-        self.state = "starting"  # starting | up | down | stopped
+        self.state = "starting"  # starting | up | down | draining | stopped
         self.info: dict = {}
+        # time.monotonic() before which its worker does not say HELLO (an emulated start-up
+        # delay of an instance the autoscaler launched); None: as soon as it is up
+        self.ready_at: float | None = None
 
     def send(self, frame: bytes) -> None:
         assert self.conn is not None  # queries go only to a connected worker
@@ -120,12 +123,20 @@ class Supervisor:
         raise NotImplementedError
 
     async def spawn(self, h: WorkerHandle, seed: int) -> None:
-        """Start a new worker (the next generation) for instance ``h``; it says HELLO once up."""
+        """Start a new worker (the next generation) for instance ``h``; it says HELLO once up,
+        and not before ``h.ready_at`` when that is set."""
         raise NotImplementedError
 
     def kill(self, h: WorkerHandle) -> None:
         """Stop ``h``'s worker at once and close its connection (it failed or hung)."""
         raise NotImplementedError
+
+    async def retire(self, h: WorkerHandle, timeout_s: float = 5.0) -> None:
+        """Instance ``h`` was drained and holds no query: stop its worker for good (it is
+        marked stopped and sent SHUTDOWN; this default then kills it at once, which loses
+        nothing, since it holds nothing)."""
+        request_shutdown([h])
+        self.kill(h)
 
     async def stop_all(self, handles: list[WorkerHandle], timeout_s: float = 5.0) -> None:
         """SHUTDOWN every worker, wait for them, stop what is left, stop listening."""
@@ -194,6 +205,8 @@ class LocalSupervisor(Supervisor):
         args = [sys.executable, "-m", "kairos.serve.worker", "--connect", self.connect_address,
                 "--index", str(h.index), "--type", h.type_name, "--mode", self.mode,
                 "--seed", str(seed * 1009 + h.generation), "--generation", str(h.generation), *self.worker_args]
+        if h.ready_at is not None:  # CLOCK_MONOTONIC: the same clock in every process of this machine
+            args += ["--ready-at", repr(h.ready_at)]
         # own session: a Ctrl-C or SIGTERM sent to the gateway's process group does not
         # kill workers while in-flight queries are still being finished
         h.proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL,
@@ -219,6 +232,19 @@ class LocalSupervisor(Supervisor):
         if h.conn is not None:
             conn, h.conn = h.conn, None
             conn.transport.close()
+
+    async def retire(self, h: WorkerHandle, timeout_s: float = 5.0) -> None:
+        """SHUTDOWN ``h``'s worker, wait for its process to exit (killed after ``timeout_s``)."""
+        request_shutdown([h])
+        proc = h.proc
+        if proc is not None and proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        self.kill(h)  # what is left of it, and its connection
+        if proc is not None and proc.returncode is None:
+            await proc.wait()
 
     async def stop_all(self, handles: list[WorkerHandle], timeout_s: float = 5.0) -> None:
         """SHUTDOWN every worker, wait for them, kill what is left; close the listener."""
