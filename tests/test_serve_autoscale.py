@@ -387,3 +387,99 @@ def test_live_autoscale_follows_a_compressed_rate_file(tmp_path):
     assert drained and drained <= set(stopped), (drained, info["instances"])
     assert all(not pid_alive(stopped[n]) for n in drained)
     assert np.isfinite(res.qos_met_fraction)
+
+
+# ---------------------------------------------------------------------- command-line input
+@pytest.fixture
+def no_server(monkeypatch):
+    """run_server replaced by a recorder: a value that got through would start nothing here."""
+    import kairos.serve.server
+
+    started = []
+    monkeypatch.setattr(kairos.serve.server, "run_server", lambda *a, **k: started.append((a, k)))
+    return started
+
+
+AUTO = ("serve", "--model", "rm2", "--autoscale", "--plan-queries", "0")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--config", "r5n.large=1"), "--config does not apply with --autoscale"),
+    (("--backend", "ray"), "--autoscale runs on --backend local"),
+    (("--workload", "unknown"), "--autoscale plans for a query-size mix"),
+    (("--initial-qps", "0"), "--initial-qps must be a finite number > 0"),
+    (("--max-cost-per-hour", "-1"), "--max-cost-per-hour must be a finite number > 0"),
+    (("--startup-s", "nan"), "--startup-s must be a finite number >= 0"),
+    (("--interval-s", "0"), "--interval-s must be a finite number > 0"),
+    (("--headroom", "-0.5"), "--headroom must be a finite number >= 0"),
+    (("--types", "r5n.large,nope"), "nope"),
+])
+def test_serve_autoscale_bad_input_is_one_line(capsys, no_server, args, needle):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    code, _, err = run_cli(capsys, *AUTO, *args)
+    assert_one_line_error(code, err, needle)
+    assert not no_server
+
+
+def test_serve_autoscale_options_need_autoscale(capsys, no_server):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    code, _, err = run_cli(capsys, "serve", "--config", "r5n.large=1", "--startup-s", "5")
+    assert_one_line_error(code, err, "--startup-s applies only with --autoscale")
+    assert not no_server
+
+
+def test_serve_autoscale_starts_with_the_controllers_initial_pool(capsys, no_server):
+    from cli_helpers import run_cli
+
+    code, _, err = run_cli(capsys, *AUTO, "--initial-qps", "20", "--startup-s", "3", "--interval-s", "2",
+                           "--max-cost-per-hour", "5")
+    assert code == 0, err
+    ((_, cfg), _), = no_server
+    g = cfg.gateway
+    spec = g.autoscale
+    assert g.config == spec.controller.initial_pool(20.0) == {"g4dn.xlarge": 1, "r5n.large": 3}  # 23 q/s
+    assert spec.startup_s == dict.fromkeys(spec.settings["types"], 3.0)
+    assert spec.controller.interval_s == 2.0 and spec.controller.planner.problem.budget == 5.0
+    assert spec.prices["r5n.large"] == pytest.approx(0.149)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--qps", "10"), "--qps does not apply with --rates"),
+    (("--max-qps",), "--max-qps does not apply with --rates"),
+    (("--step-s", "0"), "--step-s must be a finite number > 0"),
+    (("--peak-qps", "-3"), "--peak-qps must be a finite number > 0"),
+    (("--start-minute", "5"), "--start-minute 5: the rate file"),
+])
+def test_loadgen_rates_bad_input_is_one_line(capsys, tmp_path, args, needle):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    rates = tmp_path / "r.csv"
+    rates.write_text("minute,requests\n0,10\n1,20\n")
+    code, _, err = run_cli(capsys, "loadgen", "--url", "http://127.0.0.1:9", "--rates", str(rates), *args)
+    assert_one_line_error(code, err, needle)
+
+
+def test_loadgen_rate_options_need_rates(capsys):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    code, _, err = run_cli(capsys, "loadgen", "--qps", "10", "--step-s", "5")
+    assert_one_line_error(code, err, "--step-s applies only with --rates")
+
+
+def test_compressed_trace_plays_the_same_rates_in_shorter_steps_and_per_step_counts():
+    from kairos.elastic.rates import RateTrace
+    from kairos.serve.loadgen import LoadResult, compressed, per_step, step_summary
+
+    minute = RateTrace(60.0, np.array([600.0, 1200.0, 0.0]))
+    live = compressed(minute, 5.0)
+    assert live.step_s == 5.0 and live.rates.tolist() == [10.0, 20.0, 0.0] and live.counts.tolist() == [50, 100, 0]
+    # four queries in step 0 (one too slow, one 503), one in step 1, none in step 2
+    res = LoadResult("u", 1.0, 15.0, qos_ms=100.0)
+    res.records = {"send_s": np.array([0.1, 1.0, 2.0, 4.9, 6.0]), "status": np.array([200, 200, 503, 200, 200]),
+                   "latency_ms": np.array([50.0, 150.0, np.nan, 99.0, 20.0])}
+    rows = per_step(res, 5.0, 3, live.rates)
+    assert [(r["sent"], r["completed"], r["qos_met_fraction"], r["offered_qps"]) for r in rows] == [
+        (4, 3, 0.5, 10.0), (1, 1, 1.0, 20.0), (0, 0, None, 0.0)]
+    assert step_summary(rows) == {"steps": 3, "steps_meeting_qos_fraction": 0.5, "worst_step_qos_met": 0.5}
