@@ -8,7 +8,16 @@ from dataclasses import replace
 import click
 from rich.table import Table
 
-from kairos.cli.common import console, emit_json, get_catalogue, given_options, json_option, profile_options, resolve_qos, workload_options
+from kairos.cli.common import (
+    console,
+    emit_json,
+    get_catalogue,
+    given_options,
+    json_option,
+    profile_options,
+    resolve_qos,
+    workload_options,
+)
 from kairos.errors import KairosInputError
 from kairos.paper import PAPER_BUDGET
 from kairos.plan.evaluate import Evaluator
@@ -177,7 +186,7 @@ def _print(out: dict) -> None:
         t.add_row(*cells)
 
     key = tuple(sorted(out["config"].items()))
-    own = next((c for c in out["candidates"] if tuple(sorted(c["config"].items())) == key), {})
+    own: dict = next((c for c in out["candidates"] if tuple(sorted(c["config"].items())) == key), {})
     chosen = {pol: out["predicted_qps"] if kind == "measured_qps" else out.get("measured_qps")}
     if cmp_pol is not None:
         chosen[cmp_pol] = out["simulated_qps"]

@@ -211,9 +211,9 @@ class FluidMILP:
         if not pts:
             return []
         scored = {tuple(n): self.value(n)[0] for n in pts}
-        best = np.array(max(scored, key=scored.get))
+        best = np.array(max(scored, key=lambda k: scored[k]))
         T = self.problem.T
-        branches = []
+        branches: list[tuple[np.ndarray | None, np.ndarray | None]] = []
         for i in np.flatnonzero(best > 0):
             hi = self.nmax.copy()
             hi[i] = best[i] - 1
@@ -229,10 +229,10 @@ class FluidMILP:
                 lo = np.zeros(T, dtype=np.int64)
                 lo[j] = 1
                 branches.append((lo, None))
-        for lo, hi in branches:
-            n = self.solve(best, lo, hi)  # rho at the best counts: one MILP per branch
-            if n is not None and tuple(n) not in scored:
-                scored[tuple(n)] = self.value(n)[0]
+        for lower, upper in branches:
+            found = self.solve(best, lower, upper)  # rho at the best counts: one MILP per branch
+            if found is not None and tuple(found) not in scored:
+                scored[tuple(found)] = self.value(found)[0]
         out = [(q, np.array(n)) for n, q in scored.items() if q > 0]
         out.sort(key=lambda qn: -qn[0])
         return out

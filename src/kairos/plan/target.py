@@ -67,7 +67,7 @@ class RateContext:
     unit_instances: float  # instances per q/s: least number for one q/s by the same
     cheapest_price: float
     dearest_price: float
-    _fluid_lp: FluidLP = field(repr=False, default=None)
+    _fluid_lp: FluidLP | None = field(repr=False, default=None)
     _fluid: dict = field(repr=False, default_factory=dict)
     _frontier: dict = field(repr=False, default_factory=dict)
     _below: dict = field(repr=False, default_factory=dict)
@@ -76,6 +76,7 @@ class RateContext:
         """Uncorrected fluid bound of counts over the kept types."""
         key = tuple(int(k) for k in sub_counts)
         if key not in self._fluid:
+            assert self._fluid_lp is not None  # set by rate_context
             self._fluid[key] = self._fluid_lp.solve(np.asarray(sub_counts, dtype=float))[0]
         return self._fluid[key]
 
@@ -264,6 +265,7 @@ class _Search:
     def measure(self, counts) -> float:
         key = tuple(int(k) for k in counts)
         if key not in self.measured:
+            assert self.ev is not None  # only plan_for_rate with an evaluator measures
             self.measured[key] = float(self.ev(self.problem.to_config(counts)))
         return self.measured[key]
 
@@ -289,6 +291,7 @@ class _Search:
         hi = self.passing()
         lo = self.failing(self.cost(hi) if hi is not None else math.inf)
         if hi is None:  # raise the target by the shortfall
+            assert lo is not None  # something was measured, and it missed the rate
             q = self.measured[tuple(lo)]
             e = self.estimate(lo)
             tau = e * self.rate / q * 1.005 if q > 0 else 2.0 * e
@@ -409,6 +412,7 @@ def plan_for_rate(problem: PlanProblem, rate: float, evaluator: Evaluator | None
         if found is None:
             break
         hi = s.passing()
+    assert hi is not None  # a passing configuration was found above and stays the cheapest
     res = PlanResult("milp", problem.to_config(hi), problem.cost(hi), s.estimate(hi), len(s.measured),
                      time.perf_counter() - t0, s.measured[tuple(hi)], predicted_kind="estimate", notes=notes)
     ranked = sorted(s.measured.items(), key=lambda kv: problem.cost(kv[0]))
@@ -417,12 +421,15 @@ def plan_for_rate(problem: PlanProblem, rate: float, evaluator: Evaluator | None
 
 
 # ---------------------------------------------------------------------- exhaustive
-class _Recorder:
-    """An evaluator that remembers which configurations were asked of it."""
+class _Recorder(Evaluator):
+    """An evaluator that asks ``evaluator`` (and its cache) and remembers which
+    configurations were asked of it."""
 
     def __init__(self, evaluator: Evaluator):
-        self.ev, self.asked = evaluator, {}
-        self.workers = evaluator.workers
+        super().__init__(evaluator.catalogue, evaluator.model, evaluator.qos_ms, evaluator.mix, evaluator.queries,
+                         evaluator.seed, None, evaluator.workers)
+        self.ev = evaluator
+        self.asked: dict[tuple, float] = {}
 
     def many(self, configs: list[dict[str, int]], policy: str = "kairos") -> list[float]:
         vals = self.ev.many(configs, policy)
@@ -455,7 +462,7 @@ def plan_for_rate_exhaustive(problem: PlanProblem, rate: float, evaluator: Evalu
     b = max(b, ctx.cheapest_price)
     while True:
         res = plan_exhaustive(replace(problem, budget=b), rec)
-        if res.measured_qps >= rate:
+        if res.measured_qps is not None and res.measured_qps >= rate:
             break
         if capped and b >= problem.budget:
             raise KairosInputError(
@@ -468,9 +475,10 @@ def plan_for_rate_exhaustive(problem: PlanProblem, rate: float, evaluator: Evalu
         if b < ctx.cheapest_price:
             break
         res = plan_exhaustive(replace(problem, budget=b), rec)
-        if res.measured_qps < rate:
+        if res.measured_qps is None or res.measured_qps < rate:
             break
         best = res
+    assert best.measured_qps is not None  # it reached the rate
     out = PlanResult("exhaustive", best.config, best.cost_per_hour, best.measured_qps, len(rec.asked),
                      time.perf_counter() - t0, best.measured_qps)
     out.notes.append(f"every configuration costing less than ${best.cost_per_hour:.4f}/h measures below {rate:g} "
