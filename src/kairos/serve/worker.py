@@ -1,9 +1,11 @@
 """The worker process: serves one query at a time for one instance of the pool.
 
 Run by the gateway as ``python -m kairos.serve.worker --connect unix:PATH|HOST:PORT --index J
---type TYPE --model M --mode emulated|torch``. It connects to the gateway (a Unix domain
-socket on the same machine, TCP across machines), says HELLO, then answers QUERY frames
-one by one until SHUTDOWN or the connection closes.
+--type TYPE --model M --mode emulated|torch [--ready-at T]``. It connects to the gateway (a
+Unix domain socket on the same machine, TCP across machines), says HELLO, then answers
+QUERY frames one by one until SHUTDOWN or the connection closes. With ``--ready-at`` (an
+instance an elastic pool launched) it loads, then waits until ``time.monotonic()`` reaches
+T before it connects: an emulated instance start-up.
 
 Each result says how long its query was at the worker before it started (a query sent
 ahead waits there behind the one before it): on a Unix socket from the send time the
