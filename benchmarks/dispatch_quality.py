@@ -29,7 +29,7 @@ ORDER = ["kairos", "kairos-paper", "clockwork", "deeprecsys", "least-loaded", "p
 
 
 def split_policy(spec: str) -> tuple[str, dict]:
-    """"kairos:risk_penalty=0.5" -> ("kairos", {"risk_penalty": 0.5}): a policy with options."""
+    """ "kairos:risk_penalty=0.5" -> ("kairos", {"risk_penalty": 0.5}): a policy with options."""
     name, _, opts = spec.partition(":")
     return name, parse_policy_options(name, [o for o in opts.split(";") if o])
 
@@ -42,8 +42,15 @@ def cell(args):
         wl = exp.workload
         wl.service_ms = exp.profile.mean_ms.T[wl.buckets].copy()
     r = exp.max_qps(policy, options or None)
-    return {"model": model, "policy": spec, "max_qps": round(r.max_qps, 1), "fluid_bound_qps": round(r.fluid_bound_qps, 1),
-            "ratio": round(r.max_qps / r.fluid_bound_qps, 3), "params": r.params, "elapsed_s": round(r.elapsed_s, 1)}
+    return {
+        "model": model,
+        "policy": spec,
+        "max_qps": round(r.max_qps, 1),
+        "fluid_bound_qps": round(r.fluid_bound_qps, 1),
+        "ratio": round(r.max_qps / r.fluid_bound_qps, 3),
+        "params": r.params,
+        "elapsed_s": round(r.elapsed_s, 1),
+    }
 
 
 def main() -> None:
@@ -52,13 +59,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--policies", default=",".join(p for p in ORDER if p in POLICIES),
-                    help="comma-separated; a policy with options as NAME:KEY=VALUE;KEY=VALUE, "
-                         "e.g. kairos:risk_penalty=0.5")
-    ap.add_argument("--stem", default=None,
-                    help="output file name under benchmarks/results/ (default dispatch_quality[_exact])")
-    ap.add_argument("--exact-service", action="store_true",
-                    help="every query takes exactly its profile mean (estimates exact): the queueing-only gap")
+    ap.add_argument(
+        "--policies",
+        default=",".join(p for p in ORDER if p in POLICIES),
+        help="comma-separated; a policy with options as NAME:KEY=VALUE;KEY=VALUE, e.g. kairos:risk_penalty=0.5",
+    )
+    ap.add_argument(
+        "--stem", default=None, help="output file name under benchmarks/results/ (default dispatch_quality[_exact])"
+    )
+    ap.add_argument(
+        "--exact-service",
+        action="store_true",
+        help="every query takes exactly its profile mean (estimates exact): the queueing-only gap",
+    )
     args = ap.parse_args()
     models, policies = args.models.split(","), args.policies.split(",")
     tasks = [(m, p, args.queries, args.seed, args.exact_service) for m in models for p in policies]
@@ -74,21 +87,31 @@ def main() -> None:
     title = "Dispatch quality on the paper's pools"
     if args.exact_service:
         title += ", every query taking exactly its profile mean (exact estimates)"
-    lines = [f"# {title} ({args.queries} queries, seed {args.seed})", "",
-             "max_qps (queries/s with >= 99% within QoS) and, in brackets, max_qps / fluid bound.", "",
-             "| model | pool | QoS ms | bound | " + " | ".join(policies) + " | published | kairos / fcfs |",
-             "|---" * (len(policies) + 6) + "|"]
+    lines = [
+        f"# {title} ({args.queries} queries, seed {args.seed})",
+        "",
+        "max_qps (queries/s with >= 99% within QoS) and, in brackets, max_qps / fluid bound.",
+        "",
+        "| model | pool | QoS ms | bound | " + " | ".join(policies) + " | published | kairos / fcfs |",
+        "|---" * (len(policies) + 6) + "|",
+    ]
     for m in models:
         cfg = ", ".join(f"{k}={v}" for k, v in PAPER_CONFIGS[m].items())
         cells = [f"{by[m, p]['max_qps']:.1f} ({by[m, p]['ratio']:.3f})" for p in policies]
         k, f = by.get((m, "kairos")), by.get((m, "fcfs"))
         ratio = f"{k['max_qps'] / f['max_qps']:.1f}x" if k and f and f["max_qps"] > 0 else "-"
-        lines.append(f"| {m} | {cfg} | {PAPER_QOS_MS[m]:g} | {by[m, policies[0]]['fluid_bound_qps']:.1f} | "
-                     + " | ".join(cells) + f" | {PUBLISHED_DISPATCH_QPS.get(m, '-')} | {ratio} |")
+        lines.append(
+            f"| {m} | {cfg} | {PAPER_QOS_MS[m]:g} | {by[m, policies[0]]['fluid_bound_qps']:.1f} | "
+            + " | ".join(cells)
+            + f" | {PUBLISHED_DISPATCH_QPS.get(m, '-')} | {ratio} |"
+        )
     dr = [r for r in rows if r["policy"] == "deeprecsys"]
     if dr:
-        lines += ["", "DeepRecSys thresholds found by hill-climbing: "
-                  + ", ".join(f"{r['model']} {r['params'].get('threshold')}" for r in dr)]
+        lines += [
+            "",
+            "DeepRecSys thresholds found by hill-climbing: "
+            + ", ".join(f"{r['model']} {r['params'].get('threshold')}" for r in dr),
+        ]
     text = "\n".join(lines) + "\n"
     (OUT / f"{stem}.md").write_text(text)
     print(text)

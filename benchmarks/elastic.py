@@ -80,12 +80,19 @@ def peak_qps(model: str, peaks: dict) -> dict:
     if model not in peaks:
         cat, mix, qos = builtin_catalogue(), parse_size_mix(MIX), PAPER_QOS_MS[model]
         t0 = time.perf_counter()
-        res = run_method(DEFAULT_METHOD, PlanProblem.build(cat, model, BUDGET, qos, mix),
-                         Evaluator(cat, model, qos, mix, PLAN_QUERIES, 0, CACHE))
-        peaks[model] = {"predicted_qps": round(res.predicted_qps, 3), "predicted_kind": res.predicted_kind,
-                        "config": res.config, "cost_per_hour": round(res.cost_per_hour, 4),
-                        "command": f"kairos plan --model {model} --budget {BUDGET:g} --json",
-                        "elapsed_s": round(time.perf_counter() - t0, 1)}
+        res = run_method(
+            DEFAULT_METHOD,
+            PlanProblem.build(cat, model, BUDGET, qos, mix),
+            Evaluator(cat, model, qos, mix, PLAN_QUERIES, 0, CACHE),
+        )
+        peaks[model] = {
+            "predicted_qps": round(res.predicted_qps, 3),
+            "predicted_kind": res.predicted_kind,
+            "config": res.config,
+            "cost_per_hour": round(res.cost_per_hour, 4),
+            "command": f"kairos plan --model {model} --budget {BUDGET:g} --json",
+            "elapsed_s": round(time.perf_counter() - t0, 1),
+        }
         PEAKS.write_text(json.dumps(peaks, indent=1, sort_keys=True) + "\n")
     return peaks[model]
 
@@ -97,8 +104,10 @@ def slice_minutes(week: RateTrace, start: int, hours: float | None, max_queries:
     if hours is not None:
         n = int(round(hours * 60))
         if n < 1 or n > left:
-            raise KairosInputError(f"--hours {hours:g}: from --start-minute {start} there are {left} minutes; "
-                                   f"give --hours between 1/60 and {left / 60:g}")
+            raise KairosInputError(
+                f"--hours {hours:g}: from --start-minute {start} there are {left} minutes; "
+                f"give --hours between 1/60 and {left / 60:g}"
+            )
         return n
     total = 0.0
     for n in range(min(left, 24 * 60)):
@@ -115,8 +124,18 @@ def clock(minute: int) -> str:
     return f"{days[(m // 1440) % 7]} {m % 1440 // 60:02d}:{m % 60:02d} UTC"
 
 
-def run_model(model: str, data: Path, start: int, hours: float | None, max_queries: float, seed: int,
-              with_static: bool, peaks: dict, ray_policy: str = RAY_POLICY, ray_target: float | None = None) -> dict:
+def run_model(
+    model: str,
+    data: Path,
+    start: int,
+    hours: float | None,
+    max_queries: float,
+    seed: int,
+    with_static: bool,
+    peaks: dict,
+    ray_policy: str = RAY_POLICY,
+    ray_target: float | None = None,
+) -> dict:
     cat, mix, qos = builtin_catalogue(), parse_size_mix(MIX), PAPER_QOS_MS[model]
     peak = peak_qps(model, peaks)["predicted_qps"]
     week = load_rates(data / RATES).scaled_to_peak(peak)
@@ -130,24 +149,44 @@ def run_model(model: str, data: Path, start: int, hours: float | None, max_queri
     one_type, homo = best_single_type(problem, peak, evaluator)
     service = ServiceTime.of(problem, one_type)
     target = RayServeSettings().target_ongoing_requests if ray_target is None else ray_target
-    need = ReplicaAutoscaler(one_type, service, RayServeSettings(target_ongoing_requests=target, max_replicas=100_000)
-                             ).equilibrium(peak)
-    ray = RayServeSettings(target_ongoing_requests=target,
-                           max_replicas=max(RayServeSettings().max_replicas, math.ceil(1.2 * need)))
+    need = ReplicaAutoscaler(
+        one_type, service, RayServeSettings(target_ongoing_requests=target, max_replicas=100_000)
+    ).equilibrium(peak)
+    ray = RayServeSettings(
+        target_ongoing_requests=target, max_replicas=max(RayServeSettings().max_replicas, math.ceil(1.2 * need))
+    )
     setup_s = time.perf_counter() - t0
-    out = {"model": model, "qos_ms": qos, "peak_qps": peak, "start_minute": start, "minutes": minutes,
-           "from": clock(start), "to": clock(start + minutes), "slice_peak_qps": round(float(part.rates.max()), 3),
-           "slice_mean_qps": round(float(part.rates.mean()), 3), "expected_queries": int(part.counts.sum()),
-           "week_static_config": week_static, "ray_type": one_type, "ray_homogeneous_peak_pool": homo.config,
-           "ray_service_mean_ms": round(service.mean_s * 1000, 3), "ray_service_scv": round(service.scv, 3),
-           "ray_replicas_at_peak": need, "ray_max_replicas": ray.max_replicas, "ray_policy": ray_policy,
-           "ray_target_ongoing_requests": target,
-           "setup_s": round(setup_s, 1),
-           "runs": {}}
-    print(f"{model}: peak {peak:g} q/s; minutes {start}-{start + minutes} ({clock(start)} to {clock(start + minutes)}), "
-          f"mean {out['slice_mean_qps']:g} q/s, ~{out['expected_queries']:,} queries; week static pool {week_static}; "
-          f"ray-serve on {one_type} (peak needs {need} replicas, max_replicas {ray.max_replicas}); "
-          f"setup {setup_s:.0f} s", file=sys.stderr, flush=True)
+    out = {
+        "model": model,
+        "qos_ms": qos,
+        "peak_qps": peak,
+        "start_minute": start,
+        "minutes": minutes,
+        "from": clock(start),
+        "to": clock(start + minutes),
+        "slice_peak_qps": round(float(part.rates.max()), 3),
+        "slice_mean_qps": round(float(part.rates.mean()), 3),
+        "expected_queries": int(part.counts.sum()),
+        "week_static_config": week_static,
+        "ray_type": one_type,
+        "ray_homogeneous_peak_pool": homo.config,
+        "ray_service_mean_ms": round(service.mean_s * 1000, 3),
+        "ray_service_scv": round(service.scv, 3),
+        "ray_replicas_at_peak": need,
+        "ray_max_replicas": ray.max_replicas,
+        "ray_policy": ray_policy,
+        "ray_target_ongoing_requests": target,
+        "setup_s": round(setup_s, 1),
+        "runs": {},
+    }
+    print(
+        f"{model}: peak {peak:g} q/s; minutes {start}-{start + minutes} ({clock(start)} to {clock(start + minutes)}), "
+        f"mean {out['slice_mean_qps']:g} q/s, ~{out['expected_queries']:,} queries; week static pool {week_static}; "
+        f"ray-serve on {one_type} (peak needs {need} replicas, max_replicas {ray.max_replicas}); "
+        f"setup {setup_s:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     schemes = list(SCHEMES) + ([("static", 120.0)] if with_static else [])
     for kind, startup in schemes:
         name = f"{kind}-{startup:g}" if kind != "static" else "static"
@@ -162,47 +201,73 @@ def run_model(model: str, data: Path, start: int, hours: float | None, max_queri
         s["cost_vs_week_static"] = round(s["cost_usd"] / s["week_static_cost_usd"], 4)
         s["simulated_qps_per_wall_s"] = round(s["queries"] / max(s["elapsed_s"], 1e-9))
         out["runs"][name] = s
-        print(f"  {name:14s} cost ${s['cost_usd']:.2f}  vs static {s['cost_vs_static']:.3f}  vs week static "
-              f"{s['cost_vs_week_static']:.3f}  vs oracle {s['cost_vs_oracle']:.3f}  qos met {s['qos_met_fraction']:.4f}  "
-              f"hours ok {s['hours_meeting_qos_fraction']:.3f}  worst hour {s['worst_hour_qos_met']:.4f}  "
-              f"lost {s['lost']}  events {s['scale_events']}  {s['queries']:,} queries in {s['elapsed_s']:.0f} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {name:14s} cost ${s['cost_usd']:.2f}  vs static {s['cost_vs_static']:.3f}  vs week static "
+            f"{s['cost_vs_week_static']:.3f}  vs oracle {s['cost_vs_oracle']:.3f}  qos met {s['qos_met_fraction']:.4f}  "
+            f"hours ok {s['hours_meeting_qos_fraction']:.3f}  worst hour {s['worst_hour_qos_met']:.4f}  "
+            f"lost {s['lost']}  events {s['scale_events']}  {s['queries']:,} queries in {s['elapsed_s']:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     return out
 
 
 def table(results: list[dict]) -> str:
-    head = ("| model | slice | scheme | cost $ | / static | / week static | / oracle | qos_met | hours >= 99% "
-            "| worst hour | scale events | lost |")
+    head = (
+        "| model | slice | scheme | cost $ | / static | / week static | / oracle | qos_met | hours >= 99% "
+        "| worst hour | scale events | lost |"
+    )
     lines = [head, "|" + "---|" * 12]
     for r in results:
         where = f"{r['start_minute']}-{r['start_minute'] + r['minutes']} ({r['minutes'] / 60:g} h)"
         for name, s in r["runs"].items():
             label = name if not name.startswith("ray-serve") else f"{name} ({r['ray_type']})"
-            lines.append(f"| {r['model']} | {where} | {label} | {s['cost_usd']:.2f} | {s['cost_vs_static']:.3f} | "
-                         f"{s['cost_vs_week_static']:.3f} | {s['cost_vs_oracle']:.3f} | {s['qos_met_fraction']:.4f} | "
-                         f"{s['hours_meeting_qos_fraction']:.3f} | {s['worst_hour_qos_met']:.4f} | "
-                         f"{s['scale_events']} | {s['lost']} |")
+            lines.append(
+                f"| {r['model']} | {where} | {label} | {s['cost_usd']:.2f} | {s['cost_vs_static']:.3f} | "
+                f"{s['cost_vs_week_static']:.3f} | {s['cost_vs_oracle']:.3f} | {s['qos_met_fraction']:.4f} | "
+                f"{s['hours_meeting_qos_fraction']:.3f} | {s['worst_hour_qos_met']:.4f} | "
+                f"{s['scale_events']} | {s['lost']} |"
+            )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, of: " + ", ".join(MODELS))
-    ap.add_argument("--start-minute", type=int, default=5040, help="first minute of the week replayed "
-                    "(minute 0 is Tuesday 12:00 UTC; default 5040: Saturday 00:00 UTC, the load falls by half "
-                    "from the third hour)")
+    ap.add_argument(
+        "--start-minute",
+        type=int,
+        default=5040,
+        help="first minute of the week replayed "
+        "(minute 0 is Tuesday 12:00 UTC; default 5040: Saturday 00:00 UTC, the load falls by half "
+        "from the third hour)",
+    )
     ap.add_argument("--hours", type=float, default=None, help="hours replayed (default: by --max-queries)")
-    ap.add_argument("--max-queries", type=float, default=2e6,
-                    help="without --hours: replay the longest stretch (at most a day) expected to hold at most "
-                         "this many queries")
+    ap.add_argument(
+        "--max-queries",
+        type=float,
+        default=2e6,
+        help="without --hours: replay the longest stretch (at most a day) expected to hold at most this many queries",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--static", action="store_true", help="also simulate the static week-peak pool")
-    ap.add_argument("--ray-policy", default=RAY_POLICY, choices=sorted(POLICIES),
-                    help="dispatch policy of the ray-serve baseline (default p2c: Ray Serve's router)")
-    ap.add_argument("--ray-target", type=float, default=None,
-                    help="target_ongoing_requests of the ray-serve baseline (default Ray's 2)")
-    ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"),
-                    help="folder of the rate file (default ../shared/data beside the checkout)")
+    ap.add_argument(
+        "--ray-policy",
+        default=RAY_POLICY,
+        choices=sorted(POLICIES),
+        help="dispatch policy of the ray-serve baseline (default p2c: Ray Serve's router)",
+    )
+    ap.add_argument(
+        "--ray-target",
+        type=float,
+        default=None,
+        help="target_ongoing_requests of the ray-serve baseline (default Ray's 2)",
+    )
+    ap.add_argument(
+        "--data",
+        default=str(HERE.parent.parent / "shared" / "data"),
+        help="folder of the rate file (default ../shared/data beside the checkout)",
+    )
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     ap.add_argument("--out", default=None, help="also write the JSON results to this file")
     args = ap.parse_args(argv)
@@ -210,7 +275,9 @@ def main(argv=None) -> int:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         bad = [m for m in models if m not in MODELS]
         if bad or not models:
-            raise KairosInputError(f"--models: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(MODELS)}")
+            raise KairosInputError(
+                f"--models: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(MODELS)}"
+            )
         if not 0 <= args.start_minute < WEEK_MINUTES:
             raise KairosInputError(f"--start-minute must be in 0..{WEEK_MINUTES - 1}, got {args.start_minute}")
         if not args.max_queries > 0:
@@ -221,8 +288,21 @@ def main(argv=None) -> int:
         peaks = json.loads(PEAKS.read_text()) if PEAKS.is_file() else {}
         if args.ray_target is not None and not (math.isfinite(args.ray_target) and args.ray_target > 0):
             raise KairosInputError(f"--ray-target must be a number > 0, got {args.ray_target:g}")
-        results = [run_model(m, data, args.start_minute, args.hours, args.max_queries, args.seed, args.static, peaks,
-                             args.ray_policy, args.ray_target) for m in models]
+        results = [
+            run_model(
+                m,
+                data,
+                args.start_minute,
+                args.hours,
+                args.max_queries,
+                args.seed,
+                args.static,
+                peaks,
+                args.ray_policy,
+                args.ray_target,
+            )
+            for m in models
+        ]
     except KairosInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

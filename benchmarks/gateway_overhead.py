@@ -56,22 +56,34 @@ def measure(srv, rate: float, duration: float) -> dict:
     g0, w0, me0 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
     r = asyncio.run(run_load(srv.url, rate, duration, parse_size_mix("deeprecsys"), seed=0))
     g1, w1, me1 = cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in wpids), os.times()
-    warnings = collections.Counter(e.get("event", "?") for e in srv.events()[n_events:]
-                                   if e.get("level") in ("warning", "error"))
+    warnings = collections.Counter(
+        e.get("event", "?") for e in srv.events()[n_events:] if e.get("level") in ("warning", "error")
+    )
     R = r.records
     ok = R["status"] == 200
     client, gw = R["client_overhead_ms"][ok], R["gateway_overhead_ms"][ok]
     n = max(r.sent, 1)
     return {
-        "rate_qps": rate, "sent": r.sent, "completed": r.completed, "errors": r.errors, "lost": r.lost,
+        "rate_qps": rate,
+        "sent": r.sent,
+        "completed": r.completed,
+        "errors": r.errors,
+        "lost": r.lost,
         "error_kinds": r.error_kinds,
-        "server_warnings": dict(warnings), "achieved_qps": r.achieved_qps,
-        "added_client_p50_ms": pct(client, 50), "added_client_p99_ms": pct(client, 99),
-        "added_gateway_p50_ms": pct(gw, 50), "added_gateway_p99_ms": pct(gw, 99),
+        "server_warnings": dict(warnings),
+        "achieved_qps": r.achieved_qps,
+        "added_client_p50_ms": pct(client, 50),
+        "added_client_p99_ms": pct(client, 99),
+        "added_gateway_p50_ms": pct(gw, 50),
+        "added_gateway_p99_ms": pct(gw, 99),
         "send_lag_p99_ms": pct(R["send_lag_ms"][ok], 99),
-        "cpu_us_per_query": {"gateway": round(1e6 * (g1 - g0) / n), "workers": round(1e6 * (w1 - w0) / n),
-                             "loadgen": round(1e6 * ((me1.user + me1.system) - (me0.user + me0.system)) / n)},
-        "loadavg_before": la0, "loadavg_after": loadavg(),
+        "cpu_us_per_query": {
+            "gateway": round(1e6 * (g1 - g0) / n),
+            "workers": round(1e6 * (w1 - w0) / n),
+            "loadgen": round(1e6 * ((me1.user + me1.system) - (me0.user + me0.system)) / n),
+        },
+        "loadavg_before": la0,
+        "loadavg_after": loadavg(),
     }
 
 
@@ -79,11 +91,19 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rates", default="500,2000")
-    ap.add_argument("--http-fast-path", choices=["on", "off", "both"], default="on",
-                    help="kairos serve --http-fast-path / --no-http-fast-path; both: alternate them, "
-                         "--rounds times each, a fresh server per run")
-    ap.add_argument("--ab", default=None, metavar="SERVE-ARGS",
-                    help="alternate the default server with one given these extra kairos serve arguments")
+    ap.add_argument(
+        "--http-fast-path",
+        choices=["on", "off", "both"],
+        default="on",
+        help="kairos serve --http-fast-path / --no-http-fast-path; both: alternate them, "
+        "--rounds times each, a fresh server per run",
+    )
+    ap.add_argument(
+        "--ab",
+        default=None,
+        metavar="SERVE-ARGS",
+        help="alternate the default server with one given these extra kairos serve arguments",
+    )
     ap.add_argument("--rounds", type=int, default=1, help="repetitions (of each variant when alternating)")
     a = ap.parse_args()
     use_uvloop()
@@ -95,22 +115,37 @@ def main() -> int:
     rows = []
     for rnd in range(a.rounds):
         for variant in order:  # alternating, so that the machine's drift hits both alike
-            srv = ServeProcess("--model", "ncf", "--config", "g4dn.xlarge=1,r5n.large=13", "--qos-ms", "5",
-                               *variants[variant], quiet=True, start_timeout=60.0)
+            srv = ServeProcess(
+                "--model",
+                "ncf",
+                "--config",
+                "g4dn.xlarge=1,r5n.large=13",
+                "--qos-ms",
+                "5",
+                *variants[variant],
+                quiet=True,
+                start_timeout=60.0,
+            )
             try:
                 for rate in [float(r) for r in a.rates.split(",")]:
                     rows.append({"variant": variant, "round": rnd, **measure(srv, rate, a.duration)})
             finally:
                 srv.stop()
-    print(f"gateway overhead, ncf pool g4dn.xlarge=1,r5n.large=13 (emulated), {a.duration:g} s per rate, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"gateway overhead, ncf pool g4dn.xlarge=1,r5n.large=13 (emulated), {a.duration:g} s per rate, "
+        f"{os.cpu_count()} CPUs"
+    )
     print("variant: " + ", ".join(f"{v} = kairos serve {' '.join(variants[v]) or '(defaults)'}" for v in order))
-    print("variant  rate    sent    lost  achieved  client p50/p99 ms   gateway p50/p99 ms   cpu us/q gw/workers/gen  loadavg")
+    print(
+        "variant  rate    sent    lost  achieved  client p50/p99 ms   gateway p50/p99 ms   cpu us/q gw/workers/gen  loadavg"
+    )
     for x in rows:
         c = x["cpu_us_per_query"]
-        print(f"{x['variant'][:8]:<8} {x['rate_qps']:<7g} {x['sent']:<7d} {x['lost']:<5d} {x['achieved_qps']:<9.1f} "
-              f"{x['added_client_p50_ms']:>6} / {x['added_client_p99_ms']:<10} {x['added_gateway_p50_ms']:>6} / "
-              f"{x['added_gateway_p99_ms']:<12} {c['gateway']}/{c['workers']}/{c['loadgen']:<14} {x['loadavg_before']}")
+        print(
+            f"{x['variant'][:8]:<8} {x['rate_qps']:<7g} {x['sent']:<7d} {x['lost']:<5d} {x['achieved_qps']:<9.1f} "
+            f"{x['added_client_p50_ms']:>6} / {x['added_client_p99_ms']:<10} {x['added_gateway_p50_ms']:>6} / "
+            f"{x['added_gateway_p99_ms']:<12} {c['gateway']}/{c['workers']}/{c['loadgen']:<14} {x['loadavg_before']}"
+        )
         if x["errors"] or x["server_warnings"]:
             print(f"         errors {x['errors']} {x['error_kinds']}; server warnings {x['server_warnings']}")
     if len(order) == 2:  # medians over the rounds, side by side
@@ -122,9 +157,11 @@ def main() -> int:
             return round(float(np.median(v)), 3)
 
         for rate in sorted({x["rate_qps"] for x in rows}):
-            print(f"  {rate:<7g} {med(rate, va, 'added_gateway_p99_ms')} / {med(rate, vb, 'added_gateway_p99_ms')}"
-                  f"   {med(rate, va, 'added_client_p99_ms')} / {med(rate, vb, 'added_client_p99_ms')}"
-                  f"   {med(rate, va, 'cpu_us_per_query', 'gateway')} / {med(rate, vb, 'cpu_us_per_query', 'gateway')}")
+            print(
+                f"  {rate:<7g} {med(rate, va, 'added_gateway_p99_ms')} / {med(rate, vb, 'added_gateway_p99_ms')}"
+                f"   {med(rate, va, 'added_client_p99_ms')} / {med(rate, vb, 'added_client_p99_ms')}"
+                f"   {med(rate, va, 'cpu_us_per_query', 'gateway')} / {med(rate, vb, 'cpu_us_per_query', 'gateway')}"
+            )
     print(json.dumps({"benchmark": "gateway_overhead", "variants": {v: variants[v] for v in order}, "rows": rows}))
     return 0
 

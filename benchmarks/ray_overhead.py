@@ -57,11 +57,24 @@ def summarize(name: str, r, wait_known: bool, load: float) -> dict:
     R = r.records
     ok = R["status"] == 200
     nonsvc = (R["client_overhead_ms"] + R["wait_ms"])[ok]  # everything but service
-    row = {"backend": name, "load": load, "qps": round(r.offered_qps, 2), "sent": r.sent, "completed": r.completed,
-           "errors": r.errors, "lost": r.lost,
-           "achieved_qps": r.achieved_qps, "qos_met": r.qos_met_fraction, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
-           "nonservice_p50_ms": pct(nonsvc, 50), "nonservice_p99_ms": pct(nonsvc, 99),
-           "added_p50_ms": None, "added_p99_ms": None, "loadavg": loadavg()}
+    row = {
+        "backend": name,
+        "load": load,
+        "qps": round(r.offered_qps, 2),
+        "sent": r.sent,
+        "completed": r.completed,
+        "errors": r.errors,
+        "lost": r.lost,
+        "achieved_qps": r.achieved_qps,
+        "qos_met": r.qos_met_fraction,
+        "p50_ms": r.p50_ms,
+        "p99_ms": r.p99_ms,
+        "nonservice_p50_ms": pct(nonsvc, 50),
+        "nonservice_p99_ms": pct(nonsvc, 99),
+        "added_p50_ms": None,
+        "added_p99_ms": None,
+        "loadavg": loadavg(),
+    }
     if wait_known:
         added = R["client_overhead_ms"][ok]
         row["added_p50_ms"], row["added_p99_ms"] = pct(added, 50), pct(added, 99)
@@ -72,9 +85,12 @@ def start_cluster():
     from ray.cluster_utils import Cluster
 
     slots = {"g4dn.xlarge": 2, "r5n.large": 5}
-    head = dict(NODE_ARGS, include_dashboard=False,
-                resources={"kairos/g4dn.xlarge": slots["g4dn.xlarge"], "serve-slot": slots["g4dn.xlarge"]},
-                _system_config={"task_events_max_num_task_in_gcs": 10_000, "enable_metrics_collection": False})
+    head = dict(
+        NODE_ARGS,
+        include_dashboard=False,
+        resources={"kairos/g4dn.xlarge": slots["g4dn.xlarge"], "serve-slot": slots["g4dn.xlarge"]},
+        _system_config={"task_events_max_num_task_in_gcs": 10_000, "enable_metrics_collection": False},
+    )
     c = Cluster(initialize_head=True, head_node_args=head)
     for _ in range(2):
         c.add_node(**NODE_ARGS, resources={"kairos/r5n.large": slots["r5n.large"], "serve-slot": slots["r5n.large"]})
@@ -85,8 +101,11 @@ def serve_app(n_replicas: int):
     """A Ray Serve deployment whose replicas emulate instances of their node's type."""
     from ray import serve
 
-    @serve.deployment(num_replicas=n_replicas, max_ongoing_requests=1,
-                      ray_actor_options={"num_cpus": 0.01, "resources": {"serve-slot": 1}})
+    @serve.deployment(
+        num_replicas=n_replicas,
+        max_ongoing_requests=1,
+        ray_actor_options={"num_cpus": 0.01, "resources": {"serve-slot": 1}},
+    )
     class EmulatedInstance:
         def __init__(self):
             import ray
@@ -105,19 +124,35 @@ def serve_app(n_replicas: int):
             from starlette.responses import Response
 
             if request.url.path.endswith("/v1/info"):
-                return Response(json.dumps({"qos_ms": QOS_MS, "max_size": self.max_size, "model": MODEL}),
-                                media_type="application/json")  # (Content-Length: what the load generator reads)
+                return Response(
+                    json.dumps({"qos_ms": QOS_MS, "max_size": self.max_size, "model": MODEL}),
+                    media_type="application/json",
+                )  # (Content-Length: what the load generator reads)
             body = await request.json()
             size = int(body["size"])
             t0 = time.perf_counter()
             ms = self.backend.draw_ms(self.backend.profile.bucket_of(np.asarray([size]))[0])
             await asyncio.sleep(ms / 1000.0)
             svc = (time.perf_counter() - t0) * 1000.0
-            return Response(json.dumps({
-                "id": 0, "result": None, "instance": self.tag, "instance_index": os.getpid() % 100_000,
-                "instance_type": self.type, "size": size, "wait_ms": 0.0, "service_ms": svc,
-                "gateway_latency_ms": svc, "qos_ms": QOS_MS, "qos_met": True, "attempts": 1}),
-                media_type="application/json")
+            return Response(
+                json.dumps(
+                    {
+                        "id": 0,
+                        "result": None,
+                        "instance": self.tag,
+                        "instance_index": os.getpid() % 100_000,
+                        "instance_type": self.type,
+                        "size": size,
+                        "wait_ms": 0.0,
+                        "service_ms": svc,
+                        "gateway_latency_ms": svc,
+                        "qos_ms": QOS_MS,
+                        "qos_met": True,
+                        "attempts": 1,
+                    }
+                ),
+                media_type="application/json",
+            )
 
     return EmulatedInstance.bind()
 
@@ -133,8 +168,11 @@ def run_rate(url: str, qps: float, duration: float, seed: int, warmup_s: float):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=20.0)
-    ap.add_argument("--loads", default="0.8,0.2",
-                    help="fractions of the simulator's max QPS (the light one isolates overhead from queueing)")
+    ap.add_argument(
+        "--loads",
+        default="0.8,0.2",
+        help="fractions of the simulator's max QPS (the light one isolates overhead from queueing)",
+    )
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of discarded load before each measured run")
     ap.add_argument("--out", default=None, help="also write the table (markdown) here")
@@ -213,7 +251,8 @@ def main() -> int:
             f"{r['qos_met']:.4f} | "
             f"{r['p50_ms']} / {r['p99_ms']} | {added} | {ratio(r, 'added_p50_ms')} / {ratio(r, 'added_p99_ms')} | "
             f"{r['nonservice_p50_ms']} / {r['nonservice_p99_ms']} | "
-            f"{ratio(r, 'nonservice_p50_ms')} / {ratio(r, 'nonservice_p99_ms')} | {r['loadavg']} |")
+            f"{ratio(r, 'nonservice_p50_ms')} / {ratio(r, 'nonservice_p99_ms')} | {r['loadavg']} |"
+        )
     lines += [
         "",
         "added = latency - send lag - queueing wait - service time (HTTP, dispatch, transport, worker wake-up); "

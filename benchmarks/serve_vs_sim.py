@@ -36,15 +36,29 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="rm2,dien")
     ap.add_argument("--policy", default="kairos")
-    ap.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="an option of the policy, for the simulator and the gateway alike (repeatable)")
+    ap.add_argument(
+        "--policy-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the policy, for the simulator and the gateway alike (repeatable)",
+    )
     ap.add_argument("--duration-rm2", type=float, default=30.0)
     ap.add_argument("--duration-dien", type=float, default=15.0)
     ap.add_argument("--max-probes", type=int, default=6)
-    ap.add_argument("--qos-margin-ms", type=float, default=0.0,
-                    help="passed to kairos serve (the simulator's figure is for the plain QoS target)")
-    ap.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
-                    help="one more argument for kairos serve, repeatable (e.g. --serve-arg=--dispatch-per-event)")
+    ap.add_argument(
+        "--qos-margin-ms",
+        type=float,
+        default=0.0,
+        help="passed to kairos serve (the simulator's figure is for the plain QoS target)",
+    )
+    ap.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for kairos serve, repeatable (e.g. --serve-arg=--dispatch-per-event)",
+    )
     a = ap.parse_args()
     use_uvloop()
     cat = builtin_catalogue()
@@ -63,32 +77,80 @@ def main() -> int:
         sim_default = exp.max_qps(a.policy).max_qps if opts else sim
         t_sim = time.perf_counter() - t0
         cfg = ",".join(f"{k}={v}" for k, v in config.items())
-        srv = ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(qos), "--policy", a.policy, *opt_args,
-                           "--qos-margin-ms", str(a.qos_margin_ms), *a.serve_arg, quiet=True, start_timeout=60.0)
+        srv = ServeProcess(
+            "--model",
+            model,
+            "--config",
+            cfg,
+            "--qos-ms",
+            str(qos),
+            "--policy",
+            a.policy,
+            *opt_args,
+            "--qos-margin-ms",
+            str(a.qos_margin_ms),
+            *a.serve_arg,
+            quiet=True,
+            start_timeout=60.0,
+        )
         dur = a.duration_rm2 if model == "rm2" else a.duration_dien
         la = loadavg()
         t0 = time.perf_counter()
         try:
+
             def show(p, model=model):
-                print(f"  {model} probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
-                      f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms sent={p['sent']} lost={p['lost']} "
-                      f"errors={p['errors']} | read lag p99={p['read_lag_p99_ms']} ms, "
-                      f"qos_met at read={p['qos_met_fraction_at_read']:.4f}", flush=True)
-            s = asyncio.run(max_qps_search(srv.url, dur, mix, seed=0, start_qps=0.95 * sim, rel_tol=0.02,
-                                           max_probes=a.max_probes, on_probe=show))
+                print(
+                    f"  {model} probe {p['offered_qps']:.1f} q/s: {'pass' if p['passed'] else 'FAIL'} "
+                    f"qos_met={p['qos_met_fraction']:.4f} p99={p['p99_ms']} ms sent={p['sent']} lost={p['lost']} "
+                    f"errors={p['errors']} | read lag p99={p['read_lag_p99_ms']} ms, "
+                    f"qos_met at read={p['qos_met_fraction_at_read']:.4f}",
+                    flush=True,
+                )
+
+            s = asyncio.run(
+                max_qps_search(
+                    srv.url,
+                    dur,
+                    mix,
+                    seed=0,
+                    start_qps=0.95 * sim,
+                    rel_tol=0.02,
+                    max_probes=a.max_probes,
+                    on_probe=show,
+                )
+            )
         finally:
             srv.stop()
-        row = {"model": model, "config": config, "qos_ms": qos, "policy": a.policy, "policy_options": opts, "qos_margin_ms": a.qos_margin_ms, "serve_args": a.serve_arg, "sim_max_qps": round(sim, 2),
-               "live_max_qps": round(s.max_qps, 2), "ratio": round(s.max_qps / sim, 4) if sim else None,
-               "sim_default_max_qps": round(sim_default, 2),
-               "ratio_to_default": round(s.max_qps / sim_default, 4) if sim_default else None,
-               "probes": len(s.probes), "probe_duration_s": dur, "lost_total": sum(p["lost"] for p in s.probes),
-               "errors_total": sum(p["errors"] for p in s.probes), "at_max": s.best, "loadavg_before": la,
-               "sim_s": round(t_sim, 1), "live_s": round(time.perf_counter() - t0, 1)}
+        row = {
+            "model": model,
+            "config": config,
+            "qos_ms": qos,
+            "policy": a.policy,
+            "policy_options": opts,
+            "qos_margin_ms": a.qos_margin_ms,
+            "serve_args": a.serve_arg,
+            "sim_max_qps": round(sim, 2),
+            "live_max_qps": round(s.max_qps, 2),
+            "ratio": round(s.max_qps / sim, 4) if sim else None,
+            "sim_default_max_qps": round(sim_default, 2),
+            "ratio_to_default": round(s.max_qps / sim_default, 4) if sim_default else None,
+            "probes": len(s.probes),
+            "probe_duration_s": dur,
+            "lost_total": sum(p["lost"] for p in s.probes),
+            "errors_total": sum(p["errors"] for p in s.probes),
+            "at_max": s.best,
+            "loadavg_before": la,
+            "sim_s": round(t_sim, 1),
+            "live_s": round(time.perf_counter() - t0, 1),
+        }
         out.append(row)
-        print(f"{model}: simulate --max-qps {row['sim_max_qps']}  loadgen --max-qps {row['live_max_qps']}  "
-              f"ratio {row['ratio']}" + (f" (to the defaults' {row['sim_default_max_qps']}: {row['ratio_to_default']})"
-                                           if opts else "") + f"  lost {row['lost_total']}  (loadavg {la})", flush=True)
+        print(
+            f"{model}: simulate --max-qps {row['sim_max_qps']}  loadgen --max-qps {row['live_max_qps']}  "
+            f"ratio {row['ratio']}"
+            + (f" (to the defaults' {row['sim_default_max_qps']}: {row['ratio_to_default']})" if opts else "")
+            + f"  lost {row['lost_total']}  (loadavg {la})",
+            flush=True,
+        )
     print(json.dumps({"benchmark": "serve_vs_sim", "rows": out}))
     return 0
 

@@ -120,9 +120,13 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--parallel", type=int, default=0,
-                    help="also run this many kairos simulations at once (one process each) and "
-                         "report their aggregate queries/s (0: skip)")
+    ap.add_argument(
+        "--parallel",
+        type=int,
+        default=0,
+        help="also run this many kairos simulations at once (one process each) and "
+        "report their aggregate queries/s (0: skip)",
+    )
     args = ap.parse_args()
     cat = builtin_catalogue()
     mix = parse_size_mix("deeprecsys")
@@ -131,10 +135,20 @@ def main() -> None:
         exp = Experiment.build(cat, model, PAPER_CONFIGS[model], PAPER_QOS_MS[model], mix, args.queries, 0)
         c, w, search = best_of(partial(exp.max_qps, "kairos"), 1)
         rate = search.max_qps
-        row = {"model": model, "instances": sum(exp.config.values()), "max_qps": round(rate, 1),
-               "search_cpu_s": round(c, 2), "search_wall_s": round(w, 2), "search_probes": len(search.probes)}
-        variants = (("kairos", "kairos", None), ("kairos-paper", "kairos-paper", None),
-                    ("fcfs", "fcfs", None), ("kairos0", "kairos", NO_URGENCY_NO_RISK))
+        row = {
+            "model": model,
+            "instances": sum(exp.config.values()),
+            "max_qps": round(rate, 1),
+            "search_cpu_s": round(c, 2),
+            "search_wall_s": round(w, 2),
+            "search_probes": len(search.probes),
+        }
+        variants = (
+            ("kairos", "kairos", None),
+            ("kairos-paper", "kairos-paper", None),
+            ("fcfs", "fcfs", None),
+            ("kairos0", "kairos", NO_URGENCY_NO_RISK),
+        )
         best = {}
         for _ in range(args.repeat):  # rounds of every variant in turn: drift hits them alike
             for key, pol, params in variants:
@@ -150,33 +164,49 @@ def main() -> None:
         if args.parallel > 1:
             row["parallel"] = args.parallel
             row["kairos_aggregate_qps_wall"], row["kairos_aggregate_qps_cpu"] = aggregate_qps(
-                model, args.queries, rate, args.parallel, args.repeat)
+                model, args.queries, rate, args.parallel, args.repeat
+            )
             row["kairos_together_qps_wall"], row["kairos_together_qps_cpu"] = concurrent_qps(
-                model, args.queries, rate, args.parallel, args.repeat)
+                model, args.queries, rate, args.parallel, args.repeat
+            )
         rows.append(row)
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"simulated queries/s near max_qps ({args.queries} queries, best of {args.repeat}, CPU time; wall in brackets)")
-    print(f"{'model':6} {'inst':>4} {'rate':>8} {'kairos':>16} {'kairos-paper':>16} {'fcfs':>16} {'k-0':>16} "
-          f"{'k/fcfs':>7} {'k/paper':>7} {'k/k-0':>7}")
+    print(
+        f"simulated queries/s near max_qps ({args.queries} queries, best of {args.repeat}, CPU time; wall in brackets)"
+    )
+    print(
+        f"{'model':6} {'inst':>4} {'rate':>8} {'kairos':>16} {'kairos-paper':>16} {'fcfs':>16} {'k-0':>16} "
+        f"{'k/fcfs':>7} {'k/paper':>7} {'k/k-0':>7}"
+    )
     for r in rows:
-        print(f"{r['model']:6} {r['instances']:>4} {r['max_qps']:>8} "
-              f"{r['kairos_qps_cpu']:>7} ({r['kairos_qps_wall']:>6}) "
-              f"{r['kairos-paper_qps_cpu']:>7} ({r['kairos-paper_qps_wall']:>6}) "
-              f"{r['fcfs_qps_cpu']:>7} ({r['fcfs_qps_wall']:>6}) {r['kairos0_qps_cpu']:>7} ({r['kairos0_qps_wall']:>6}) "
-              f"{r['kairos_vs_fcfs']:>7} {r['kairos_vs_paper']:>7} {r['kairos_vs_k0']:>7}")
+        print(
+            f"{r['model']:6} {r['instances']:>4} {r['max_qps']:>8} "
+            f"{r['kairos_qps_cpu']:>7} ({r['kairos_qps_wall']:>6}) "
+            f"{r['kairos-paper_qps_cpu']:>7} ({r['kairos-paper_qps_wall']:>6}) "
+            f"{r['fcfs_qps_cpu']:>7} ({r['fcfs_qps_wall']:>6}) {r['kairos0_qps_cpu']:>7} ({r['kairos0_qps_wall']:>6}) "
+            f"{r['kairos_vs_fcfs']:>7} {r['kairos_vs_paper']:>7} {r['kairos_vs_k0']:>7}"
+        )
     if args.parallel > 1:
-        print(f"\n{args.parallel} kairos simulations at once, one process each (aggregate simulated queries/s, best of {args.repeat}):")
+        print(
+            f"\n{args.parallel} kairos simulations at once, one process each (aggregate simulated queries/s, best of {args.repeat}):"
+        )
         print("  timed together: started from a barrier once each has built its workload and run a warm-up;")
-        print("  whole rounds: queries of the warm-up and measured runs over the round's wall time (workloads built inside)")
+        print(
+            "  whole rounds: queries of the warm-up and measured runs over the round's wall time (workloads built inside)"
+        )
         for r in rows:
-            print(f"  {r['model']:6} timed together {r['kairos_together_qps_wall']:>7} by wall clock, "
-                  f"{r['kairos_together_qps_cpu']:>7} by CPU time;  whole rounds {r['kairos_aggregate_qps_wall']:>7} "
-                  f"by wall clock, {r['kairos_aggregate_qps_cpu']:>7} by CPU time")
+            print(
+                f"  {r['model']:6} timed together {r['kairos_together_qps_wall']:>7} by wall clock, "
+                f"{r['kairos_together_qps_cpu']:>7} by CPU time;  whole rounds {r['kairos_aggregate_qps_wall']:>7} "
+                f"by wall clock, {r['kairos_aggregate_qps_cpu']:>7} by CPU time"
+            )
     print("\none full --max-qps search (kairos policy):")
     for r in rows:
-        print(f"  {r['model']:6} {r['search_cpu_s']:>6} s CPU, {r['search_wall_s']:>6} s wall, {r['search_probes']} probes")
+        print(
+            f"  {r['model']:6} {r['search_cpu_s']:>6} s CPU, {r['search_wall_s']:>6} s wall, {r['search_probes']} probes"
+        )
 
 
 if __name__ == "__main__":

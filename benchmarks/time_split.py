@@ -22,11 +22,17 @@ from kairos.sim.time_split import default_edges, time_split
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="dien", choices=sorted(PAPER_CONFIGS),
-                    help="a model of the paper's setting (its pool and QoS)")
+    ap.add_argument(
+        "--model",
+        default="dien",
+        choices=sorted(PAPER_CONFIGS),
+        help="a model of the paper's setting (its pool and QoS)",
+    )
     ap.add_argument("--rate", type=float, default=680.0, help="arrival rate, queries/s")
     ap.add_argument("--policy", default="kairos", help="dispatch policy to simulate")
-    ap.add_argument("--edges", default=None, help="comma-separated size edges (default: every 100 plus each type's QoS limit)")
+    ap.add_argument(
+        "--edges", default=None, help="comma-separated size edges (default: every 100 plus each type's QoS limit)"
+    )
     ap.add_argument("--queries", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="one JSON object")
@@ -39,9 +45,11 @@ def main() -> None:
     if a.json:
         print(json.dumps(out))
         return
-    print(f"{a.model} on {exp.config}, QoS {exp.qos_ms:g} ms, {a.policy} at {a.rate:g} q/s "
-          f"({a.rate / out['fluid_bound_qps']:.3f} of the fluid bound {out['fluid_bound_qps']}): "
-          f"{out['misses']} misses, QoS met {out['qos_met_fraction']:.4f}; mean utilisation {out['mean_utilisation']}")
+    print(
+        f"{a.model} on {exp.config}, QoS {exp.qos_ms:g} ms, {a.policy} at {a.rate:g} q/s "
+        f"({a.rate / out['fluid_bound_qps']:.3f} of the fluid bound {out['fluid_bound_qps']}): "
+        f"{out['misses']} misses, QoS met {out['qos_met_fraction']:.4f}; mean utilisation {out['mean_utilisation']}"
+    )
     names = list(exp.config)
     print("sizes | queries | misses | " + " | ".join(f"{n} sim / fluid ms/s" for n in names))
     tot = {n: [0.0, 0.0] for n in names}
@@ -53,7 +61,10 @@ def main() -> None:
             tot[n][1] += f
             cells.append(f"{s:.0f} / {f:.0f}")
         print(f"{r['sizes']} | {r['queries']} | {r['misses']} | " + " | ".join(cells))
-    print("total | | | " + " | ".join(f"{tot[n][0]:.0f} / {tot[n][1]:.0f} (of {out['capacity_ms_per_s'][n]})" for n in names))
+    print(
+        "total | | | "
+        + " | ".join(f"{tot[n][0]:.0f} / {tot[n][1]:.0f} (of {out['capacity_ms_per_s'][n]})" for n in names)
+    )
 
 
 if __name__ == "__main__":

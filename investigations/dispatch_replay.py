@@ -35,8 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def load_rev(rev: str):
-    src = subprocess.run(["git", "show", f"{rev}:src/kairos/dispatch/kairos.py"], cwd=REPO, check=True,
-                         capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "show", f"{rev}:src/kairos/dispatch/kairos.py"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
     path = Path(tempfile.mkdtemp()) / "kairos_baseline.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("kairos_baseline", path)
@@ -74,8 +75,9 @@ def main() -> int:
     print(f"kairos dispatch, current vs {a.rev}: microseconds per call, replayed calls of one run near max QPS")
     for model in a.models.split(","):
         rate = RATES[model]
-        exp = Experiment.build(cat, model, PAPER_CONFIGS[model], PAPER_QOS_MS[model], parse_size_mix("deeprecsys"),
-                               a.queries, 0)
+        exp = Experiment.build(
+            cat, model, PAPER_CONFIGS[model], PAPER_QOS_MS[model], parse_size_mix("deeprecsys"), a.queries, 0
+        )
         calls = record(exp, rate)
         type_of = pool_type_ids(exp.profile, exp.config)
         ctx = DispatchContext(exp.profile, type_of, exp.qos_ms, 0, exp.probs)
@@ -88,8 +90,10 @@ def main() -> int:
             pool = Pool(type_of, exp.profile.mean_ms.tolist(), ArrayQueries(exp.workload.buckets, arr))
             pool.free_at, pool.busy, pool.n_idle = free_at, busy, n_idle
             pools.append(pool)
-        same = all(sorted(pols["current"].dispatch(c[0], c[1], p)) == sorted(pols["baseline"].dispatch(c[0], c[1], p))
-                   for c, p in zip(calls, pools))
+        same = all(
+            sorted(pols["current"].dispatch(c[0], c[1], p)) == sorted(pols["baseline"].dispatch(c[0], c[1], p))
+            for c, p in zip(calls, pools)
+        )
         total = dict.fromkeys(pols, 0.0)
         block = 500
         for rnd in range(a.rounds):
@@ -104,8 +108,10 @@ def main() -> int:
                     total[name] += time.perf_counter() - t0
         n = len(calls) * a.rounds
         cur, old = total["current"] / n * 1e6, total["baseline"] / n * 1e6
-        print(f"  {model:6} {len(calls):6} calls  current {cur:6.2f}  baseline {old:6.2f}  current/baseline {cur / old:.3f}"
-              f"  same decisions: {same}")
+        print(
+            f"  {model:6} {len(calls):6} calls  current {cur:6.2f}  baseline {old:6.2f}  current/baseline {cur / old:.3f}"
+            f"  same decisions: {same}"
+        )
     return 0
 
 

@@ -60,15 +60,19 @@ def main() -> None:
     if a.json:
         print(json.dumps(rows))
         return
-    print(f"simulated max QPS ({a.queries} queries, seed 0, deeprecsys mix, the paper's pools); in brackets: "
-          "ratio to the policy's defaults with no handoff")
+    print(
+        f"simulated max QPS ({a.queries} queries, seed 0, deeprecsys mix, the paper's pools); in brackets: "
+        "ratio to the policy's defaults with no handoff"
+    )
     head = "".join(f"{f'ahead {x:g} ms':>20}" for x in aheads)
     print(f"{'model':6} {'QoS':>4} {'policy':14} {'handoff':>8}{head}")
     for m in models:
         for p in policies:
             for h in handoffs:
-                cells = "".join(f"{by[m, p, h, x]['max_qps']:>11.1f} ({by[m, p, h, x]['vs_defaults_no_handoff']:.3f})"
-                                for x in aheads)
+                cells = "".join(
+                    f"{by[m, p, h, x]['max_qps']:>11.1f} ({by[m, p, h, x]['vs_defaults_no_handoff']:.3f})"
+                    for x in aheads
+                )
                 print(f"{m:6} {PAPER_QOS_MS[m]:>4g} {p:14} {h:>8g}{cells}")
 
 

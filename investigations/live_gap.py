@@ -36,7 +36,10 @@ import sys
 import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(os.path.dirname(_HERE), "benchmarks"), os.path.join(_HERE, "vm")]  # _serve_common; rt, awake
+sys.path[:0] = [
+    os.path.join(os.path.dirname(_HERE), "benchmarks"),
+    os.path.join(_HERE, "vm"),
+]  # _serve_common; rt, awake
 from _serve_common import ServeProcess, loadavg  # noqa: E402
 from awake import CpuSpinners  # noqa: E402
 from rt import start_realtime  # noqa: E402
@@ -54,8 +57,20 @@ def live(model: str, policy: str, rate: float, duration: float, seed: int, awake
     config = PAPER_CONFIGS[model]
     cfg = ",".join(f"{k}={v}" for k, v in config.items())
     mix = parse_size_mix("deeprecsys")
-    srv = start_realtime(lambda: ServeProcess("--model", model, "--config", cfg, "--qos-ms", str(PAPER_QOS_MS[model]),
-                                              "--policy", policy, quiet=True, start_timeout=60.0))
+    srv = start_realtime(
+        lambda: ServeProcess(
+            "--model",
+            model,
+            "--config",
+            cfg,
+            "--qos-ms",
+            str(PAPER_QOS_MS[model]),
+            "--policy",
+            policy,
+            quiet=True,
+            start_timeout=60.0,
+        )
+    )
     try:
         times, sizes = schedule(rate, duration, mix, seed, int(prof.batches[-1]))
         with CpuSpinners() if awake else contextlib.nullcontext():
@@ -83,10 +98,16 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=450.0, help="live rate, queries/s")
     ap.add_argument("--duration", type=float, default=15.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--grid", default="0.70,0.75,0.80,0.85,0.90,0.95,1.00",
-                    help="simulated rates, as fractions of the simulator's max QPS")
-    ap.add_argument("--keep-cpus-awake", action="store_true",
-                    help="a SCHED_IDLE spinner per CPU during the run (no halted-CPU wake-ups; investigations/vm/awake.py)")
+    ap.add_argument(
+        "--grid",
+        default="0.70,0.75,0.80,0.85,0.90,0.95,1.00",
+        help="simulated rates, as fractions of the simulator's max QPS",
+    )
+    ap.add_argument(
+        "--keep-cpus-awake",
+        action="store_true",
+        help="a SCHED_IDLE spinner per CPU during the run (no halted-CPU wake-ups; investigations/vm/awake.py)",
+    )
     a = ap.parse_args()
     use_uvloop()
     la = loadavg()
@@ -95,16 +116,22 @@ def main() -> int:
     io, co, se = m["instance_ovh"], m["client_ovh"], m["service_excess"]
 
     def stats(x):
-        return {"mean": round(float(np.mean(x)), 3), "p50": round(float(np.percentile(x, 50)), 3),
-                "p99": round(float(np.percentile(x, 99)), 3)}
+        return {
+            "mean": round(float(np.mean(x)), 3),
+            "p50": round(float(np.percentile(x, 50)), 3),
+            "p99": round(float(np.percentile(x, 99)), 3),
+        }
 
-    print(f"live {a.model} ({a.policy}) at {a.rate:g} q/s for {a.duration:g} s: qos_met={r.qos_met_fraction} "
-          f"p99={r.p99_ms} ms sent={r.sent} lost={r.lost} (loadavg {la})")
+    print(
+        f"live {a.model} ({a.policy}) at {a.rate:g} q/s for {a.duration:g} s: qos_met={r.qos_met_fraction} "
+        f"p99={r.p99_ms} ms sent={r.sent} lost={r.lost} (loadavg {la})"
+    )
     print(f"  instance overhead ms {stats(io)}; client overhead ms {stats(co)}; service - profile mean ms {stats(se)}")
 
     qos = PAPER_QOS_MS[a.model]
-    exp = Experiment.build(builtin_catalogue(), a.model, PAPER_CONFIGS[a.model], qos, parse_size_mix("deeprecsys"),
-                           20_000, a.seed)
+    exp = Experiment.build(
+        builtin_catalogue(), a.model, PAPER_CONFIGS[a.model], qos, parse_size_mix("deeprecsys"), 20_000, a.seed
+    )
     sim_max = exp.max_qps(a.policy).max_qps
     base = exp.workload.service_ms.copy()
     rng = np.random.default_rng(a.seed)
@@ -122,17 +149,42 @@ def main() -> int:
         for k, v in (("sim", met_sim), ("instance", met_inst), ("both", met_both)):
             if v >= 0.99:
                 passing[k] = max(passing[k], rate)
-        rows.append({"rate": round(rate, 1), "fraction": f, "met_sim": round(met_sim, 4),
-                     "met_instance_ovh": round(met_inst, 4), "met_both": round(met_both, 4)})
-        print(f"  sim {rate:7.1f} q/s ({f:.2f} of {sim_max:.1f}): met {met_sim:.4f} | + instance overhead "
-              f"{met_inst:.4f} | + client overhead {met_both:.4f}")
-    print(f"highest passing grid rate: simulated {passing['sim']:.1f}, with the instance overhead "
-          f"{passing['instance']:.1f}, with both {passing['both']:.1f} "
-          f"({passing['both'] / sim_max:.3f} of the simulator's {sim_max:.1f})")
-    print(json.dumps({"benchmark": "live_gap", "model": a.model, "policy": a.policy, "live_rate": a.rate,
-                      "live_qos_met": r.qos_met_fraction, "instance_overhead_ms": stats(io),
-                      "client_overhead_ms": stats(co), "service_excess_ms": stats(se), "sim_max_qps": round(sim_max, 2),
-                      "grid": rows, "highest_passing": passing, "loadavg": la}))
+        rows.append(
+            {
+                "rate": round(rate, 1),
+                "fraction": f,
+                "met_sim": round(met_sim, 4),
+                "met_instance_ovh": round(met_inst, 4),
+                "met_both": round(met_both, 4),
+            }
+        )
+        print(
+            f"  sim {rate:7.1f} q/s ({f:.2f} of {sim_max:.1f}): met {met_sim:.4f} | + instance overhead "
+            f"{met_inst:.4f} | + client overhead {met_both:.4f}"
+        )
+    print(
+        f"highest passing grid rate: simulated {passing['sim']:.1f}, with the instance overhead "
+        f"{passing['instance']:.1f}, with both {passing['both']:.1f} "
+        f"({passing['both'] / sim_max:.3f} of the simulator's {sim_max:.1f})"
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": "live_gap",
+                "model": a.model,
+                "policy": a.policy,
+                "live_rate": a.rate,
+                "live_qos_met": r.qos_met_fraction,
+                "instance_overhead_ms": stats(io),
+                "client_overhead_ms": stats(co),
+                "service_excess_ms": stats(se),
+                "sim_max_qps": round(sim_max, 2),
+                "grid": rows,
+                "highest_passing": passing,
+                "loadavg": la,
+            }
+        )
+    )
     return 0
 
 

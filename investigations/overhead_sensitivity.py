@@ -34,8 +34,13 @@ def cell(args) -> dict:
     counts = [exp.config.get(t, 0) for t in exp.profile.types]
     bound = fluid_bound(exp.profile.mean_ms + added_ms, counts, exp.probs, exp.qos_ms).qps
     r = exp.max_qps(policy)
-    return {"model": model, "added_ms": added_ms, "policy": policy, "max_qps": round(r.max_qps, 1),
-            "fluid_bound_raised_qps": round(bound, 1)}
+    return {
+        "model": model,
+        "added_ms": added_ms,
+        "policy": policy,
+        "max_qps": round(r.max_qps, 1),
+        "fluid_bound_raised_qps": round(bound, 1),
+    }
 
 
 def main() -> None:
@@ -59,14 +64,18 @@ def main() -> None:
     if a.json:
         print(json.dumps(rows))
         return
-    print(f"simulated max QPS with d ms of extra instance time per query ({a.queries} queries, seed 0); "
-          "ratio to kairos at d = 0 in brackets")
+    print(
+        f"simulated max QPS with d ms of extra instance time per query ({a.queries} queries, seed 0); "
+        "ratio to kairos at d = 0 in brackets"
+    )
     print(f"{'model':6} {'QoS ms':>6} {'d ms':>5} {'bound(d)':>9} {'kairos':>16} {'kairos-online':>16}")
     for m in models:
         for d in added:
             k, o = by[m, d, "kairos"], by[m, d, "kairos-online"]
-            print(f"{m:6} {PAPER_QOS_MS[m]:>6g} {d:>5g} {k['fluid_bound_raised_qps']:>9} "
-                  f"{k['max_qps']:>8} ({k['vs_kairos_at_0']:.3f}) {o['max_qps']:>8} ({o['vs_kairos_at_0']:.3f})")
+            print(
+                f"{m:6} {PAPER_QOS_MS[m]:>6g} {d:>5g} {k['fluid_bound_raised_qps']:>9} "
+                f"{k['max_qps']:>8} ({k['vs_kairos_at_0']:.3f}) {o['max_qps']:>8} ({o['vs_kairos_at_0']:.3f})"
+            )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from kairos.workload.sizes import SizeMix
 BATCHES = (10, 20, 40, 80)
 
 
-def tiny_catalogue(speeds=(1.0, 0.45, 0.3), prices=(1.0, 0.35, 0.2), base_ms=(3.0, 6.0, 11.0, 21.0),
-                   jitter=0.05, seed=0, model="toy") -> Catalogue:
+def tiny_catalogue(
+    speeds=(1.0, 0.45, 0.3), prices=(1.0, 0.35, 0.2), base_ms=(3.0, 6.0, 11.0, 21.0), jitter=0.05, seed=0, model="toy"
+) -> Catalogue:
     """Types t0.. whose service time at size b is base_ms[b] / speed, with a little spread."""
     rng = np.random.default_rng(seed)
     samples = {}

@@ -63,8 +63,9 @@ class WorkerPeer:
 
     def results_until(self, n: int) -> list:
         while len(self.results) < n:
-            self.results += [tp.RESULT_BODY.unpack_from(b) for k, b in self.dec.feed(self.conn.recv(4096))
-                             if k == tp.RESULT]
+            self.results += [
+                tp.RESULT_BODY.unpack_from(b) for k, b in self.dec.feed(self.conn.recv(4096)) if k == tp.RESULT
+            ]
         return self.results
 
 

@@ -17,8 +17,21 @@ WEEK = Path(__file__).resolve().parents[2] / "shared" / "data" / "azure-lmm-2024
 # 10 q/s for two minutes, 50 q/s for three, 10 q/s for five: one step up, one down
 STEP = [600, 600, 3000, 3000, 3000, 600, 600, 600, 600, 600]
 FAST = ("--plan-queries", "0", "--startup-s", "30", "--scale-down-after-s", "60")  # the planner's model, no sims
-KEYS = ("cost_usd", "static_cost_usd", "oracle_cost_usd", "qos_met_fraction", "hours_meeting_qos_fraction",
-        "worst_hour_qos_met", "lost", "scale_events", "queries", "elapsed_s", "events", "static_config", "controller")
+KEYS = (
+    "cost_usd",
+    "static_cost_usd",
+    "oracle_cost_usd",
+    "qos_met_fraction",
+    "hours_meeting_qos_fraction",
+    "worst_hour_qos_met",
+    "lost",
+    "scale_events",
+    "queries",
+    "elapsed_s",
+    "events",
+    "static_config",
+    "controller",
+)
 
 
 def rate_file(tmp_path, counts=STEP, unit="minute", name="rates.csv"):
@@ -78,8 +91,9 @@ def test_peak_scaling_slice_and_the_library_agree(capsys, tmp_path):
     from kairos.workload.sizes import parse_size_mix
 
     f = rate_file(tmp_path)
-    out = autoscale_json(capsys, "--rates", f, "--peak-qps", "25", "--start-minute", "2", "--minutes", "3", *FAST,
-                         "--seed", "3")
+    out = autoscale_json(
+        capsys, "--rates", f, "--peak-qps", "25", "--start-minute", "2", "--minutes", "3", *FAST, "--seed", "3"
+    )
     assert out["replayed_peak_qps"] == 25.0 and out["peak_qps"] == 25.0
     assert out["duration_s"] == 180.0 and out["start_minute"] == 2 and out["minutes"] == 3.0
     assert abs(out["queries"] - 25 * 180) < 4 * math.sqrt(25 * 180)
@@ -87,8 +101,16 @@ def test_peak_scaling_slice_and_the_library_agree(capsys, tmp_path):
     cat, mix = builtin_catalogue(), parse_size_mix("deeprecsys")
     problem = PlanProblem.build(cat, "rm2", NO_CAP, PAPER_QOS_MS["rm2"], mix)
     trace = load_rates(f).scaled_to_peak(25.0).slice(2, 3)
-    lib = simulate_elastic(problem, TargetPlanner(problem, None), trace, "kairos", {}, 30.0,
-                           ControllerSettings(scale_down_after_s=60.0), seed=3)
+    lib = simulate_elastic(
+        problem,
+        TargetPlanner(problem, None),
+        trace,
+        "kairos",
+        {},
+        30.0,
+        ControllerSettings(scale_down_after_s=60.0),
+        seed=3,
+    )
     for k in ("queries", "cost_usd", "static_cost_usd", "oracle_cost_usd", "qos_met_fraction", "lost", "scale_events"):
         assert out[k] == lib.summary[k], k
     assert out["events"] == lib.scale_events
@@ -99,8 +121,17 @@ def test_second_steps_and_the_table(capsys, tmp_path):
     code, out, err = run_cli(capsys, "simulate", "--autoscale", "--rates", f, *FAST, "--model", "ncf")
     assert code == 0, err
     text = " ".join(out.split())
-    for needle in ("kairos simulate --autoscale: ncf", "static peak pool", "oracle (10-min windows)", "QoS met",
-                   "hours with >= 99% met", "lost", "scale events", "instances launched", "busiest step 20 q/s"):
+    for needle in (
+        "kairos simulate --autoscale: ncf",
+        "static peak pool",
+        "oracle (10-min windows)",
+        "QoS met",
+        "hours with >= 99% met",
+        "lost",
+        "scale events",
+        "instances launched",
+        "busiest step 20 q/s",
+    ):
         assert needle in text, needle
 
 
@@ -122,9 +153,11 @@ def test_plot_writes_a_png(capsys, tmp_path):
 def test_plot_series_from_a_timeline():
     from kairos.elastic.plot import load_series, pool_series
 
-    timeline = [{"t_s": 15.0, "arrivals": 30, "forecast_qps": 2.0, "ready": {"a": 1}, "starting": {}},
-                {"t_s": 30.0, "arrivals": 60, "forecast_qps": 4.0, "ready": {"a": 1}, "starting": {"b": 2}},
-                {"t_s": 45.0, "arrivals": 45, "forecast_qps": 4.0, "ready": {"a": 1, "b": 2}, "starting": {}}]
+    timeline = [
+        {"t_s": 15.0, "arrivals": 30, "forecast_qps": 2.0, "ready": {"a": 1}, "starting": {}},
+        {"t_s": 30.0, "arrivals": 60, "forecast_qps": 4.0, "ready": {"a": 1}, "starting": {"b": 2}},
+        {"t_s": 45.0, "arrivals": 45, "forecast_qps": 4.0, "ready": {"a": 1, "b": 2}, "starting": {}},
+    ]
     t, rate, forecast = load_series(timeline)
     assert list(t) == [15.0, 30.0, 45.0] and list(rate) == [2.0, 4.0, 3.0] and list(forecast) == [2.0, 4.0, 4.0]
     types, ready, starting = pool_series(timeline)
@@ -134,8 +167,9 @@ def test_plot_series_from_a_timeline():
 
 def test_plot_without_matplotlib_names_the_extra(capsys, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    code, out, err = run_cli(capsys, "simulate", "--autoscale", "--rates", rate_file(tmp_path), *FAST, "--plot",
-                             str(tmp_path / "x.png"))
+    code, out, err = run_cli(
+        capsys, "simulate", "--autoscale", "--rates", rate_file(tmp_path), *FAST, "--plot", str(tmp_path / "x.png")
+    )
     assert_one_line_error(code, err, "--plot", "pip install 'kairos-serve[reproduce]'")
     assert not (tmp_path / "x.png").exists()
 
@@ -174,30 +208,41 @@ def test_progress_only_on_a_terminal_after_the_delay():
         (["--autoscale", "--rates", "{rates}", "--interval-s", "0"], "--interval-s must be a finite number > 0"),
         (["--autoscale", "--rates", "{rates}", "--window-s", "nan"], "--window-s must be a finite number > 0"),
         (["--autoscale", "--rates", "{rates}", "--headroom", "-0.1"], "--headroom must be a finite number >= 0"),
-        (["--autoscale", "--rates", "{rates}", "--scale-down-after-s", "-5"],
-         "--scale-down-after-s must be a finite number > 0"),
+        (
+            ["--autoscale", "--rates", "{rates}", "--scale-down-after-s", "-5"],
+            "--scale-down-after-s must be a finite number > 0",
+        ),
         (["--autoscale", "--rates", "{rates}", "--down-margin", "inf"], "--down-margin must be a finite number >= 0"),
         (["--autoscale", "--rates", "{rates}", "--budget", "0"], "--budget must be a finite number > 0"),
         (["--autoscale", "--rates", "{rates}", "--qps", "10"], "--qps does not apply with --autoscale"),
         (["--autoscale", "--rates", "{rates}", "--max-qps"], "--max-qps does not apply with --autoscale"),
-        (["--autoscale", "--rates", "{rates}", "--config", "g4dn.xlarge=1"], "--config does not apply with --autoscale"),
+        (
+            ["--autoscale", "--rates", "{rates}", "--config", "g4dn.xlarge=1"],
+            "--config does not apply with --autoscale",
+        ),
         (["--autoscale", "--rates", "{rates}", "--plan", "{rates}"], "--plan does not apply with --autoscale"),
-        (["--autoscale", "--rates", "{rates}", "--schedule", "0:10", "--duration", "5"],
-         "--schedule does not apply with --autoscale"),
+        (
+            ["--autoscale", "--rates", "{rates}", "--schedule", "0:10", "--duration", "5"],
+            "--schedule does not apply with --autoscale",
+        ),
         (["--autoscale", "--rates", "{rates}", "--trace", "{rates}"], "--trace does not apply with --autoscale"),
         (["--autoscale", "--rates", "{rates}", "--queries", "100"], "--queries does not apply with --autoscale"),
         (["--autoscale", "--rates", "{rates}", "--window-bound"], "--window-bound does not apply with --autoscale"),
         (["--autoscale", "--rates", "{rates}", "--handoff-ms", "1"], "--handoff-ms does not apply with --autoscale"),
         (["--autoscale", "--rates", "{rates}", "--start-minute", "10"], "--start-minute 10: the rate file"),
-        (["--autoscale", "--rates", "{rates}", "--start-minute", "4", "--minutes", "7"],
-         "--minutes 7 from --start-minute 4 runs past the end"),
+        (
+            ["--autoscale", "--rates", "{rates}", "--start-minute", "4", "--minutes", "7"],
+            "--minutes 7 from --start-minute 4 runs past the end",
+        ),
         (["--autoscale", "--rates", "{rates}", "--minutes", "0"], "Invalid value for '--minutes'"),
         (["--autoscale", "--rates", "{rates}", "--plan-queries", "-1"], "Invalid value for '--plan-queries'"),
         (["--autoscale", "--rates", "{rates}", "--budget", "0.3"], "--budget 0.3: no pool within $0.3/h"),
         (["--autoscale", "--rates", "{rates}", "--types", "nope.large"], "--types: nope.large not in the profile"),
         (["--autoscale", "--rates", "{rates}", "--policy-option", "nope=1"], "is not an option of policy 'kairos'"),
-        (["--autoscale", "--rates", "{quiet}", "--start-minute", "1", "--minutes", "2"],
-         "no requests in the minutes replayed"),
+        (
+            ["--autoscale", "--rates", "{quiet}", "--start-minute", "1", "--minutes", "2"],
+            "no requests in the minutes replayed",
+        ),
         (["--autoscale", "--rates", "{bad}"], "header must be 'minute,requests' or 'second,requests'"),
         (["--autoscale", "--rates", "{missing}"], "--rates"),
         (["--autoscale", "--rates", "{rates}", "--peak-qps", "1e6"], "--peak-qps: the busiest step replayed"),
@@ -205,8 +250,11 @@ def test_progress_only_on_a_terminal_after_the_delay():
     ],
 )
 def test_bad_input_one_line_exit_2(capsys, tmp_path, args, needle):
-    paths = {"rates": rate_file(tmp_path), "quiet": rate_file(tmp_path, [60, 0, 0, 60], name="quiet.csv"),
-             "missing": str(tmp_path / "missing.csv")}
+    paths = {
+        "rates": rate_file(tmp_path),
+        "quiet": rate_file(tmp_path, [60, 0, 0, 60], name="quiet.csv"),
+        "missing": str(tmp_path / "missing.csv"),
+    }
     (tmp_path / "bad.csv").write_text("hour,requests\n0,5\n")
     paths["bad"] = str(tmp_path / "bad.csv")
     fast = ["--plan-queries", "0"] if "--autoscale" in args else []  # the planner's model alone: no simulations
@@ -221,8 +269,9 @@ def test_a_slice_of_the_real_week_with_the_simulating_planner(capsys, tmp_path):
     if not WEEK.exists():
         pytest.skip("../shared/data is not beside the checkout")
     png = tmp_path / "week.png"
-    out = autoscale_json(capsys, "--model", "rm2", "--rates", str(WEEK), "--peak-qps", "100", "--minutes", "20",
-                         "--plot", str(png))
+    out = autoscale_json(
+        capsys, "--model", "rm2", "--rates", str(WEEK), "--peak-qps", "100", "--minutes", "20", "--plot", str(png)
+    )
     assert out["duration_s"] == 1200.0 and out["plan_queries"] == 4000
     assert out["lost"] == 0 and out["queries"] > 30_000
     assert 0 < out["oracle_cost_usd"] <= out["static_cost_usd"]

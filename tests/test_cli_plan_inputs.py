@@ -22,8 +22,9 @@ def test_milp_evals_negative(capsys):
 
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_kairos_plus_max_evals_at_least_one(capsys, value):
-    code, out, err = run(capsys, "plan", "--queries", "2000", "--no-compare", "--method", "kairos+",
-                         "--max-evals", value)
+    code, out, err = run(
+        capsys, "plan", "--queries", "2000", "--no-compare", "--method", "kairos+", "--max-evals", value
+    )
     one_line_error(code, err, "--max-evals must be >= 1")
     assert "positive bound" not in err
 
@@ -51,16 +52,29 @@ def test_defaults_are_not_refused(capsys):
     code, out, err = run(capsys, "plan", "--no-compare", "--method", "kairos", "--json")
     assert code == 0, err
     assert json.loads(out)["evaluations"] == 0
-    code, out, err = run(capsys, "plan", "--queries", "2000", "--no-compare", "--method", "kairos+",
-                         "--max-evals", "1", "--budget", "1.5", "--json")
+    code, out, err = run(
+        capsys,
+        "plan",
+        "--queries",
+        "2000",
+        "--no-compare",
+        "--method",
+        "kairos+",
+        "--max-evals",
+        "1",
+        "--budget",
+        "1.5",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["evaluations"] == 1
 
 
 @pytest.mark.slow
 def test_ribbon_numbers_name_their_dispatch_policy(capsys, monkeypatch):
-    code, out, err = run(capsys, "plan", "--queries", "2000", "--method", "ribbon", "--budget", "1.5", "--evals", "4",
-                         "--json")
+    code, out, err = run(
+        capsys, "plan", "--queries", "2000", "--method", "ribbon", "--budget", "1.5", "--evals", "4", "--json"
+    )
     assert code == 0, err
     d = json.loads(out)
     # the method's own numbers: fcfs (as RIBBON); the comparison: kairos, and each says so
@@ -80,8 +94,9 @@ def test_ribbon_numbers_name_their_dispatch_policy(capsys, monkeypatch):
 
 def test_candidate_figures_are_named_by_kind(capsys, monkeypatch):
     # milp: a queueing-corrected estimate (not a bound), under "estimate"
-    code, out, err = run(capsys, "plan", "--queries", "2000", "--budget", "1.5", "--evals", "3", "--no-compare",
-                         "--json")
+    code, out, err = run(
+        capsys, "plan", "--queries", "2000", "--budget", "1.5", "--evals", "3", "--no-compare", "--json"
+    )
     assert code == 0, err
     d = json.loads(out)
     assert d["predicted_kind"] == "estimate" and d["policy"] == "kairos"
@@ -89,8 +104,9 @@ def test_candidate_figures_are_named_by_kind(capsys, monkeypatch):
     assert all(c["policy"] == "kairos" for c in d["candidates"] if "measured_qps" in c)
     assert any("measured_qps" in c for c in d["candidates"])
     # exhaustive: the fluid LP, a true upper bound of what was measured
-    code, out, err = run(capsys, "plan", "--queries", "2000", "--budget", "1.5", "--method", "exhaustive",
-                         "--no-compare", "--json")
+    code, out, err = run(
+        capsys, "plan", "--queries", "2000", "--budget", "1.5", "--method", "exhaustive", "--no-compare", "--json"
+    )
     assert code == 0, err
     d = json.loads(out)
     assert d["predicted_kind"] == "measured_qps"

@@ -76,7 +76,7 @@ def test_serve_plan_conflicts_with_model_and_qos_overrides(capsys, no_server, tm
 def test_serve_good_hang_and_ahead_values_reach_the_server(capsys, no_server):
     code, err = run_main(capsys, *SERVE, "--hang-factor", "2", "--hang-grace-ms", "0", "--ahead-ms", "0")
     assert code == 0, err
-    ((profile, cfg), kw), = no_server
+    (((profile, cfg), kw),) = no_server
     assert kw == {} and profile.model == "rm2"
     g = cfg.gateway
     assert (g.hang_factor, g.hang_grace_ms, g.policy_options["ahead_ms"]) == (2.0, 0.0, 0.0)
@@ -127,15 +127,24 @@ class FakeGateway:
 
             def do_GET(self):
                 gw.requests.append("GET " + self.path)
-                self._answer({"qos_ms": 350.0, "max_size": max_size, "in_flight": 0,
-                              "fluid_bound_qps_deeprecsys": 20.0})
+                self._answer(
+                    {"qos_ms": 350.0, "max_size": max_size, "in_flight": 0, "fluid_bound_qps_deeprecsys": 20.0}
+                )
 
             def do_POST(self):
                 n = int(self.headers.get("content-length") or 0)
                 self.rfile.read(n)
                 gw.requests.append("POST " + self.path)
-                self._answer({"wait_ms": 0.1, "service_ms": 1.0, "gateway_latency_ms": 1.2, "instance": "i#0",
-                              "instance_index": 0, "attempts": 1})
+                self._answer(
+                    {
+                        "wait_ms": 0.1,
+                        "service_ms": 1.0,
+                        "gateway_latency_ms": 1.2,
+                        "instance": "i#0",
+                        "instance_index": 0,
+                        "attempts": 1,
+                    }
+                )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -164,18 +173,21 @@ def gateway():
 RATE = ("--qps", "10", "--duration", "0.3")
 
 
-@pytest.mark.parametrize("args, words", [
-    ((*RATE, "--qos-ms", "0"), ["--qos-ms must be a finite number > 0"]),
-    ((*RATE, "--qos-ms", "-5"), ["--qos-ms must be a finite number > 0"]),
-    ((*RATE, "--drain-timeout", "-1"), ["--drain-timeout must be a finite number >= 0"]),
-    ((*RATE, "--drain-timeout", "nan"), ["--drain-timeout must be a finite number >= 0"]),
-    (("--max-qps", "--tolerance", "0"), ["--tolerance must be a finite number > 0"]),
-    (("--max-qps", "--tolerance", "-1"), ["--tolerance must be a finite number > 0"]),
-    (("--max-qps", "--max-probes", "0"), ["--max-probes must be >= 1, got 0"]),
-    ((*RATE, "--tolerance", "0.1"), ["--tolerance only applies with --max-qps"]),
-    ((*RATE, "--tolerance", "0.02"), ["--tolerance only applies with --max-qps"]),  # the default, but given
-    ((*RATE, "--max-probes", "3"), ["--max-probes only applies with --max-qps"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ((*RATE, "--qos-ms", "0"), ["--qos-ms must be a finite number > 0"]),
+        ((*RATE, "--qos-ms", "-5"), ["--qos-ms must be a finite number > 0"]),
+        ((*RATE, "--drain-timeout", "-1"), ["--drain-timeout must be a finite number >= 0"]),
+        ((*RATE, "--drain-timeout", "nan"), ["--drain-timeout must be a finite number >= 0"]),
+        (("--max-qps", "--tolerance", "0"), ["--tolerance must be a finite number > 0"]),
+        (("--max-qps", "--tolerance", "-1"), ["--tolerance must be a finite number > 0"]),
+        (("--max-qps", "--max-probes", "0"), ["--max-probes must be >= 1, got 0"]),
+        ((*RATE, "--tolerance", "0.1"), ["--tolerance only applies with --max-qps"]),
+        ((*RATE, "--tolerance", "0.02"), ["--tolerance only applies with --max-qps"]),  # the default, but given
+        ((*RATE, "--max-probes", "3"), ["--max-probes only applies with --max-qps"]),
+    ],
+)
 def test_loadgen_bad_values_exit_2_before_contacting_the_gateway(capsys, gateway, args, words):
     code, err = run_main(capsys, "loadgen", "--url", gateway.url, *args)
     assert_one_line_error(code, err, *words)
@@ -190,13 +202,27 @@ def test_loadgen_defaults_of_max_qps_options_are_not_rejected(capsys, gateway):
 
 def test_loadgen_refuses_sizes_above_the_gateways_largest_instead_of_capping(capsys, gateway, tmp_path):
     code, err = run_main(capsys, "loadgen", "--url", gateway.url, "--workload", "fixed:5000", *RATE)
-    assert_one_line_error(code, err, "--workload: sizes up to 5000 exceed the gateway's largest size 1000",
-                          "use sizes <= 1000")
+    assert_one_line_error(
+        code, err, "--workload: sizes up to 5000 exceed the gateway's largest size 1000", "use sizes <= 1000"
+    )
     assert "cannot reach" not in err
     sizes = tmp_path / "sizes.txt"
     sizes.write_text("10\n200\n1500\n")
-    code, err = run_main(capsys, "loadgen", "--url", gateway.url, "--workload", str(sizes), "--max-qps",
-                         "--qps", "10", "--duration", "0.3", "--max-probes", "1")
+    code, err = run_main(
+        capsys,
+        "loadgen",
+        "--url",
+        gateway.url,
+        "--workload",
+        str(sizes),
+        "--max-qps",
+        "--qps",
+        "10",
+        "--duration",
+        "0.3",
+        "--max-probes",
+        "1",
+    )
     assert_one_line_error(code, err, "--workload: sizes up to 1500 exceed the gateway's largest size 1000")
     assert gateway.queries == 0  # nothing sent, capped or otherwise
 
@@ -222,7 +248,21 @@ def test_loadgen_max_qps_uses_the_drain_timeout_given(capsys, gateway, monkeypat
         return lg.LoadResult(url=url, offered_qps=qps, duration_s=duration_s, qos_ms=350.0)
 
     monkeypatch.setattr(lg, "run_load", fake_run_load)
-    code, err = run_main(capsys, "loadgen", "--url", gateway.url, "--max-qps", "--qps", "10", "--duration", "0.3",
-                         "--max-probes", "1", "--drain-timeout", "7", "--json")
+    code, err = run_main(
+        capsys,
+        "loadgen",
+        "--url",
+        gateway.url,
+        "--max-qps",
+        "--qps",
+        "10",
+        "--duration",
+        "0.3",
+        "--max-probes",
+        "1",
+        "--drain-timeout",
+        "7",
+        "--json",
+    )
     assert code == 0, err
     assert seen == [7.0]

@@ -17,11 +17,35 @@ def run(*args, check=False):
 
 
 def test_max_qps_json_contract():
-    p = run("simulate", "--model", "rm2", "--config", "g4dn.xlarge=1,r5n.large=3", "--qos-ms", "350",
-            "--policy", "kairos", "--max-qps", "--queries", "2000", "--json", check=True)
+    p = run(
+        "simulate",
+        "--model",
+        "rm2",
+        "--config",
+        "g4dn.xlarge=1,r5n.large=3",
+        "--qos-ms",
+        "350",
+        "--policy",
+        "kairos",
+        "--max-qps",
+        "--queries",
+        "2000",
+        "--json",
+        check=True,
+    )
     out = json.loads(p.stdout)
-    for key in ("model", "config", "policy", "qos_ms", "queries", "max_qps", "fluid_bound_qps", "p99_ms",
-                "qos_met_fraction", "elapsed_s"):
+    for key in (
+        "model",
+        "config",
+        "policy",
+        "qos_ms",
+        "queries",
+        "max_qps",
+        "fluid_bound_qps",
+        "p99_ms",
+        "qos_met_fraction",
+        "elapsed_s",
+    ):
         assert key in out, key
     assert out["config"] == {"g4dn.xlarge": 1, "r5n.large": 3}
     assert out["queries"] == 2000
@@ -40,15 +64,37 @@ def test_window_bound_is_reported_and_never_below_what_the_run_achieved():
     assert out["window_bound_within_qos"] < out["queries"]
     assert out["window_bound_misses"] == pytest.approx(out["queries"] - out["window_bound_within_qos"], abs=0.11)
     # at the rate --max-qps finds, the bound allows the 99% the run reached
-    p = run("simulate", "--model", "rm2", "--config", "g4dn.xlarge=1,r5n.large=3", "--max-qps", "--queries", "1500",
-            "--window-bound", "--json", check=True)
+    p = run(
+        "simulate",
+        "--model",
+        "rm2",
+        "--config",
+        "g4dn.xlarge=1,r5n.large=3",
+        "--max-qps",
+        "--queries",
+        "1500",
+        "--window-bound",
+        "--json",
+        check=True,
+    )
     out = json.loads(p.stdout)
     assert out["window_bound_within_qos"] >= out["qos_met_fraction"] * out["queries"] - 1e-6
     p = run("simulate", "--model", "ncf", "--qps", "1000", "--queries", "300", "--window-bound", check=True)
     assert "window bound" in p.stdout and "misses" in p.stdout
     # a policy that passes no rate (max QPS 0): nothing to bound, said so, not an error
-    p = run("simulate", "--model", "ncf", "--policy", "p2c", "--max-qps", "--queries", "2000", "--window-bound",
-            "--json", check=True)
+    p = run(
+        "simulate",
+        "--model",
+        "ncf",
+        "--policy",
+        "p2c",
+        "--max-qps",
+        "--queries",
+        "2000",
+        "--window-bound",
+        "--json",
+        check=True,
+    )
     out = json.loads(p.stdout)
     assert out["max_qps"] == 0 and out["window_bound_within_qos"] is None and out["window_bound_misses"] is None
 
@@ -145,8 +191,22 @@ def test_bad_profile_files(tmp_path, content, needle):
 
 def test_help_explains_every_flag():
     p = run("simulate", "--help", check=True)
-    for flag in ("--model", "--config", "--qos-ms", "--policy", "--qps", "--max-qps", "--profile", "--prices",
-                 "--workload", "--queries", "--seed", "--json", "--trace", "--schedule"):
+    for flag in (
+        "--model",
+        "--config",
+        "--qos-ms",
+        "--policy",
+        "--qps",
+        "--max-qps",
+        "--profile",
+        "--prices",
+        "--workload",
+        "--queries",
+        "--seed",
+        "--json",
+        "--trace",
+        "--schedule",
+    ):
         assert flag in p.stdout
 
 
@@ -157,8 +217,23 @@ def test_unusable_output_path_one_line_exit_2():
 
 
 def test_policy_option_reaches_the_policy():
-    p = run("simulate", "--model", "ncf", "--qps", "3000", "--queries", "2000", "--policy-option", "risk_penalty=none",
-            "--policy-option", "age_weight=2", "--policy-option", "urgency=1", "--json", check=True)
+    p = run(
+        "simulate",
+        "--model",
+        "ncf",
+        "--qps",
+        "3000",
+        "--queries",
+        "2000",
+        "--policy-option",
+        "risk_penalty=none",
+        "--policy-option",
+        "age_weight=2",
+        "--policy-option",
+        "urgency=1",
+        "--json",
+        check=True,
+    )
     out = json.loads(p.stdout)
     # none of them the default (risk_penalty 0.5, age_weight 3, urgency 0.5)
     assert out["policy_params"]["risk_penalty"] is None and out["policy_params"]["age_weight"] == 2
@@ -204,13 +279,48 @@ def _trace(tmp_path, rate=50.0, n=400):
         (["--trace", "{trace}", "--schedule", "0:50", "--duration", "10"], {}, "either --trace or --schedule"),
         (["--trace", "{trace}", "--queries", "100"], {}, "--queries: the number of queries comes from"),
         (["--workload", "{f}", "--qps", "5"], {"f": "10\n20.5\n"}, "line 2: query size must be a positive integer"),
-        (["--profile", "{f}", "--config", "g4dn.xlarge=1", "--workload", "fixed:10", "--qos-ms", "100", "--qps", "5"],
-         {"f": "model,instance,batch,latency_ms\nrm2,g4dn.xlarge,10,0\n"}, "line 2: latency must be > 0"),
-        (["--profile", "{f}", "--config", "g4dn.xlarge=1", "--workload", "fixed:10", "--qos-ms", "100", "--qps", "5"],
-         {"f": "model,instance,batch,latency_ms\nrm2,g4dn.xlarge,10,5,7\n"}, "line 2: more fields than the header"),
-        (["--prices", "{f}", "--qps", "5"], {"f": "instance,usd_per_hour\ng4dn.xlarge,1\ng4dn.xlarge,2\n"},
-         "line 3: a second price for 'g4dn.xlarge'"),
-        (["--qps", "5", "--policy-option", "urgency=1", "--policy-option", "urgency=0"], {}, "'urgency' is given twice"),
+        (
+            [
+                "--profile",
+                "{f}",
+                "--config",
+                "g4dn.xlarge=1",
+                "--workload",
+                "fixed:10",
+                "--qos-ms",
+                "100",
+                "--qps",
+                "5",
+            ],
+            {"f": "model,instance,batch,latency_ms\nrm2,g4dn.xlarge,10,0\n"},
+            "line 2: latency must be > 0",
+        ),
+        (
+            [
+                "--profile",
+                "{f}",
+                "--config",
+                "g4dn.xlarge=1",
+                "--workload",
+                "fixed:10",
+                "--qos-ms",
+                "100",
+                "--qps",
+                "5",
+            ],
+            {"f": "model,instance,batch,latency_ms\nrm2,g4dn.xlarge,10,5,7\n"},
+            "line 2: more fields than the header",
+        ),
+        (
+            ["--prices", "{f}", "--qps", "5"],
+            {"f": "instance,usd_per_hour\ng4dn.xlarge,1\ng4dn.xlarge,2\n"},
+            "line 3: a second price for 'g4dn.xlarge'",
+        ),
+        (
+            ["--qps", "5", "--policy-option", "urgency=1", "--policy-option", "urgency=0"],
+            {},
+            "'urgency' is given twice",
+        ),
         (["--qps", "abc"], {}, "Invalid value for '--qps'"),
         (["--policy", "nope"], {}, "Invalid value for '--policy'"),
         (["--no-such-flag"], {}, "No such option '--no-such-flag'"),
@@ -246,14 +356,36 @@ def test_trace_scaled_to_a_rate_keeps_its_times_at_its_own_rate(tmp_path):
 
 def test_plan_sets_the_workload_and_conflicts_with_model(tmp_path):
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"model": "ncf", "qos_ms": 5, "config": {"g4dn.xlarge": 1, "r5n.large": 2},
-                                "workload": "fixed:500", "cost_per_hour": 1.0}))
+    plan.write_text(
+        json.dumps(
+            {
+                "model": "ncf",
+                "qos_ms": 5,
+                "config": {"g4dn.xlarge": 1, "r5n.large": 2},
+                "workload": "fixed:500",
+                "cost_per_hour": 1.0,
+            }
+        )
+    )
     p = run("simulate", "--plan", str(plan), "--qps", "500", "--queries", "300", "--json", check=True)
     out = json.loads(p.stdout)
     assert out["workload"] == "fixed:500" and out["model"] == "ncf" and out["qos_ms"] == 5.0
     assert "the plan's cost was $1/h" in p.stderr  # the built-in prices give another cost
-    p = run("simulate", "--plan", str(plan), "--qps", "500", "--queries", "300", "--qos-ms", "7", "--workload",
-            "fixed:100", "--json", check=True)
+    p = run(
+        "simulate",
+        "--plan",
+        str(plan),
+        "--qps",
+        "500",
+        "--queries",
+        "300",
+        "--qos-ms",
+        "7",
+        "--workload",
+        "fixed:100",
+        "--json",
+        check=True,
+    )
     out = json.loads(p.stdout)
     assert out["workload"] == "fixed:100" and out["qos_ms"] == 7.0  # explicit options override the plan's
     p = run("simulate", "--plan", str(plan), "--model", "rm2")

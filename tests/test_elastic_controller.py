@@ -159,15 +159,18 @@ def test_rate_file_reading_and_scaling(tmp_path):
     assert tr.arrivals_s(seed=1, time_scale=0.1)[-1] < 18.0
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("", "empty"),
-    ("hour,requests\n0,1\n", "header must be"),
-    ("minute,requests\n", "no rows"),
-    ("minute,requests\n0,1\n2,1\n", "out of order"),
-    ("minute,requests\n0,-1\n", ">= 0"),
-    ("minute,requests\n0,abc\n", "must be an integer"),
-    ("minute,requests\n0,1,2\n", "expected 2 fields"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("", "empty"),
+        ("hour,requests\n0,1\n", "header must be"),
+        ("minute,requests\n", "no rows"),
+        ("minute,requests\n0,1\n2,1\n", "out of order"),
+        ("minute,requests\n0,-1\n", ">= 0"),
+        ("minute,requests\n0,abc\n", "must be an integer"),
+        ("minute,requests\n0,1,2\n", "expected 2 fields"),
+    ],
+)
 def test_bad_rate_files_one_clear_error(tmp_path, text, needle):
     f = tmp_path / "r.csv"
     f.write_text(text)

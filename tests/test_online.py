@@ -48,8 +48,17 @@ def test_online_policy_recovers_from_wrong_estimates():
     seen = perturb_profile(exp.profile, 0.3, 1000)
     res = {}
     for pol in ("kairos", "kairos-online"):
-        r = simulate(seen, exp.config, make_policy(pol), exp.workload, exp.qos_ms, rate=100, seed=0,
-                     size_probs=exp.probs, check=True)
+        r = simulate(
+            seen,
+            exp.config,
+            make_policy(pol),
+            exp.workload,
+            exp.qos_ms,
+            rate=100,
+            seed=0,
+            size_probs=exp.probs,
+            check=True,
+        )
         assert r.completed == exp.workload.n  # nothing lost
         res[pol] = r.violations
     assert res["kairos"] > 0.015 * exp.workload.n

@@ -22,8 +22,14 @@ def test_enumeration_matches_count_and_budget():
     assert (X @ prices <= 1.5 + 1e-9).all() and (X.sum(axis=1) > 0).all()
     assert len({tuple(r) for r in X}) == len(X)
     # brute force over the box
-    box = [(a, b, c, d) for a in range(3) for b in range(4) for c in range(11) for d in range(10)
-           if 0 < a + b + c + d and np.dot((a, b, c, d), prices) <= 1.5 + 1e-9]
+    box = [
+        (a, b, c, d)
+        for a in range(3)
+        for b in range(4)
+        for c in range(11)
+        for d in range(10)
+        if 0 < a + b + c + d and np.dot((a, b, c, d), prices) <= 1.5 + 1e-9
+    ]
     assert sorted(map(tuple, X.tolist())) == sorted(box)
 
 

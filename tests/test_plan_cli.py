@@ -11,8 +11,17 @@ def test_plan_json_one_shot(capsys):
     code, out, err = run(capsys, "plan", "--model", "rm2", "--budget", "1.5", "--evals", "0", "--no-compare", "--json")
     assert code == 0, err
     d = json.loads(out)
-    for key in ("model", "method", "budget", "qos_ms", "config", "cost_per_hour", "predicted_qps", "evaluations",
-                "elapsed_s"):
+    for key in (
+        "model",
+        "method",
+        "budget",
+        "qos_ms",
+        "config",
+        "cost_per_hour",
+        "predicted_qps",
+        "evaluations",
+        "elapsed_s",
+    ):
         assert key in d, key
     assert d["method"] == "milp" and d["evaluations"] == 0 and d["qos_ms"] == 350.0
     assert d["cost_per_hour"] <= 1.5
@@ -22,8 +31,23 @@ def test_plan_json_one_shot(capsys):
 
 def test_plan_compare_and_emit_into_simulate(capsys, tmp_path):
     plan = tmp_path / "plan.yaml"
-    code, out, err = run(capsys, "plan", "--model", "ncf", "--budget", "1.5", "--queries", "2000", "--evals", "2",
-                         "--emit", str(plan), "--format", "yaml", "--json")
+    code, out, err = run(
+        capsys,
+        "plan",
+        "--model",
+        "ncf",
+        "--budget",
+        "1.5",
+        "--queries",
+        "2000",
+        "--evals",
+        "2",
+        "--emit",
+        str(plan),
+        "--format",
+        "yaml",
+        "--json",
+    )
     assert code == 0, err
     d = json.loads(out)
     assert d["evaluations"] <= 2
@@ -45,13 +69,16 @@ def test_plan_table(capsys):
     assert "chosen" in out and "kairos plan" in out
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("--budget", "0.1"), "--budget"),
-    (("--model", "ncf", "--qos-ms", "0.5"), "--qos-ms"),
-    (("--types", "g4dn.xlarge,p3.2xlarge"), "--types"),
-    (("--budget", "-1"), "--budget"),
-    (("--model", "nope"), "unknown model"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("--budget", "0.1"), "--budget"),
+        (("--model", "ncf", "--qos-ms", "0.5"), "--qos-ms"),
+        (("--types", "g4dn.xlarge,p3.2xlarge"), "--types"),
+        (("--budget", "-1"), "--budget"),
+        (("--model", "nope"), "unknown model"),
+    ],
+)
 def test_plan_errors_one_line_exit_2(capsys, args, needle):
     code, out, err = run(capsys, "plan", "--no-compare", *args)
     assert code == 2

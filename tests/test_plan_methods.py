@@ -83,11 +83,13 @@ CAT = builtin_catalogue()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=st.sampled_from(sorted(PAPER_QOS_MS)),
-       budget=st.floats(0.2, 8.0),
-       types=st.sets(st.sampled_from(PAPER_TYPES), min_size=1, max_size=4),
-       method=st.sampled_from(["milp", "kairos", "homogeneous"]),
-       qos_scale=st.floats(0.8, 3.0))
+@given(
+    model=st.sampled_from(sorted(PAPER_QOS_MS)),
+    budget=st.floats(0.2, 8.0),
+    types=st.sets(st.sampled_from(PAPER_TYPES), min_size=1, max_size=4),
+    method=st.sampled_from(["milp", "kairos", "homogeneous"]),
+    qos_scale=st.floats(0.8, 3.0),
+)
 def test_property_within_budget_and_allowed_types(model, budget, types, method, qos_scale):
     mix = parse_size_mix("deeprecsys")
     try:
@@ -103,8 +105,16 @@ def test_property_within_budget_and_allowed_types(model, budget, types, method, 
 
 
 def test_every_registered_method_is_named():
-    assert set(METHODS) == {"milp", "kairos", "kairos+", "exhaustive", "homogeneous", "ribbon",
-                            "ribbon-kairos", "random"}
+    assert set(METHODS) == {
+        "milp",
+        "kairos",
+        "kairos+",
+        "exhaustive",
+        "homogeneous",
+        "ribbon",
+        "ribbon-kairos",
+        "random",
+    }
 
 
 def test_what_the_cli_needs_is_derived_from_the_method_records():
@@ -115,8 +125,14 @@ def test_what_the_cli_needs_is_derived_from_the_method_records():
     assert MIN_EVALS == {"milp": 0, "random": 1, "ribbon": 1, "ribbon-kairos": 1}
     assert USES_EVALS == ("milp", "random", "ribbon", "ribbon-kairos") and USES_MAX_EVALS == ("kairos+",)
     assert {n: m.policy for n, m in METHODS.items() if m.simulates != "never"} == {
-        "milp": "kairos", "kairos+": "kairos", "exhaustive": "kairos", "homogeneous": "kairos", "ribbon": "fcfs",
-        "ribbon-kairos": "kairos", "random": "kairos"}
+        "milp": "kairos",
+        "kairos+": "kairos",
+        "exhaustive": "kairos",
+        "homogeneous": "kairos",
+        "ribbon": "fcfs",
+        "ribbon-kairos": "kairos",
+        "random": "kairos",
+    }
     assert METHODS["kairos"].dispatch_policies == () and METHODS["ribbon"].dispatch_policies == ("fcfs",)
 
 

@@ -83,8 +83,11 @@ def test_one_shot_is_the_model_cheapest_and_calls_are_deterministic():
         assert max(ctx.estimate(x) for x in cheaper) < rate
         target._CONTEXTS.clear()
         again = plan_for_rate(prob, rate)
-        assert (again.config, again.cost_per_hour, again.predicted_qps) == (res.config, res.cost_per_hour,
-                                                                             res.predicted_qps)
+        assert (again.config, again.cost_per_hour, again.predicted_qps) == (
+            res.config,
+            res.cost_per_hour,
+            res.predicted_qps,
+        )
 
 
 def test_budget_caps_the_cost(tiny):
@@ -100,14 +103,17 @@ def test_budget_caps_the_cost(tiny):
         plan_for_rate(capped, 5000.0, ev)
 
 
-@pytest.mark.parametrize("rate, needle", [
-    (0, "--target-qps must be a finite number > 0"),
-    (-3, "--target-qps must be a finite number > 0"),
-    (float("nan"), "--target-qps must be a finite number > 0"),
-    (float("inf"), "--target-qps must be a finite number > 0"),
-    ("fast", "--target-qps must be a number > 0"),
-    (1e9, "instances"),
-])
+@pytest.mark.parametrize(
+    "rate, needle",
+    [
+        (0, "--target-qps must be a finite number > 0"),
+        (-3, "--target-qps must be a finite number > 0"),
+        (float("nan"), "--target-qps must be a finite number > 0"),
+        (float("inf"), "--target-qps must be a finite number > 0"),
+        ("fast", "--target-qps must be a number > 0"),
+        (1e9, "instances"),
+    ],
+)
 def test_bad_rates_are_input_errors(tiny_problem, rate, needle):
     with pytest.raises(KairosInputError, match=needle):
         plan_for_rate(tiny_problem, rate)
@@ -116,13 +122,35 @@ def test_bad_rates_are_input_errors(tiny_problem, rate, needle):
 # ---------------------------------------------------------------------- CLI
 def test_cli_target_json_keys_and_emit(capsys, tmp_path):
     plan = tmp_path / "plan.json"
-    code, out, err = run_cli(capsys, "plan", "--model", "ncf", "--target-qps", "3000", "--queries", "2000",
-                             "--no-compare", "--emit", str(plan), "--json")
+    code, out, err = run_cli(
+        capsys,
+        "plan",
+        "--model",
+        "ncf",
+        "--target-qps",
+        "3000",
+        "--queries",
+        "2000",
+        "--no-compare",
+        "--emit",
+        str(plan),
+        "--json",
+    )
     assert code == 0, err
     d = json.loads(out)
     assert d["target_qps"] == 3000.0 and d["budget"] is None and d["method"] == "milp"
-    for key in ("model", "qos_ms", "config", "cost_per_hour", "predicted_qps", "predicted_kind", "evaluations",
-                "measured_qps", "candidates", "elapsed_s"):
+    for key in (
+        "model",
+        "qos_ms",
+        "config",
+        "cost_per_hour",
+        "predicted_qps",
+        "predicted_kind",
+        "evaluations",
+        "measured_qps",
+        "candidates",
+        "elapsed_s",
+    ):
         assert key in d, key
     assert d["measured_qps"] >= 3000.0 and d["evaluations"] >= 1
     assert d["config"] and all(isinstance(v, int) and v > 0 for v in d["config"].values())
@@ -131,32 +159,52 @@ def test_cli_target_json_keys_and_emit(capsys, tmp_path):
 
 
 def test_cli_target_one_shot_within_budget(capsys):
-    code, out, err = run_cli(capsys, "plan", "--model", "rm2", "--target-qps", "60", "--budget", "3", "--evals", "0",
-                             "--no-compare", "--json")
+    code, out, err = run_cli(
+        capsys,
+        "plan",
+        "--model",
+        "rm2",
+        "--target-qps",
+        "60",
+        "--budget",
+        "3",
+        "--evals",
+        "0",
+        "--no-compare",
+        "--json",
+    )
     assert code == 0, err
     d = json.loads(out)
     assert d["budget"] == 3.0 and d["evaluations"] == 0 and d["cost_per_hour"] <= 3.0
     assert d["predicted_qps"] >= 60.0
 
 
-@pytest.mark.parametrize("args, needles", [
-    (("--target-qps", "0"), ("--target-qps", "> 0")),
-    (("--target-qps", "-5"), ("--target-qps", "> 0")),
-    (("--target-qps", "nan"), ("--target-qps", "> 0")),
-    (("--target-qps", "inf"), ("--target-qps", "> 0")),
-    (("--target-qps", "lots"), ("--target-qps", "not a valid float")),
-    (("--target-qps", "1e9"), ("--target-qps", "instances")),
-    (("--target-qps", "500", "--budget", "2"), ("--target-qps 500", "--budget $2/h")),
-    (("--target-qps", "60", "--method", "kairos"), ("--target-qps applies only to --method milp or exhaustive",)),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (("--target-qps", "0"), ("--target-qps", "> 0")),
+        (("--target-qps", "-5"), ("--target-qps", "> 0")),
+        (("--target-qps", "nan"), ("--target-qps", "> 0")),
+        (("--target-qps", "inf"), ("--target-qps", "> 0")),
+        (("--target-qps", "lots"), ("--target-qps", "not a valid float")),
+        (("--target-qps", "1e9"), ("--target-qps", "instances")),
+        (("--target-qps", "500", "--budget", "2"), ("--target-qps 500", "--budget $2/h")),
+        (("--target-qps", "60", "--method", "kairos"), ("--target-qps applies only to --method milp or exhaustive",)),
+    ],
+)
 def test_cli_target_errors_one_line_exit_2(capsys, args, needles):
     code, out, err = run_cli(capsys, "plan", "--no-compare", *args)
     assert_one_line_error(code, err, *needles)
 
 
 # ---------------------------------------------------------------------- built-in catalogue vs exhaustive
-RATES = {"rm2": (60, 250, 550), "wnd": (800, 2500, 6000), "mtwnd": (500, 1800, 4200), "dien": (300, 1200, 2900),
-         "ncf": (3000, 12000, 27000)}
+RATES = {
+    "rm2": (60, 250, 550),
+    "wnd": (800, 2500, 6000),
+    "mtwnd": (500, 1800, 4200),
+    "dien": (300, 1200, 2900),
+    "ncf": (3000, 12000, 27000),
+}
 
 
 def exhaustive_cheapest_cost(prob, rate, ev, cost) -> float:

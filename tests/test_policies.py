@@ -190,22 +190,34 @@ def _one_query_reference(pol, now, qid, pool):
     return []
 
 
-@pytest.mark.parametrize("risk_penalty,urgency,ahead_ms", [(None, 0.0, 0.0), (0.5, 0.0, 0.0), (None, 2.0, 0.0),
-                                                           (0.5, 0.5, 20.0)])
-@pytest.mark.parametrize("type_of", [[0] * 3 + [1] * 5 + [2] * 2,  # instances of a type listed together
-                                     [1, 0, 1, 1, 2, 0, 1, 2, 0, 1]])  # interleaved
+@pytest.mark.parametrize(
+    "risk_penalty,urgency,ahead_ms", [(None, 0.0, 0.0), (0.5, 0.0, 0.0), (None, 2.0, 0.0), (0.5, 0.5, 20.0)]
+)
+@pytest.mark.parametrize(
+    "type_of",
+    [
+        [0] * 3 + [1] * 5 + [2] * 2,  # instances of a type listed together
+        [1, 0, 1, 1, 2, 0, 1, 2, 0, 1],
+    ],
+)  # interleaved
 def test_kairos_one_query_decision_equals_a_scan_of_every_instance(risk_penalty, urgency, ahead_ms, type_of):
     """The one-query path (one candidate per run of a type's consecutive instances) decides
     what the plain scan over every instance decides, on random pool states with ties and
     estimates already passed, whatever the order of the instances."""
-    prof = make_profile([[10.0, 20.0, 100.0], [5.0, 40.0, 400.0], [8.0, 30.0, 200.0]],
-                        types=("gpu", "cpu", "mid"), spread=0.2)
+    prof = make_profile(
+        [[10.0, 20.0, 100.0], [5.0, 40.0, 400.0], [8.0, 30.0, 200.0]], types=("gpu", "cpu", "mid"), spread=0.2
+    )
     rng = np.random.default_rng(3)
     decided = 0
     for _ in range(3000):
-        t = Toy(make_policy("kairos", risk_penalty=risk_penalty, urgency=urgency, ahead_ms=ahead_ms), prof, type_of,
-                float(rng.choice([60.0, 150.0, 450.0])),
-                [int(rng.choice([10, 100, 1000]))], arrivals=[0.0])
+        t = Toy(
+            make_policy("kairos", risk_penalty=risk_penalty, urgency=urgency, ahead_ms=ahead_ms),
+            prof,
+            type_of,
+            float(rng.choice([60.0, 150.0, 450.0])),
+            [int(rng.choice([10, 100, 1000]))],
+            arrivals=[0.0],
+        )
         pol, pool = t.policy, t.pool
         now = float(rng.choice([0.0, 20.0, 100.0]))
         for j in range(len(type_of)):

@@ -108,7 +108,13 @@ def test_prices(tmp_path):
 def test_parse_config():
     assert parse_config("g4dn.xlarge=2, r5n.large=9") == {"g4dn.xlarge": 2, "r5n.large": 9}
     assert parse_config("a=0,b=1") == {"b": 1}
-    for bad, match in [("", "empty"), ("a", "TYPE=COUNT"), ("a=x", "integer"), ("a=-1", ">= 0"),
-                       ("a=0", "no instances"), ("a=1,a=2", "twice")]:
+    for bad, match in [
+        ("", "empty"),
+        ("a", "TYPE=COUNT"),
+        ("a=x", "integer"),
+        ("a=-1", ">= 0"),
+        ("a=0", "no instances"),
+        ("a=1,a=2", "twice"),
+    ]:
         with pytest.raises(KairosInputError, match=match):
             parse_config(bad)

@@ -34,9 +34,13 @@ QOS_MS = 350.0
 MIX = parse_size_mix("deeprecsys")
 NODE_ARGS = dict(num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=80 * 2**20)
 # quick node-death detection (default: tens of seconds) and capped task events
-SYSTEM_CONFIG = {"health_check_period_ms": 500, "health_check_failure_threshold": 4,
-                 "health_check_initial_delay_ms": 1000, "task_events_max_num_task_in_gcs": 10_000,
-                 "enable_metrics_collection": False}
+SYSTEM_CONFIG = {
+    "health_check_period_ms": 500,
+    "health_check_failure_threshold": 4,
+    "health_check_initial_delay_ms": 1000,
+    "task_events_max_num_task_in_gcs": 10_000,
+    "enable_metrics_collection": False,
+}
 
 
 def _ppid(pid: int) -> int:
@@ -66,8 +70,12 @@ def ray_cluster():
     env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # (inherited by the gateway process)
-    cluster = Cluster(initialize_head=True, head_node_args=dict(
-        NODE_ARGS, resources={"kairos/g4dn.xlarge": 2}, include_dashboard=False, _system_config=SYSTEM_CONFIG))
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args=dict(
+            NODE_ARGS, resources={"kairos/g4dn.xlarge": 2}, include_dashboard=False, _system_config=SYSTEM_CONFIG
+        ),
+    )
     try:
         nodes = {"g4dn": cluster.head_node}
         nodes["r5n-a"] = cluster.add_node(**NODE_ARGS, resources={"kairos/r5n.large": 5})
@@ -95,8 +103,19 @@ def sim_max_qps():
 def ray_gateway(ray_cluster):
     cluster, _ = ray_cluster
     cfg = ",".join(f"{t}={k}" for t, k in CONFIG.items())
-    s = Server("--backend", "ray", "--address", cluster.address, "--model", "rm2", "--config", cfg,
-               "--qos-ms", str(QOS_MS), start_timeout=240.0)
+    s = Server(
+        "--backend",
+        "ray",
+        "--address",
+        cluster.address,
+        "--model",
+        "rm2",
+        "--config",
+        cfg,
+        "--qos-ms",
+        str(QOS_MS),
+        start_timeout=240.0,
+    )
     try:
         yield s
     finally:
@@ -222,8 +241,17 @@ def test_ray_backend_without_address_starts_its_own_ray(monkeypatch):
     """`kairos serve --backend ray` with no --address: a one-node Ray offering every type."""
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
-    s = Server("--backend", "ray", "--model", "rm2", "--config", "g4dn.xlarge=1,r5n.large=2", "--qos-ms", "350",
-               start_timeout=180.0)
+    s = Server(
+        "--backend",
+        "ray",
+        "--model",
+        "rm2",
+        "--config",
+        "g4dn.xlarge=1,r5n.large=2",
+        "--qos-ms",
+        "350",
+        start_timeout=180.0,
+    )
     try:
         pids = [w["pid"] for w in s.health()["workers"]]
         assert len(pids) == 3 and all(pids)

@@ -33,8 +33,10 @@ def test_ray_cluster_yaml_has_one_node_type_per_instance_type(tmp_path):
     head = doc["available_node_types"][doc["head_node_type"]]
     assert head["max_workers"] == 0 and not any(k.startswith("kairos/") for k in head["resources"])
     assert "--include-dashboard=false" in " ".join(doc["head_start_ray_commands"])
-    assert all("RAY_USAGE_STATS_ENABLED=0" in c for c in doc["head_start_ray_commands"][1:] +
-               doc["worker_start_ray_commands"][1:])
+    assert all(
+        "RAY_USAGE_STATS_ENABLED=0" in c
+        for c in doc["head_start_ray_commands"][1:] + doc["worker_start_ray_commands"][1:]
+    )
 
 
 def test_ray_cluster_yaml_unknown_type_and_errors():
@@ -58,8 +60,22 @@ def test_ray_cluster_yaml_valid_for_ray_schema(tmp_path):
 
 def test_plan_cli_emits_ray_cluster_matching_the_plan(tmp_path):
     plan_path, cluster_path = tmp_path / "plan.json", tmp_path / "cluster.yaml"
-    r = CliRunner().invoke(cli, ["plan", "--model", "rm2", "--no-compare", "--evals", "0", "--emit", str(plan_path),
-                                 "--emit-ray-cluster", str(cluster_path), "--json"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "plan",
+            "--model",
+            "rm2",
+            "--no-compare",
+            "--evals",
+            "0",
+            "--emit",
+            str(plan_path),
+            "--emit-ray-cluster",
+            str(cluster_path),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     plan = json.loads(plan_path.read_text())
     doc = yaml.safe_load(cluster_path.read_text())

@@ -31,8 +31,12 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
     docs = out / "docs" / "results.md"
     t0 = time.perf_counter()
-    p = subprocess.run(KAIROS + ["reproduce", "--quick", "--out", str(out), "--jobs", "2", "--docs", str(docs)],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        KAIROS + ["reproduce", "--quick", "--out", str(out), "--jobs", "2", "--docs", str(docs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     wall = time.perf_counter() - t0
     assert p.returncode == 0, p.stderr[-3000:]
     return {"out": out, "docs": docs, "wall": wall, "stdout": p.stdout}
@@ -50,9 +54,19 @@ def num(x):
 @pytest.mark.slow
 def test_outputs_written(run):
     out = run["out"]
-    for name in ("tables.md", "results.md", "meta.json", "table1_throughput.csv", "table2_exploration.csv",
-                 "table3a_budget.csv", "table3b_qos.csv", "table3c_noise.csv", "table4_load.csv", "load_windows.csv",
-                 "table5_dispatch.csv"):
+    for name in (
+        "tables.md",
+        "results.md",
+        "meta.json",
+        "table1_throughput.csv",
+        "table2_exploration.csv",
+        "table3a_budget.csv",
+        "table3b_qos.csv",
+        "table3c_noise.csv",
+        "table4_load.csv",
+        "load_windows.csv",
+        "table5_dispatch.csv",
+    ):
         assert (out / name).stat().st_size > 0, name
     for fig in ("fig1_throughput", "fig2_exploration", "fig3_sensitivity", "fig4_load", "fig5_dispatch"):
         assert (out / f"{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fig
@@ -95,7 +109,10 @@ def test_exploration_counts(run):
 
 @pytest.mark.slow
 def test_sensitivity_tables(run):
-    for name, key, values in (("table3a_budget", "budget", QUICK.budgets), ("table3b_qos", "qos_factor", QUICK.qos_factors)):
+    for name, key, values in (
+        ("table3a_budget", "budget", QUICK.budgets),
+        ("table3b_qos", "qos_factor", QUICK.qos_factors),
+    ):
         t = rows(run, name)
         for m in QUICK.models:
             for v in values:
@@ -156,8 +173,12 @@ def test_results_page(run):
 def test_rerun_uses_the_cache(run):
     before = (run["out"] / "table1_throughput.csv").read_text()
     t0 = time.perf_counter()
-    p = subprocess.run(KAIROS + ["reproduce", "--quick", "--out", str(run["out"]), "--jobs", "2"],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        KAIROS + ["reproduce", "--quick", "--out", str(run["out"]), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert time.perf_counter() - t0 < max(30.0, 0.25 * run["wall"])
     assert (run["out"] / "table1_throughput.csv").read_text() == before
@@ -165,18 +186,30 @@ def test_rerun_uses_the_cache(run):
 
 @pytest.mark.slow
 def test_report_only_json_and_its_empty_cache_error(run, tmp_path):
-    p = subprocess.run(KAIROS + ["reproduce", "--quick", "--out", str(run["out"]), "--report-only", "--json"],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        KAIROS + ["reproduce", "--quick", "--out", str(run["out"]), "--report-only", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     out = json.loads(p.stdout)
     assert out["out"] == str(run["out"]) and any(f.endswith("results.md") for f in out["files"])
     assert all((run["out"] / Path(f).name).exists() or Path(f).exists() for f in out["files"])
-    p = subprocess.run(KAIROS + ["reproduce", "--out", str(tmp_path / "empty"), "--report-only"],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        KAIROS + ["reproduce", "--out", str(tmp_path / "empty"), "--report-only"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 2 and "no finished cells" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
-    p = subprocess.run(KAIROS + ["reproduce", "--out", str(tmp_path / "x"), "--models", ""],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        KAIROS + ["reproduce", "--out", str(tmp_path / "x"), "--models", ""],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 2 and "--models" in p.stderr and not (tmp_path / "x").exists()
 
 
@@ -243,8 +276,9 @@ def test_cell_cache_misses_only_the_cells_of_a_policy_whose_defaults_change(tmp_
     c = CellCache(tmp_path / "c.jsonl", cell_policies)
     for i, cell in enumerate(cells):
         c.put(cell, {"qps": float(i)})
-    assert all(CellCache(tmp_path / "c.jsonl", cell_policies).get(cell) == {"qps": float(i)}
-               for i, cell in enumerate(cells))
+    assert all(
+        CellCache(tmp_path / "c.jsonl", cell_policies).get(cell) == {"qps": float(i)} for i, cell in enumerate(cells)
+    )
     monkeypatch.setattr(FCFSPolicy, "describe", lambda self: {"new_default": 1})  # fcfs's defaults change
     again = CellCache(tmp_path / "c.jsonl", cell_policies)
     missed = [cell for cell in cells if cell not in again]
@@ -278,8 +312,11 @@ def test_comparisons_come_from_the_registries():
     from kairos.reproduce.experiments import EXPLORATION, FULL, LOAD_POLICIES, PRIOR, SCHEMES, schemes_in
     from kairos.reproduce.report import LABEL
 
-    assert DISPATCHERS == LOAD_POLICIES == ("kairos", "kairos-online", "kairos-paper", "fcfs", "deeprecsys",
-                                            "clockwork", "least-loaded", "p2c")
+    assert (
+        DISPATCHERS
+        == LOAD_POLICIES
+        == ("kairos", "kairos-online", "kairos-paper", "fcfs", "deeprecsys", "clockwork", "least-loaded", "p2c")
+    )
     assert FULL.noise_policies == ("kairos", "kairos-online", "kairos-paper", "deeprecsys", "clockwork")
     assert QUICK.noise_policies == ("kairos", "kairos-online", "kairos-paper", "clockwork")
     assert tuple(SCHEMES) == TABLE1 + ("random",)

@@ -86,9 +86,13 @@ async def _elastic_gateway(config, policy="fcfs", startup_s=0.0, **settings):
     connections. Returns (gateway, supervisor, connections by instance, clock)."""
     profile = builtin_catalogue().profile("dien")
     clock = _Clock()
-    ctl = Controller(_TablePlanner(), dict.fromkeys(PRICES, startup_s),
-                     ControllerSettings(**{"interval_s": 1.0, "window_s": 1.0, "headroom": 0.0,
-                                           "scale_down_after_s": 2.0, **settings}))
+    ctl = Controller(
+        _TablePlanner(),
+        dict.fromkeys(PRICES, startup_s),
+        ControllerSettings(
+            **{"interval_s": 1.0, "window_s": 1.0, "headroom": 0.0, "scale_down_after_s": 2.0, **settings}
+        ),
+    )
     spec = AutoscaleSpec(ctl, dict.fromkeys(PRICES, startup_s), PRICES)
     sup = FakeSupervisor()
     cfg = GatewayConfig(model="dien", config=config, qos_ms=35.0, policy=policy, check_decisions=True, autoscale=spec)
@@ -130,8 +134,10 @@ def test_add_starts_a_worker_that_serves_from_its_hello_no_earlier_than_its_star
         assert all(30.0 <= gw.workers[j].ready_at - t < 31.0 for j in touched)  # the worker's HELLO waits
         assert not gw.pool.up[1] and not gw.pool.up[2]
         assert s.counts() == ({"g4dn.xlarge": 1}, {"r5n.large": 2})
-        assert s.pool() == {"g4dn.xlarge": {"ready": 1, "starting": 0, "draining": 0},
-                            "r5n.large": {"ready": 0, "starting": 2, "draining": 0}}
+        assert s.pool() == {
+            "g4dn.xlarge": {"ready": 1, "starting": 0, "draining": 0},
+            "r5n.large": {"ready": 0, "starting": 2, "draining": 0},
+        }
         gw.submit_nowait(10, gw.bucket_of(10))  # the g4dn serves it
         gw.submit_nowait(10, gw.bucket_of(10))  # waits: nothing else is up
         assert conns[0].transport.frames == [0] and gw.queue == [1]
@@ -266,8 +272,11 @@ def test_ticks_observe_arrivals_scale_up_then_drain_and_bill_from_launch_to_stop
         assert info["instances_launched"] == 4 and info["instances_stopped"] == 3
         assert (info["scale_ups"], info["scale_downs"]) == (1, 1)
         assert [(i["instance"], i["launched_s"], i["stopped_s"]) for i in info["instances"]] == [
-            ("g4dn.xlarge#0", 0.0, None), ("r5n.large#0", 1.0, 6.0), ("r5n.large#1", 1.0, 6.0),
-            ("r5n.large#2", 1.0, 6.0)]
+            ("g4dn.xlarge#0", 0.0, None),
+            ("r5n.large#0", 1.0, 6.0),
+            ("r5n.large#1", 1.0, 6.0),
+            ("r5n.large#2", 1.0, 6.0),
+        ]
         # /metrics: the pool per type and state, launched/stopped, cost so far, scale events
         from prometheus_client import generate_latest
 
@@ -353,8 +362,24 @@ def test_live_autoscale_follows_a_compressed_rate_file(tmp_path):
     step_s = 1.5
     rates = tmp_path / "rates.csv"
     rates.write_text("second,requests\n" + "".join(f"{k},{r}\n" for k, r in enumerate(RATES)))
-    srv = Server("--model", "rm2", "--autoscale", "--initial-qps", "3", "--startup-s", "1", "--interval-s", "0.5",
-                 "--window-s", "1", "--scale-down-after-s", "2", "--plan-queries", "0", quiet=True)
+    srv = Server(
+        "--model",
+        "rm2",
+        "--autoscale",
+        "--initial-qps",
+        "3",
+        "--startup-s",
+        "1",
+        "--interval-s",
+        "0.5",
+        "--window-s",
+        "1",
+        "--scale-down-after-s",
+        "2",
+        "--plan-queries",
+        "0",
+        quiet=True,
+    )
     try:
         info0 = json.loads(__import__("urllib.request").request.urlopen(srv.url + "/v1/info").read())
         assert info0["autoscale"]["started"] is False
@@ -403,17 +428,20 @@ def no_server(monkeypatch):
 AUTO = ("serve", "--model", "rm2", "--autoscale", "--plan-queries", "0")
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("--config", "r5n.large=1"), "--config does not apply with --autoscale"),
-    (("--backend", "ray"), "--autoscale runs on --backend local"),
-    (("--workload", "unknown"), "--autoscale plans for a query-size mix"),
-    (("--initial-qps", "0"), "--initial-qps must be a finite number > 0"),
-    (("--max-cost-per-hour", "-1"), "--max-cost-per-hour must be a finite number > 0"),
-    (("--startup-s", "nan"), "--startup-s must be a finite number >= 0"),
-    (("--interval-s", "0"), "--interval-s must be a finite number > 0"),
-    (("--headroom", "-0.5"), "--headroom must be a finite number >= 0"),
-    (("--types", "r5n.large,nope"), "nope"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("--config", "r5n.large=1"), "--config does not apply with --autoscale"),
+        (("--backend", "ray"), "--autoscale runs on --backend local"),
+        (("--workload", "unknown"), "--autoscale plans for a query-size mix"),
+        (("--initial-qps", "0"), "--initial-qps must be a finite number > 0"),
+        (("--max-cost-per-hour", "-1"), "--max-cost-per-hour must be a finite number > 0"),
+        (("--startup-s", "nan"), "--startup-s must be a finite number >= 0"),
+        (("--interval-s", "0"), "--interval-s must be a finite number > 0"),
+        (("--headroom", "-0.5"), "--headroom must be a finite number >= 0"),
+        (("--types", "r5n.large,nope"), "nope"),
+    ],
+)
 def test_serve_autoscale_bad_input_is_one_line(capsys, no_server, args, needle):
     from cli_helpers import assert_one_line_error, run_cli
 
@@ -433,10 +461,11 @@ def test_serve_autoscale_options_need_autoscale(capsys, no_server):
 def test_serve_autoscale_starts_with_the_controllers_initial_pool(capsys, no_server):
     from cli_helpers import run_cli
 
-    code, _, err = run_cli(capsys, *AUTO, "--initial-qps", "20", "--startup-s", "3", "--interval-s", "2",
-                           "--max-cost-per-hour", "5")
+    code, _, err = run_cli(
+        capsys, *AUTO, "--initial-qps", "20", "--startup-s", "3", "--interval-s", "2", "--max-cost-per-hour", "5"
+    )
     assert code == 0, err
-    ((_, cfg), _), = no_server
+    (((_, cfg), _),) = no_server
     g = cfg.gateway
     spec = g.autoscale
     assert g.config == spec.controller.initial_pool(20.0) == {"g4dn.xlarge": 1, "r5n.large": 3}  # 23 q/s
@@ -445,13 +474,16 @@ def test_serve_autoscale_starts_with_the_controllers_initial_pool(capsys, no_ser
     assert spec.prices["r5n.large"] == pytest.approx(0.149)
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("--qps", "10"), "--qps does not apply with --rates"),
-    (("--max-qps",), "--max-qps does not apply with --rates"),
-    (("--step-s", "0"), "--step-s must be a finite number > 0"),
-    (("--peak-qps", "-3"), "--peak-qps must be a finite number > 0"),
-    (("--start-minute", "5"), "--start-minute 5: the rate file"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("--qps", "10"), "--qps does not apply with --rates"),
+        (("--max-qps",), "--max-qps does not apply with --rates"),
+        (("--step-s", "0"), "--step-s must be a finite number > 0"),
+        (("--peak-qps", "-3"), "--peak-qps must be a finite number > 0"),
+        (("--start-minute", "5"), "--start-minute 5: the rate file"),
+    ],
+)
 def test_loadgen_rates_bad_input_is_one_line(capsys, tmp_path, args, needle):
     from cli_helpers import assert_one_line_error, run_cli
 
@@ -477,9 +509,15 @@ def test_compressed_trace_plays_the_same_rates_in_shorter_steps_and_per_step_cou
     assert live.step_s == 5.0 and live.rates.tolist() == [10.0, 20.0, 0.0] and live.counts.tolist() == [50, 100, 0]
     # four queries in step 0 (one too slow, one 503), one in step 1, none in step 2
     res = LoadResult("u", 1.0, 15.0, qos_ms=100.0)
-    res.records = {"send_s": np.array([0.1, 1.0, 2.0, 4.9, 6.0]), "status": np.array([200, 200, 503, 200, 200]),
-                   "latency_ms": np.array([50.0, 150.0, np.nan, 99.0, 20.0])}
+    res.records = {
+        "send_s": np.array([0.1, 1.0, 2.0, 4.9, 6.0]),
+        "status": np.array([200, 200, 503, 200, 200]),
+        "latency_ms": np.array([50.0, 150.0, np.nan, 99.0, 20.0]),
+    }
     rows = per_step(res, 5.0, 3, live.rates)
     assert [(r["sent"], r["completed"], r["qos_met_fraction"], r["offered_qps"]) for r in rows] == [
-        (4, 3, 0.5, 10.0), (1, 1, 1.0, 20.0), (0, 0, None, 0.0)]
+        (4, 3, 0.5, 10.0),
+        (1, 1, 1.0, 20.0),
+        (0, 0, None, 0.0),
+    ]
     assert step_summary(rows) == {"steps": 3, "steps_meeting_qos_fraction": 0.5, "worst_step_qos_met": 0.5}

@@ -80,7 +80,7 @@ def test_lost_worker_query_is_redispatched_and_answered_once(policy):
         first = [j for j, c in enumerate(conns) if c.queries()]
         assert len(first) == 1
         j = first[0]
-        (qid, size, bucket), = conns[j].queries()
+        ((qid, size, bucket),) = conns[j].queries()
         assert (qid, size) == (0, 10)
         gw.on_worker_lost(j, "test: connection closed")
         other = 1 - j
@@ -215,6 +215,7 @@ def test_events_of_one_loop_turn_share_one_dispatch_when_coalescing(coalesce):
     """A worker's result and an arrival handled in the same event-loop turn, with two
     queries already waiting: coalescing makes one dispatch call after both, over all three
     waiting queries; per event, the result's call sees only the two before the arrival."""
+
     async def go():
         gw, conns, _ = _gateway({"g4dn.xlarge": 1}, coalesce_dispatch=coalesce)
         seen = []  # queue length at every policy call
@@ -263,8 +264,9 @@ def test_property_every_query_answered_once_whatever_the_turns(policy, coalesce)
     def check(turns):
         async def go():
             name, opts = ("kairos", {"ahead_ms": 50.0}) if policy == "kairos+ahead" else (policy, {})
-            gw, conns, _ = _gateway({"g4dn.xlarge": 1, "r5n.large": 2}, policy=name, coalesce_dispatch=coalesce,
-                                    policy_options=opts)
+            gw, conns, _ = _gateway(
+                {"g4dn.xlarge": 1, "r5n.large": 2}, policy=name, coalesce_dispatch=coalesce, policy_options=opts
+            )
             ahead = 0 if policy in ("kairos", "fcfs") else 1  # queries a worker may hold beyond the running one
             futs, seen = {}, [0] * gw.n  # queries answered so far, per worker
 

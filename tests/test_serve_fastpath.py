@@ -30,8 +30,10 @@ def _connect(srv) -> socket.socket:
 
 def _post(size: int, extra: bytes = b"", version: bytes = b"1.1") -> bytes:
     body = b'{"size":%d}' % size
-    return (b"POST /v1/infer HTTP/" + version + b"\r\nhost: x\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n" % len(body) + extra + b"\r\n" + body)
+    return (
+        b"POST /v1/infer HTTP/" + version + b"\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n" % len(body) + extra + b"\r\n" + body
+    )
 
 
 class _Reader:
@@ -69,8 +71,14 @@ def test_pipelined_answers_leave_in_request_order_with_asgi_requests_between(srv
     r = _Reader(c)
     # a large query first (it takes longest), small ones behind it, and requests for the
     # ASGI app (FastAPI) in between: every answer must come back in request order
-    c.sendall(_post(1000) + _post(10) + b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n" + _post(20)
-              + b"GET /v1/info HTTP/1.1\r\nhost: x\r\n\r\n" + _post(30))
+    c.sendall(
+        _post(1000)
+        + _post(10)
+        + b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
+        + _post(20)
+        + b"GET /v1/info HTTP/1.1\r\nhost: x\r\n\r\n"
+        + _post(30)
+    )
     sizes = []
     for expect in ("infer", "infer", "health", "infer", "info", "infer"):
         st, _, body = r.response()
@@ -119,8 +127,12 @@ def test_bad_and_oversized_bodies_answer_4xx_on_the_same_connection(srv):
     c = _connect(srv)
     r = _Reader(c)
     big = b"x" * (MAX_BODY + 1)
-    c.sendall(b"POST /v1/infer HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(big) + big
-              + b"POST /v1/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nnull!" + _post(80))
+    c.sendall(
+        b"POST /v1/infer HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(big)
+        + big
+        + b"POST /v1/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nnull!"
+        + _post(80)
+    )
     st, _, data = r.response()
     assert st == 413 and json.loads(data)["status"] == 413
     st, _, data = r.response()
@@ -132,6 +144,7 @@ def test_bad_and_oversized_bodies_answer_4xx_on_the_same_connection(srv):
 
 
 # -- in process: the protocol with a stub gateway, answers completing out of order -----------
+
 
 class _StubMetrics:
     def __init__(self):
@@ -253,7 +266,7 @@ def test_a_fast_query_cancelled_at_shutdown_is_answered_503_once():
         gw = _StubGateway(asyncio.get_running_loop())
         p, t, state = _protocol(gw)
         p.data_received(_post(5))
-        (_, waiter), = gw.futures
+        ((_, waiter),) = gw.futures
         assert state.tasks == {waiter}  # uvicorn's graceful shutdown waits for it
         p.shutdown()  # what uvicorn does on SIGTERM: close after the owed answer
         assert not t.closing
@@ -281,17 +294,27 @@ def test_uvicorn_still_has_the_private_parts_the_fast_path_uses():
     from kairos.serve.fastpath import FastInferProtocol, _Owed
 
     assert list(inspect.signature(HttpToolsProtocol.__init__).parameters) == [
-        "self", "config", "server_state", "app_state", "_loop"]
-    for name in ("on_headers_complete", "on_body", "on_message_complete", "on_response_complete", "shutdown",
-                 "connection_lost"):
+        "self",
+        "config",
+        "server_state",
+        "app_state",
+        "_loop",
+    ]
+    for name in (
+        "on_headers_complete",
+        "on_body",
+        "on_message_complete",
+        "on_response_complete",
+        "shutdown",
+        "connection_lost",
+    ):
         assert callable(getattr(HttpToolsProtocol, name, None)), name
 
     seen = []
 
     class Recording(FastInferProtocol):
         def on_headers_complete(self):
-            seen.append((self.url, self.parser.get_method(), self.parser.should_keep_alive(),
-                         self.expect_100_continue))
+            seen.append((self.url, self.parser.get_method(), self.parser.should_keep_alive(), self.expect_100_continue))
             super().on_headers_complete()
 
     async def go():
@@ -300,7 +323,7 @@ def test_uvicorn_still_has_the_private_parts_the_fast_path_uses():
         assert p.gw is gw and p.transport is t and p.tasks is state.tasks and p.cycle is None
         p.data_received(_post(5))
         assert seen == [(b"/v1/infer", b"POST", True, False)]
-        (_, waiter), = gw.futures
+        ((_, waiter),) = gw.futures
         assert isinstance(p.cycle, _Owed) and state.tasks == {waiter}
         p.shutdown()  # uvicorn: the cycle is not complete, so it asks for a close after the answer
         assert p.cycle.keep_alive is False and not t.closing

@@ -20,15 +20,17 @@ pytestmark = pytest.mark.serve
 
 async def _kill_busy_worker_during_load(s: Server, sig: int, qps: float, duration: float, at: float):
     """Run load; at `at` seconds send `sig` to a worker that is serving a query."""
-    load = asyncio.ensure_future(run_load(s.url, qps, duration, parse_size_mix("deeprecsys"), seed=5,
-                                          drain_timeout_s=60.0))
+    load = asyncio.ensure_future(
+        run_load(s.url, qps, duration, parse_size_mix("deeprecsys"), seed=5, drain_timeout_s=60.0)
+    )
     await asyncio.sleep(at)
     victim = None
     t_end = time.monotonic() + 5
     while victim is None and time.monotonic() < t_end:
         h = await asyncio.to_thread(s.health)
-        busy = [w for w in h["workers"] if w["state"] == "up" and w["running_query"] is not None
-                and w["running_query"] >= 0]
+        busy = [
+            w for w in h["workers"] if w["state"] == "up" and w["running_query"] is not None and w["running_query"] >= 0
+        ]
         if busy:
             # the last listed: an r5n.large when one is busy (the configs list the GPU first), whose
             # queries take several times a GPU's, so that the query it runs is still running when

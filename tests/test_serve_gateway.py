@@ -30,15 +30,17 @@ def dien():
 async def _post_many(url: str, bodies: list[bytes], concurrency: int = 50) -> list[tuple[int, dict]]:
     sem = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as s:
+
         async def one(b):
             async with sem:
                 async with s.post(url + "/v1/infer", data=b, headers={"content-type": "application/json"}) as r:
                     return r.status, json.loads(await r.read())
+
         return await asyncio.gather(*(one(b) for b in bodies))
 
 
 def test_query_answer_carries_instance_wait_and_service(dien):
-    (st, d), = asyncio.run(_post_many(dien.url, [b'{"size": 120}']))
+    ((st, d),) = asyncio.run(_post_many(dien.url, [b'{"size": 120}']))
     assert st == 200
     assert d["instance"] in ("g4dn.xlarge#0", "r5n.large#0", "r5n.large#1")
     assert d["mode"] == "emulated" and d["result"] is None and d["attempts"] == 1
@@ -46,7 +48,7 @@ def test_query_answer_carries_instance_wait_and_service(dien):
     assert d["gateway_latency_ms"] >= d["service_ms"] + d["wait_ms"] - 0.01
     assert d["qos_met"] == (d["gateway_latency_ms"] <= 35.0)
     # samples instead of a size: size = number of samples
-    (st, d), = asyncio.run(_post_many(dien.url, [json.dumps({"samples": [[0.1, 2]] * 7}).encode()]))
+    ((st, d),) = asyncio.run(_post_many(dien.url, [json.dumps({"samples": [[0.1, 2]] * 7}).encode()]))
     assert st == 200 and d["size"] == 7
     h = dien.health()
     assert h["mode"] == "emulated" and "EMULATED" in h["emulation"]
@@ -55,9 +57,25 @@ def test_query_answer_carries_instance_wait_and_service(dien):
 
 
 def test_malformed_requests_all_4xx_and_server_keeps_serving(dien):
-    bad = [b"", b'{"size": ', b"not json", b"\xff\xfe", b"[1, 2]", b'{"size": "ten"}', b'{"size": 2.5}',
-           b'{"size": true}', b'{"size": 0}', b'{"size": -5}', b'{"samples": []}', b'{"samples": "abc"}',
-           b'{"size": 100000}', b'{"sizes": 3}', b'{"size": 2, "samples": [[1]]}', b"{}", b"null"]
+    bad = [
+        b"",
+        b'{"size": ',
+        b"not json",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"size": "ten"}',
+        b'{"size": 2.5}',
+        b'{"size": true}',
+        b'{"size": 0}',
+        b'{"size": -5}',
+        b'{"samples": []}',
+        b'{"samples": "abc"}',
+        b'{"size": 100000}',
+        b'{"sizes": 3}',
+        b'{"size": 2, "samples": [[1]]}',
+        b"{}",
+        b"null",
+    ]
     bodies = [bad[i % len(bad)] for i in range(1000)]
     before = dien.metrics()
     try:
@@ -79,8 +97,13 @@ def test_unknown_routes_and_methods_answer_in_the_error_format_and_are_counted(d
     async def go():
         async with aiohttp.ClientSession() as s:
             out = []
-            for method, path in (("POST", "/v1/nope"), ("GET", "/nope"), ("GET", "/v1/infer"), ("PUT", "/v1/infer"),
-                                 ("POST", "/healthz")):
+            for method, path in (
+                ("POST", "/v1/nope"),
+                ("GET", "/nope"),
+                ("GET", "/v1/infer"),
+                ("PUT", "/v1/infer"),
+                ("POST", "/healthz"),
+            ):
                 async with s.request(method, dien.url + path) as r:
                     out.append((r.status, json.loads(await r.read())))
             return out
@@ -104,7 +127,9 @@ def test_unknown_routes_and_methods_answer_in_the_error_format_and_are_counted(d
     msgs = [d["error"] for _, d in asyncio.run(_post_many(dien.url, bodies))]
     assert msgs[0].endswith("got null") and "NoneType" not in msgs[0]
     assert msgs[1] == "size must be a whole number from 1 to 1000, got null"
-    assert msgs[2].startswith("size must be a whole number from 1 to 1000, got 1.18059") and msgs[2].endswith("(a number)")
+    assert msgs[2].startswith("size must be a whole number from 1 to 1000, got 1.18059") and msgs[2].endswith(
+        "(a number)"
+    )
     assert msgs[3] == "size must be a whole number from 1 to 1000, got 2.5 (a number)"
 
 
@@ -118,12 +143,20 @@ def test_loadgen_counts_and_metrics_agree(dien):
     assert r.qos_met_fraction == pytest.approx(float((lat <= 35.0).sum()) / r.sent, abs=1e-5)
     assert sum(r.served_by.values()) == r.completed
     m1 = dien.metrics()
-    done = sum(metric(m1, "kairos_queries_total", f'instance="{i}",qos="{q}"')
-               - metric(m0, "kairos_queries_total", f'instance="{i}",qos="{q}"')
-               for i in ("g4dn.xlarge#0", "r5n.large#0", "r5n.large#1") for q in ("met", "missed"))
+    done = sum(
+        metric(m1, "kairos_queries_total", f'instance="{i}",qos="{q}"')
+        - metric(m0, "kairos_queries_total", f'instance="{i}",qos="{q}"')
+        for i in ("g4dn.xlarge#0", "r5n.large#0", "r5n.large#1")
+        for q in ("met", "missed")
+    )
     assert done == r.completed
-    for name in ("kairos_queue_length", "kairos_latency_seconds_bucket", "kairos_instance_utilisation",
-                 "kairos_instance_queue_length", "kairos_instance_busy_seconds_total"):
+    for name in (
+        "kairos_queue_length",
+        "kairos_latency_seconds_bucket",
+        "kairos_instance_utilisation",
+        "kairos_instance_queue_length",
+        "kairos_instance_busy_seconds_total",
+    ):
         assert name in m1
     busy = metric(m1, "kairos_instance_busy_seconds_total", 'instance="g4dn.xlarge#0"')
     assert busy > 0
@@ -137,8 +170,9 @@ def test_loadgen_is_open_loop_under_a_saturated_server():
     try:
         times = np.arange(40) / 20.0
         sizes = np.full(40, 1000)
-        r = asyncio.run(run_load(s.url, 20.0, 2.0, parse_size_mix("fixed:1000"), times=times, sizes=sizes,
-                                 drain_timeout_s=60.0))
+        r = asyncio.run(
+            run_load(s.url, 20.0, 2.0, parse_size_mix("fixed:1000"), times=times, sizes=sizes, drain_timeout_s=60.0)
+        )
         assert r.sent == 40 and r.completed == 40 and r.lost == 0
         assert r.max_send_lag_ms < 200.0
         send = r.records["send_s"]
@@ -195,8 +229,9 @@ def test_sigterm_finishes_in_flight_queries_and_leaves_no_process():
 
 
 def test_max_qps_search_brackets_with_passing_probe(dien):
-    res = asyncio.run(max_qps_search(dien.url, 1.5, parse_size_mix("deeprecsys"), seed=0, start_qps=80.0,
-                                     max_probes=3, rel_tol=0.1))
+    res = asyncio.run(
+        max_qps_search(dien.url, 1.5, parse_size_mix("deeprecsys"), seed=0, start_qps=80.0, max_probes=3, rel_tol=0.1)
+    )
     assert 1 <= len(res.probes) <= 3
     passing = [p["offered_qps"] for p in res.probes if p["passed"]]
     assert res.max_qps == (max(passing) if passing else 0.0)
@@ -204,8 +239,18 @@ def test_max_qps_search_brackets_with_passing_probe(dien):
 
 
 def test_policy_options_reach_the_gateway_policy():
-    s = Server("--model", "rm2", "--config", "g4dn.xlarge=1", "--qos-ms", "350", "--policy", "kairos-online",
-               "--policy-option", "risk_penalty=1.5")
+    s = Server(
+        "--model",
+        "rm2",
+        "--config",
+        "g4dn.xlarge=1",
+        "--qos-ms",
+        "350",
+        "--policy",
+        "kairos-online",
+        "--policy-option",
+        "risk_penalty=1.5",
+    )
     try:
         h = s.health()
         assert h["policy"] == "kairos-online"  # 1.5: not the default (0.5)
@@ -260,10 +305,17 @@ def test_gateway_raises_its_open_files_limit_to_the_hard_limit(dien):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard <= 256:
         pytest.skip(f"hard limit on open files is {hard}: nothing to raise")
-    code = ("import resource; from kairos.serve.server import raise_open_files_limit as r; "
-            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], r(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    code = (
+        "import resource; from kairos.serve.server import raise_open_files_limit as r; "
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], r(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["256", str(hard), str(hard)]
     listen = next(e for e in dien.events() if e["event"] == "gateway_listen")
@@ -274,8 +326,25 @@ def test_bad_policy_option_is_refused_before_starting():
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "kairos.cli.main", "serve", "--model", "rm2", "--config", "g4dn.xlarge=1",
-                        "--qos-ms", "350", "--policy-option", "nope=1"], capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kairos.cli.main",
+            "serve",
+            "--model",
+            "rm2",
+            "--config",
+            "g4dn.xlarge=1",
+            "--qos-ms",
+            "350",
+            "--policy-option",
+            "nope=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2 and "is not an option of policy 'kairos'" in p.stderr and "Traceback" not in p.stderr
 
 
@@ -289,18 +358,32 @@ def test_ahead_ms_resolves_per_policy_and_is_refused_where_it_cannot_apply():
     assert serve_policy_options("kairos-online", [], 0.0) == {"ahead_ms": 0.0}
     assert serve_policy_options("kairos", ["ahead_ms=2.5"], None) == {"ahead_ms": 2.5}
     assert serve_policy_options("fcfs", [], None) == {}  # idle instances only: nothing to add
-    base = [sys.executable, "-m", "kairos.cli.main", "serve", "--model", "rm2", "--config", "g4dn.xlarge=1",
-            "--qos-ms", "350"]
-    for extra, msg in ((["--policy", "fcfs", "--ahead-ms", "1"], "--ahead-ms: policy 'fcfs'"),
-                       (["--ahead-ms", "-1"], "--ahead-ms must be a finite number >= 0"),
-                       (["--ahead-ms", "1", "--policy-option", "ahead_ms=2"], "not both"),
-                       (["--keep-alive-s", "0"], "--keep-alive-s must be a number of seconds > 0")):
+    base = [
+        sys.executable,
+        "-m",
+        "kairos.cli.main",
+        "serve",
+        "--model",
+        "rm2",
+        "--config",
+        "g4dn.xlarge=1",
+        "--qos-ms",
+        "350",
+    ]
+    for extra, msg in (
+        (["--policy", "fcfs", "--ahead-ms", "1"], "--ahead-ms: policy 'fcfs'"),
+        (["--ahead-ms", "-1"], "--ahead-ms must be a finite number >= 0"),
+        (["--ahead-ms", "1", "--policy-option", "ahead_ms=2"], "not both"),
+        (["--keep-alive-s", "0"], "--keep-alive-s must be a number of seconds > 0"),
+    ):
         p = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
 def test_learning_policy_solves_its_lp_in_a_helper_that_leaves_with_the_gateway():
-    s = Server("--model", "dien", "--config", "g4dn.xlarge=1,r5n.large=2", "--qos-ms", "35", "--policy", "kairos-online")
+    s = Server(
+        "--model", "dien", "--config", "g4dn.xlarge=1,r5n.large=2", "--qos-ms", "35", "--policy", "kairos-online"
+    )
     try:
         helper = next(e for e in s.events() if e["event"] == "gateway_ready")["helper"]
         assert helper and pid_alive(helper)

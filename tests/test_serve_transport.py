@@ -33,7 +33,8 @@ def test_gateway_serves_through_worker_processes_on_either_link(link):
             address = sup.connect_address
             unix_dir = sup.unix_dir
             answers = await asyncio.wait_for(
-                asyncio.gather(*(gw.submit_nowait(s, gw.bucket_of(s)) for s in (10, 100, 200))), 30)
+                asyncio.gather(*(gw.submit_nowait(s, gw.bucket_of(s)) for s in (10, 100, 200))), 30
+            )
         finally:
             await gw.stop()
         return address, unix_dir, answers

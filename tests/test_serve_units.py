@@ -20,23 +20,27 @@ pytestmark = pytest.mark.serve
 
 
 def test_frames_roundtrip_in_any_chunking():
-    frames = [tp.encode_hello(3, 1234, b'{"mode":"emulated"}'), tp.encode_query(2**40 + 7, 120, 11, b"[[1,2]]"),
-              tp.encode_result(99, 12.5, True, b"[0.5]"), tp.encode_result(100, 3.25, False, b"bad", 7.75),
-              tp.encode_shutdown()]
+    frames = [
+        tp.encode_hello(3, 1234, b'{"mode":"emulated"}'),
+        tp.encode_query(2**40 + 7, 120, 11, b"[[1,2]]"),
+        tp.encode_result(99, 12.5, True, b"[0.5]"),
+        tp.encode_result(100, 3.25, False, b"bad", 7.75),
+        tp.encode_shutdown(),
+    ]
     stream = b"".join(frames)
     for chunk in (1, 3, 7, len(stream)):
         dec = tp.FrameDecoder()
         got = []
         for i in range(0, len(stream), chunk):
-            got += dec.feed(stream[i:i + chunk])
+            got += dec.feed(stream[i : i + chunk])
         assert [k for k, _ in got] == [tp.HELLO, tp.QUERY, tp.RESULT, tp.RESULT, tp.SHUTDOWN]
         assert tp.HELLO_BODY.unpack_from(got[0][1]) == (3, 1234)
-        assert got[0][1][tp.HELLO_BODY.size:] == b'{"mode":"emulated"}'
+        assert got[0][1][tp.HELLO_BODY.size :] == b'{"mode":"emulated"}'
         assert tp.QUERY_BODY.unpack_from(got[1][1]) == (2**40 + 7, 120, 11, 0.0)
-        assert got[1][1][tp.QUERY_BODY.size:] == b"[[1,2]]"
+        assert got[1][1][tp.QUERY_BODY.size :] == b"[[1,2]]"
         assert tp.RESULT_BODY.unpack_from(got[2][1]) == (99, 12.5, 1, 0.0)
         assert tp.RESULT_BODY.unpack_from(got[3][1]) == (100, 3.25, 0, 7.75)
-        assert got[3][1][tp.RESULT_BODY.size:] == b"bad"
+        assert got[3][1][tp.RESULT_BODY.size :] == b"bad"
         assert got[4][1] == b""
         assert dec.buf == bytearray()
 
@@ -60,22 +64,25 @@ class _FakeGw:
         return int(self.profile.bucket_of([size])[0])
 
 
-@pytest.mark.parametrize("body,status,needle", [
-    (b"", 400, "empty body"),
-    (b'{"size": ', 400, "malformed JSON"),
-    (b"\xff\xfe", 400, "malformed JSON"),
-    (b"[1, 2]", 422, "JSON object"),
-    (b'{"size": "ten"}', 422, "whole number from 1 to"),
-    (b'{"size": 2.5}', 422, "whole number from 1 to"),
-    (b'{"size": true}', 422, "got true (a boolean)"),
-    (b'{"size": 0}', 422, "empty batch"),
-    (b'{"samples": []}', 422, "empty batch"),
-    (b'{"samples": "abc"}', 422, "list"),
-    (b'{"size": 1001}', 422, "beyond the largest profiled size 1000"),
-    (b'{"sizes": 3}', 422, "unknown field"),
-    (b'{"size": 2, "samples": [[1]]}', 422, "does not match"),
-    (b"{}", 422, "samples"),
-])
+@pytest.mark.parametrize(
+    "body,status,needle",
+    [
+        (b"", 400, "empty body"),
+        (b'{"size": ', 400, "malformed JSON"),
+        (b"\xff\xfe", 400, "malformed JSON"),
+        (b"[1, 2]", 422, "JSON object"),
+        (b'{"size": "ten"}', 422, "whole number from 1 to"),
+        (b'{"size": 2.5}', 422, "whole number from 1 to"),
+        (b'{"size": true}', 422, "got true (a boolean)"),
+        (b'{"size": 0}', 422, "empty batch"),
+        (b'{"samples": []}', 422, "empty batch"),
+        (b'{"samples": "abc"}', 422, "list"),
+        (b'{"size": 1001}', 422, "beyond the largest profiled size 1000"),
+        (b'{"sizes": 3}', 422, "unknown field"),
+        (b'{"size": 2, "samples": [[1]]}', 422, "does not match"),
+        (b"{}", 422, "samples"),
+    ],
+)
 def test_parse_query_rejects_with_clear_message(body, status, needle):
     from kairos.serve.infer import BadRequest, parse_query
 
@@ -114,15 +121,17 @@ def test_serve_input_errors_exit_2():
     assert "exactly one of --config" in str(r.exception)
     r = CliRunner().invoke(cli, ["serve", "--model", "rm2", "--config", "nope=2"], standalone_mode=False)
     assert "nope" in str(r.exception)
-    r = CliRunner().invoke(cli, ["serve", "--model", "dien", "--config", "g4dn.xlarge=1", "--qos-margin-ms", "40"],
-                           standalone_mode=False)
+    r = CliRunner().invoke(
+        cli, ["serve", "--model", "dien", "--config", "g4dn.xlarge=1", "--qos-margin-ms", "40"], standalone_mode=False
+    )
     assert "--qos-margin-ms must be >= 0 and below the QoS target (35 ms)" in str(r.exception)
 
 
 def test_torch_workers_without_models_say_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "kairos.models", None)  # import fails as when torch is absent
-    r = CliRunner().invoke(cli, ["serve", "--model", "rm2", "--config", "g4dn.xlarge=1", "--workers", "torch"],
-                           standalone_mode=False)
+    r = CliRunner().invoke(
+        cli, ["serve", "--model", "rm2", "--config", "g4dn.xlarge=1", "--workers", "torch"], standalone_mode=False
+    )
     assert "pip install -e '.[models]'" in str(r.exception)
 
 
@@ -201,7 +210,11 @@ def test_load_generator_accounts_answers_errors_and_losses_from_its_callbacks():
     async def handle(reader, writer):
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
-            n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in head.lower() else 0
+            n = (
+                int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                if b"content-length:" in head.lower()
+                else 0
+            )
             body = await reader.readexactly(n) if n else b""
             if head.startswith(b"GET /v1/info"):
                 out, st = _json.dumps({"qos_ms": 10.0, "max_size": 1000}).encode(), b"200 OK"
@@ -217,8 +230,16 @@ def test_load_generator_accounts_answers_errors_and_losses_from_its_callbacks():
                 elif size == 50:
                     out, st = b"{}", b"200 OK"
                 else:
-                    out = _json.dumps({"wait_ms": 1.0, "service_ms": 2.0, "gateway_latency_ms": 3.5,
-                                       "instance": "i#0", "instance_index": 0, "attempts": 1}).encode()
+                    out = _json.dumps(
+                        {
+                            "wait_ms": 1.0,
+                            "service_ms": 2.0,
+                            "gateway_latency_ms": 3.5,
+                            "instance": "i#0",
+                            "instance_index": 0,
+                            "attempts": 1,
+                        }
+                    ).encode()
                     st = b"200 OK"
             writer.write(b"HTTP/1.1 " + st + b"\r\ncontent-length: %d\r\n\r\n" % len(out) + out)
 
@@ -226,9 +247,15 @@ def test_load_generator_accounts_answers_errors_and_losses_from_its_callbacks():
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            return await run_load(f"http://127.0.0.1:{port}", 100.0, 0.05, parse_size_mix("deeprecsys"),
-                                  drain_timeout_s=0.5, times=[0.0, 0.001, 0.002, 0.003, 0.004],
-                                  sizes=[10, 20, 30, 40, 50])
+            return await run_load(
+                f"http://127.0.0.1:{port}",
+                100.0,
+                0.05,
+                parse_size_mix("deeprecsys"),
+                drain_timeout_s=0.5,
+                times=[0.0, 0.001, 0.002, 0.003, 0.004],
+                sizes=[10, 20, 30, 40, 50],
+            )
         finally:
             server.close()
 
@@ -271,8 +298,13 @@ def test_http_client_latency_ends_when_the_answer_arrives_not_when_it_is_read():
             await client.warm(1)
             got = asyncio.get_running_loop().create_future()
             t_send = time.perf_counter()
-            client.send("GET", "/", b"", lambda st, body, t_rx: got.set_result((st, body, t_rx, time.perf_counter())),
-                        got.set_exception)
+            client.send(
+                "GET",
+                "/",
+                b"",
+                lambda st, body, t_rx: got.set_result((st, body, t_rx, time.perf_counter())),
+                got.set_exception,
+            )
             time.sleep(0.08)  # the client's loop is busy while the answer comes in
             return t_send, await asyncio.wait_for(got, 5), client.stamped
         finally:
@@ -394,8 +426,13 @@ def test_http_client_does_not_send_on_a_connection_the_server_closed_while_it_wa
                 assert closed.wait(5)
                 time.sleep(0.1)
                 got = asyncio.get_running_loop().create_future()
-                client.send("POST", "/v1/infer", b"{}", lambda st, body, _t: got.set_result((st, body)),
-                            lambda exc: got.set_result("error"))  # sent now, before the loop runs again
+                client.send(
+                    "POST",
+                    "/v1/infer",
+                    b"{}",
+                    lambda st, body, _t: got.set_result((st, body)),
+                    lambda exc: got.set_result("error"),
+                )  # sent now, before the loop runs again
                 second = await asyncio.wait_for(got, 5)
                 return first, second, client.opened
             finally:

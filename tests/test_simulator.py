@@ -57,8 +57,12 @@ def _small_case(seed, n_types, counts, n, rate_frac, qos_scale):
     if not config:
         config = {"t0": 1}
     sizes = rng.choice(batches, n)
-    wl = Workload(sizes, prof.bucket_of(sizes), prof.sample_service_ms(prof.bucket_of(sizes), np.arange(n_types), rng),
-                  np.cumsum(rng.exponential(1000.0, n)))
+    wl = Workload(
+        sizes,
+        prof.bucket_of(sizes),
+        prof.sample_service_ms(prof.bucket_of(sizes), np.arange(n_types), rng),
+        np.cumsum(rng.exponential(1000.0, n)),
+    )
     qos = float(base.max() * qos_scale)
     cap = sum(k / base[int(t[1:])].mean() for t, k in config.items()) * 1000.0
     return prof, config, wl, qos, cap * rate_frac
@@ -143,8 +147,13 @@ def test_drain_after_the_last_arrival():
     # one instance, 10 ms per query; arrivals at 0, 1, 2 and 25 ms: the first three finish at
     # 10, 20, 30, the last starts at 30 and finishes at 40 -> 2 unfinished at 25 ms, drain 15 ms
     prof = make_profile([[10.0]], types=("x",), batches=(10,))
-    wl = Workload(sizes=np.full(4, 10), buckets=np.zeros(4, dtype=np.int64), service_ms=np.full((4, 1), 10.0),
-                  unit_arrivals_ms=None, fixed_arrivals_ms=np.array([0.0, 1.0, 2.0, 25.0]))
+    wl = Workload(
+        sizes=np.full(4, 10),
+        buckets=np.zeros(4, dtype=np.int64),
+        service_ms=np.full((4, 1), 10.0),
+        unit_arrivals_ms=None,
+        fixed_arrivals_ms=np.array([0.0, 1.0, 2.0, 25.0]),
+    )
     res = simulate(prof, {"x": 1}, make_policy("kairos"), wl, qos_ms=100.0)
     assert res.latency_ms.tolist() == [10.0, 19.0, 28.0, 15.0]
     assert res.drain_ms == 15.0
@@ -153,17 +162,25 @@ def test_drain_after_the_last_arrival():
     assert (s["drain_ms"], s["unfinished_at_last_arrival"]) == (15.0, 2)
 
 
-@pytest.mark.parametrize("policy,ahead_ms,latencies", [
-    ("fcfs", 0.0, [12.0, 23.0]),  # each start pays the 2 ms handoff: 0-12, then 12-24
-    ("kairos", 0.0, [12.0, 23.0]),
-    # queued on the busy instance at t=1 (9 ms left <= 20): starts at 12 with no handoff, ends at 22
-    ("kairos", 20.0, [12.0, 21.0]),
-    ("kairos", 5.0, [12.0, 23.0]),  # 9 ms left > 5: decided at 12 like the others
-])
+@pytest.mark.parametrize(
+    "policy,ahead_ms,latencies",
+    [
+        ("fcfs", 0.0, [12.0, 23.0]),  # each start pays the 2 ms handoff: 0-12, then 12-24
+        ("kairos", 0.0, [12.0, 23.0]),
+        # queued on the busy instance at t=1 (9 ms left <= 20): starts at 12 with no handoff, ends at 22
+        ("kairos", 20.0, [12.0, 21.0]),
+        ("kairos", 5.0, [12.0, 23.0]),  # 9 ms left > 5: decided at 12 like the others
+    ],
+)
 def test_handoff_holds_idle_starts_and_ahead_skips_it(policy, ahead_ms, latencies):
     prof = make_profile([[10.0]], types=("x",), batches=(10,))
-    wl = Workload(sizes=np.full(2, 10), buckets=np.zeros(2, dtype=np.int64), service_ms=np.full((2, 1), 10.0),
-                  unit_arrivals_ms=None, fixed_arrivals_ms=np.array([0.0, 1.0]))
+    wl = Workload(
+        sizes=np.full(2, 10),
+        buckets=np.zeros(2, dtype=np.int64),
+        service_ms=np.full((2, 1), 10.0),
+        unit_arrivals_ms=None,
+        fixed_arrivals_ms=np.array([0.0, 1.0]),
+    )
     pol = make_policy(policy, ahead_ms=ahead_ms) if ahead_ms else make_policy(policy)
     res = simulate(prof, {"x": 1}, pol, wl, qos_ms=100.0, handoff_ms=2.0, check=True)
     assert res.latency_ms.tolist() == latencies
@@ -175,8 +192,13 @@ def test_handoff_holds_idle_starts_and_ahead_skips_it(policy, ahead_ms, latencie
 def test_learning_policy_observes_the_handoff():
     prof = make_profile([[10.0]], types=("x",), batches=(10,))
     n = 400
-    wl = Workload(sizes=np.full(n, 10), buckets=np.zeros(n, dtype=np.int64), service_ms=np.full((n, 1), 10.0),
-                  unit_arrivals_ms=None, fixed_arrivals_ms=np.arange(n) * 50.0)  # never queued
+    wl = Workload(
+        sizes=np.full(n, 10),
+        buckets=np.zeros(n, dtype=np.int64),
+        service_ms=np.full((n, 1), 10.0),
+        unit_arrivals_ms=None,
+        fixed_arrivals_ms=np.arange(n) * 50.0,
+    )  # never queued
     pol = make_policy("kairos-online")
     simulate(prof, {"x": 1}, pol, wl, qos_ms=100.0, handoff_ms=3.0)
     assert pol.online.estimates()[0, 0] == pytest.approx(13.0, abs=0.1)  # service + handoff, learned

@@ -24,7 +24,9 @@ def test_rows_add_up_to_the_run_and_to_the_fluid_optimum(model):
         t = exp.profile.type_index(name)
         sim = sum(r[name]["sim_ms_per_s"] for r in out["rows"])
         fluid = sum(r[name]["fluid_ms_per_s"] for r in out["rows"])
-        busy = res.busy_ms[np.asarray([exp.profile.type_index(n) for n in exp.config for _ in range(exp.config[n])]) == t]
+        busy = res.busy_ms[
+            np.asarray([exp.profile.type_index(n) for n in exp.config for _ in range(exp.config[n])]) == t
+        ]
         assert sim == pytest.approx(busy.sum() / span_s, rel=1e-3, abs=0.5)
         # the optimum's time on a type: its utilisation at the bound, scaled to the rate
         assert fluid == pytest.approx(fb.utilisation[t] * exp.config[name] * 1000 * rate / fb.qps, rel=1e-3, abs=0.5)

@@ -49,8 +49,9 @@ def test_blocks_only_loosen_the_bound():
 
 
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 1000), load=st.sampled_from([0.7, 0.9, 1.1, 1.3]),
-       model=st.sampled_from(["dien", "rm2", "ncf"]))
+@given(
+    seed=st.integers(0, 1000), load=st.sampled_from([0.7, 0.9, 1.1, 1.3]), model=st.sampled_from(["dien", "rm2", "ncf"])
+)
 def test_window_bound_never_below_what_a_simulated_dispatcher_achieves(seed, load, model):
     exp = Experiment.paper(model, 400, seed)
     rate = load * exp.fluid_bound()

@@ -53,9 +53,14 @@ class CpuSpinners:
             raise SystemExit("the CPU spinners need Linux (sched_setaffinity)")
         for cpu in self.cpus:
             # -S -c: no site packages, no kairos import: the spinner is at its priority a few ms after exec
-            self.procs.append(subprocess.Popen([sys.executable, "-S", "-c", SPINNER, str(cpu)],
-                                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                               start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-S", "-c", SPINNER, str(cpu)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    start_new_session=True,
+                )
+            )
         t_end = time.monotonic() + timeout_s
         self.modes = []
         for p in self.procs:

@@ -54,11 +54,20 @@ def measure(url: str, rate: float, duration: float) -> dict:
     t1 = t0 + R["latency_ms"][ok] / 1000.0  # answered
     slow = probe.in_slowdown(t0, t1)
     ctl = probe.in_slowdown(t0, t1, shift_s=duration / 2)
-    return {"rate_qps": rate, "sent": r.sent, "lost": r.lost, "errors": r.errors, **probe.summary(),
-            "queries_in_slowdown": round(float(slow.mean()), 4),
-            "gateway_p99_ms": p99(gw), "gateway_p99_ms_outside_slowdowns": p99(gw[~slow]),
-            "client_p99_ms": p99(client), "client_p99_ms_outside_slowdowns": p99(client[~slow]),
-            "control_queries_excluded": round(float(ctl.mean()), 4), "control_gateway_p99_ms": p99(gw[~ctl])}
+    return {
+        "rate_qps": rate,
+        "sent": r.sent,
+        "lost": r.lost,
+        "errors": r.errors,
+        **probe.summary(),
+        "queries_in_slowdown": round(float(slow.mean()), 4),
+        "gateway_p99_ms": p99(gw),
+        "gateway_p99_ms_outside_slowdowns": p99(gw[~slow]),
+        "client_p99_ms": p99(client),
+        "client_p99_ms_outside_slowdowns": p99(client[~slow]),
+        "control_queries_excluded": round(float(ctl.mean()), 4),
+        "control_gateway_p99_ms": p99(gw[~ctl]),
+    }
 
 
 def main() -> int:
@@ -72,24 +81,45 @@ def main() -> int:
     use_uvloop()
     rows = []
     for rnd in range(a.rounds):
+
         def start():
-            return ServeProcess("--model", "ncf", "--config", "g4dn.xlarge=1,r5n.large=13", "--qos-ms", "5",
-                                quiet=True, start_timeout=60.0)
+            return ServeProcess(
+                "--model",
+                "ncf",
+                "--config",
+                "g4dn.xlarge=1,r5n.large=13",
+                "--qos-ms",
+                "5",
+                quiet=True,
+                start_timeout=60.0,
+            )
+
         srv = start_realtime(start) if a.realtime else start()
         try:
             with CpuSpinners() if a.keep_cpus_awake else contextlib.nullcontext():
                 for rate in (float(x) for x in a.rates.split(",")):
                     x = {"round": rnd, **measure(srv.url, rate, a.duration)}
                     rows.append(x)
-                    print(f"round {rnd} {rate:g} q/s: every CPU >2x slower in {100 * x['slow_fraction']:.1f}% of samples "
-                          f"({x['slow_episodes']} episodes), {100 * x['queries_in_slowdown']:.1f}% of queries in flight "
-                          f"then; gateway p99 {x['gateway_p99_ms']} ms, outside {x['gateway_p99_ms_outside_slowdowns']}"
-                          f" ms, control {x['control_gateway_p99_ms']} ms; client p99 {x['client_p99_ms']} ms, outside "
-                          f"{x['client_p99_ms_outside_slowdowns']} ms; lost {x['lost']}", flush=True)
+                    print(
+                        f"round {rnd} {rate:g} q/s: every CPU >2x slower in {100 * x['slow_fraction']:.1f}% of samples "
+                        f"({x['slow_episodes']} episodes), {100 * x['queries_in_slowdown']:.1f}% of queries in flight "
+                        f"then; gateway p99 {x['gateway_p99_ms']} ms, outside {x['gateway_p99_ms_outside_slowdowns']}"
+                        f" ms, control {x['control_gateway_p99_ms']} ms; client p99 {x['client_p99_ms']} ms, outside "
+                        f"{x['client_p99_ms_outside_slowdowns']} ms; lost {x['lost']}",
+                        flush=True,
+                    )
         finally:
             srv.stop()
-    print(json.dumps({"benchmark": "gateway_host_speed", "realtime": a.realtime, "keep_cpus_awake": a.keep_cpus_awake,
-                      "rows": rows}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "gateway_host_speed",
+                "realtime": a.realtime,
+                "keep_cpus_awake": a.keep_cpus_awake,
+                "rows": rows,
+            }
+        )
+    )
     return 0
 
 

@@ -77,7 +77,10 @@ class HostSpeed:
         self.files = [os.path.join(self.dir, f"cpu{c}.json") for c in self.cpus]
 
     def __enter__(self):
-        self.procs = [subprocess.Popen([sys.executable, "-c", PROBE, str(c), f, str(self.period_s)]) for c, f in zip(self.cpus, self.files)]
+        self.procs = [
+            subprocess.Popen([sys.executable, "-c", PROBE, str(c), f, str(self.period_s)])
+            for c, f in zip(self.cpus, self.files)
+        ]
         return self
 
     def __exit__(self, *exc):
@@ -111,8 +114,13 @@ class HostSpeed:
         n = len(self.samples[0])
         t = self.slow_times()
         episodes = int(np.sum(np.diff(t) > 2.5 * self.period_s)) + 1 if len(t) else 0  # runs of slow samples
-        return {"fifo": self.fifo, "samples_per_cpu": n, "median_work_us": [round(m, 2) for m in self.median_us],
-                "slow_fraction": round(len(t) / max(n, 1), 4), "slow_episodes": episodes}
+        return {
+            "fifo": self.fifo,
+            "samples_per_cpu": n,
+            "median_work_us": [round(m, 2) for m in self.median_us],
+            "slow_fraction": round(len(t) / max(n, 1), 4),
+            "slow_episodes": episodes,
+        }
 
     def in_slowdown(self, starts, ends, shift_s: float = 0.0) -> np.ndarray:
         """For intervals [start, end] (perf_counter seconds): whether a slow moment of every
@@ -138,10 +146,16 @@ def main() -> int:
     with HostSpeed(a.period_ms) as h:
         time.sleep(a.seconds)
     s = h.summary()
-    print(f"{a.seconds:g} s, probe at {'SCHED_FIFO 99' if s['fifo'] else 'normal priority'}: every CPU more than "
-          f"{SLOW:g}x slower in {100 * s['slow_fraction']:.1f}% of samples ({s['slow_episodes']} episodes); "
-          f"median work {s['median_work_us']} us")
-    print(json.dumps({"benchmark": "host_speed", "seconds": a.seconds, "period_ms": a.period_ms, "slow_factor": SLOW, **s}))
+    print(
+        f"{a.seconds:g} s, probe at {'SCHED_FIFO 99' if s['fifo'] else 'normal priority'}: every CPU more than "
+        f"{SLOW:g}x slower in {100 * s['slow_fraction']:.1f}% of samples ({s['slow_episodes']} episodes); "
+        f"median work {s['median_work_us']} us"
+    )
+    print(
+        json.dumps(
+            {"benchmark": "host_speed", "seconds": a.seconds, "period_ms": a.period_ms, "slow_factor": SLOW, **s}
+        )
+    )
     return 0
 
 

@@ -1,6 +1,6 @@
 """CpuSpinners: one lowest-priority spinner per CPU, gone when its owner stops or dies.
 
-    python -m pytest -q investigations/vm/test_awake.py
+python -m pytest -q investigations/vm/test_awake.py
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ def test_one_idle_class_spinner_per_cpu_and_none_after_stop():
 
 
 def test_spinners_die_with_their_owner_even_on_sigkill():
-    code = (f"import sys, time\nsys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
-            "from awake import CpuSpinners\ns = CpuSpinners().start()\n"
-            "print(' '.join(map(str, s.pids)), flush=True)\ntime.sleep(60)\n")
+    code = (
+        f"import sys, time\nsys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+        "from awake import CpuSpinners\ns = CpuSpinners().start()\n"
+        "print(' '.join(map(str, s.pids)), flush=True)\ntime.sleep(60)\n"
+    )
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         pids = [int(x) for x in p.stdout.readline().split()]

@@ -82,14 +82,20 @@ class Probes:
 
     def __enter__(self):
         self.steal0 = steal_ticks()
-        self.procs = [subprocess.Popen([sys.executable, "-c", PROBE, str(c), str(self.gap), self.flag],
-                                    stdout=subprocess.PIPE, text=True) for c in self.cpus]
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", PROBE, str(c), str(self.gap), self.flag], stdout=subprocess.PIPE, text=True
+            )
+            for c in self.cpus
+        ]
         time.sleep(0.2)
         return self
 
     def __exit__(self, *exc):
         open(self.flag, "w").close()
-        self.gaps = {c: [tuple(g) for g in json.loads(p.communicate()[0] or "[]")] for c, p in zip(self.cpus, self.procs)}
+        self.gaps = {
+            c: [tuple(g) for g in json.loads(p.communicate()[0] or "[]")] for c, p in zip(self.cpus, self.procs)
+        }
         os.unlink(self.flag)
         s1 = steal_ticks()
         hz = os.sysconf("SC_CLK_TCK")
@@ -97,8 +103,13 @@ class Probes:
 
 
 def summary(p: Probes, t0: float) -> dict:
-    return {f"cpu{c}": {"steal_ms": round(p.steal_ms[c], 1),
-                        "gaps": [[round(t - t0, 3), round(g, 1)] for t, g in p.gaps[c]]} for c in p.cpus}
+    return {
+        f"cpu{c}": {
+            "steal_ms": round(p.steal_ms[c], 1),
+            "gaps": [[round(t - t0, 3), round(g, 1)] for t, g in p.gaps[c]],
+        }
+        for c in p.cpus
+    }
 
 
 def fresh_memory(mib: int, rest_s: float) -> dict:
@@ -116,8 +127,14 @@ def fresh_memory(mib: int, rest_s: float) -> dict:
     time.sleep(rest_s)
     rested = touch()
     pages = mib * 256
-    return {"mib": mib, "first_ms": first, "again_ms": again, f"after_{rest_s:g}s_ms": rested,
-            "first_us_per_page": round(first * 1000.0 / pages, 2), "again_us_per_page": round(again * 1000.0 / pages, 2)}
+    return {
+        "mib": mib,
+        "first_ms": first,
+        "again_ms": again,
+        f"after_{rest_s:g}s_ms": rested,
+        "first_us_per_page": round(first * 1000.0 / pages, 2),
+        "again_us_per_page": round(again * 1000.0 / pages, 2),
+    }
 
 
 def main() -> int:
@@ -134,13 +151,31 @@ def main() -> int:
     with Probes(a.gap_ms) as p:
         time.sleep(a.idle_s)
     out["idle"] = {"seconds": a.idle_s, **summary(p, t0)}
-    print(f"idle {a.idle_s:g} s: " + "; ".join(f"{k} steal {v['steal_ms']} ms, gaps > {a.gap_ms:g} ms [t s, ms]: "
-                                                f"{v['gaps']}" for k, v in out["idle"].items() if k != "seconds"))
+    print(
+        f"idle {a.idle_s:g} s: "
+        + "; ".join(
+            f"{k} steal {v['steal_ms']} ms, gaps > {a.gap_ms:g} ms [t s, ms]: {v['gaps']}"
+            for k, v in out["idle"].items()
+            if k != "seconds"
+        )
+    )
     if a.serve_rate > 0:
         use_uvloop()
         cfg = ",".join(f"{k}={v}" for k, v in PAPER_CONFIGS["dien"].items())
-        srv = start_realtime(lambda: ServeProcess("--model", "dien", "--config", cfg, "--qos-ms", str(PAPER_QOS_MS["dien"]),
-                                                  "--policy", "kairos-online", quiet=True, start_timeout=60))
+        srv = start_realtime(
+            lambda: ServeProcess(
+                "--model",
+                "dien",
+                "--config",
+                cfg,
+                "--qos-ms",
+                str(PAPER_QOS_MS["dien"]),
+                "--policy",
+                "kairos-online",
+                quiet=True,
+                start_timeout=60,
+            )
+        )
         try:
             with CpuSpinners(), Probes(a.gap_ms) as p:
                 t_run = time.monotonic()
@@ -153,15 +188,25 @@ def main() -> int:
         live = summary(p, t_run)
         all_gaps = sorted(g for c in live.values() for g in c["gaps"])
         near = sum(1 for t in miss_t if any(g[0] - 0.2 <= t <= g[0] + 0.05 for g in all_gaps))
-        out["live"] = {"rate": a.serve_rate, "duration_s": a.duration, "qos_met_fraction": r.qos_met_fraction,
-                       "misses": len(miss), "misses_sent_within_200ms_before_a_gap": near, **live}
-        print(f"live dien {a.serve_rate:g} q/s for {a.duration:g} s: qos_met {r.qos_met_fraction}, {len(miss)} misses, "
-              f"{near} of them sent in the 200 ms before a gap; " +
-              "; ".join(f"{k} steal {v['steal_ms']} ms, gaps [t s, ms]: {v['gaps']}" for k, v in live.items()))
+        out["live"] = {
+            "rate": a.serve_rate,
+            "duration_s": a.duration,
+            "qos_met_fraction": r.qos_met_fraction,
+            "misses": len(miss),
+            "misses_sent_within_200ms_before_a_gap": near,
+            **live,
+        }
+        print(
+            f"live dien {a.serve_rate:g} q/s for {a.duration:g} s: qos_met {r.qos_met_fraction}, {len(miss)} misses, "
+            f"{near} of them sent in the 200 ms before a gap; "
+            + "; ".join(f"{k} steal {v['steal_ms']} ms, gaps [t s, ms]: {v['gaps']}" for k, v in live.items())
+        )
     out["fresh_memory"] = fresh_memory(a.memory_mib, a.rest_s)
     m = out["fresh_memory"]
-    print(f"writing {m['mib']} MiB: first touch {m['first_ms']} ms ({m['first_us_per_page']} us/page), again at once "
-          f"{m['again_ms']} ms ({m['again_us_per_page']} us/page), after {a.rest_s:g} s {m[f'after_{a.rest_s:g}s_ms']} ms")
+    print(
+        f"writing {m['mib']} MiB: first touch {m['first_ms']} ms ({m['first_us_per_page']} us/page), again at once "
+        f"{m['again_ms']} ms ({m['again_us_per_page']} us/page), after {a.rest_s:g} s {m[f'after_{a.rest_s:g}s_ms']} ms"
+    )
     print(json.dumps(out))
     return 0
 

@@ -58,8 +58,10 @@ def main() -> int:
     ap.add_argument("--blocks", type=int, default=2, help="blocks per setting, alternating")
     a = ap.parse_args()
     rows = []
-    print(f"round trip of a one-byte ping-pong between two processes, us ({os.cpu_count()} CPUs, "
-          f"{a.rounds} rounds x {a.blocks} blocks per setting)")
+    print(
+        f"round trip of a one-byte ping-pong between two processes, us ({os.cpu_count()} CPUs, "
+        f"{a.rounds} rounds x {a.blocks} blocks per setting)"
+    )
     print(f"{'gap ms':>7} {'CPUs':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'p99.9':>7} {'max':>8}")
     for gap in (float(g) for g in a.gap_ms.split(",")):
         got = {"idle": [], "awake": []}
@@ -70,11 +72,15 @@ def main() -> int:
                 got["awake"].append(ping_pong(a.rounds, gap / 1000.0))
         for mode, parts in got.items():
             r = np.concatenate(parts)
-            p = {k: round(float(np.percentile(r, q)), 1) for k, q in
-                 (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9))}
+            p = {
+                k: round(float(np.percentile(r, q)), 1)
+                for k, q in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9))
+            }
             p["max"] = round(float(r.max()), 1)
             rows.append({"gap_ms": gap, "cpus": mode, **p})
-            print(f"{gap:7g} {mode:>7} {p['p50']:7.0f} {p['p90']:7.0f} {p['p99']:7.0f} {p['p999']:7.0f} {p['max']:8.0f}")
+            print(
+                f"{gap:7g} {mode:>7} {p['p50']:7.0f} {p['p90']:7.0f} {p['p99']:7.0f} {p['p999']:7.0f} {p['max']:8.0f}"
+            )
     print(json.dumps({"benchmark": "wakeup_latency", "rows": rows}))
     return 0
 

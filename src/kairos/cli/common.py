@@ -19,24 +19,47 @@ err_console = Console(stderr=True)
 
 def profile_options(f):
     """--model, --profile, --prices."""
-    f = click.option("--prices", type=click.Path(dir_okay=False), default=None,
-                     help="CSV of instance,usd_per_hour (default: the built-in AWS prices).")(f)
-    f = click.option("--profile", "profile_path", type=click.Path(dir_okay=False), default=None,
-                     help="Latency profile CSV/CSV.gz (model,instance,batch and latency_ms or "
-                          "infer_ms+load_ms). Default: the built-in AWS catalogue.")(f)
-    f = click.option("--model", default="rm2", show_default=True,
-                     help="Model whose profile to use (rm2, wnd, mtwnd, dien, ncf in the built-in catalogue).")(f)
+    f = click.option(
+        "--prices",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="CSV of instance,usd_per_hour (default: the built-in AWS prices).",
+    )(f)
+    f = click.option(
+        "--profile",
+        "profile_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Latency profile CSV/CSV.gz (model,instance,batch and latency_ms or "
+        "infer_ms+load_ms). Default: the built-in AWS catalogue.",
+    )(f)
+    f = click.option(
+        "--model",
+        default="rm2",
+        show_default=True,
+        help="Model whose profile to use (rm2, wnd, mtwnd, dien, ncf in the built-in catalogue).",
+    )(f)
     return f
 
 
 def workload_options(f):
     """--workload, --queries, --seed."""
-    f = click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-                     help="Random seed: same seed, same queries and arrivals.")(f)
-    f = click.option("--queries", default=20000, show_default=True, type=int,
-                     help="Number of simulated queries per run.")(f)
-    f = click.option("--workload", default="deeprecsys", show_default=True,
-                     help="Query-size mix: deeprecsys, ribbon, fixed:N, or a file of sizes (one per line).")(f)
+    f = click.option(
+        "--seed",
+        default=0,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help="Random seed: same seed, same queries and arrivals.",
+    )(f)
+    f = click.option(
+        "--queries", default=20000, show_default=True, type=int, help="Number of simulated queries per run."
+    )(f)
+    f = click.option(
+        "--workload",
+        default="deeprecsys",
+        show_default=True,
+        help="Query-size mix: deeprecsys, ribbon, fixed:N, or a file of sizes (one per line).",
+    )(f)
     return f
 
 

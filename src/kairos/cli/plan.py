@@ -37,50 +37,120 @@ def _check_options(ctx: click.Context, method: str) -> None:
     can use are checked by the method itself."""
     given = given_options(ctx)
     if "evals" in given and method not in USES_EVALS:
-        raise KairosInputError(f"--evals applies only to --method {', '.join(USES_EVALS)}; drop it for "
-                               f"--method {method}")
+        raise KairosInputError(
+            f"--evals applies only to --method {', '.join(USES_EVALS)}; drop it for --method {method}"
+        )
     if "max_evals" in given and method not in USES_MAX_EVALS:
-        raise KairosInputError(f"--max-evals applies only to --method {', '.join(USES_MAX_EVALS)}; drop it for "
-                               f"--method {method}")
+        raise KairosInputError(
+            f"--max-evals applies only to --method {', '.join(USES_MAX_EVALS)}; drop it for --method {method}"
+        )
     if "fmt" in given and "emit_path" not in given:
         raise KairosInputError("--format applies only to the file --emit writes; add --emit FILE or drop --format")
 
 
 @click.command()
 @profile_options
-@click.option("--budget", type=float, default=PAPER_BUDGET, show_default=True,
-              help="Budget in $/hour (with --target-qps: a cap on the cost, default none).")
-@click.option("--target-qps", type=float, default=None,
-              help="Plan for a rate instead: the cheapest configuration whose QoS-throughput is at least this "
-                   "many queries/s (--method milp or exhaustive).")
-@click.option("--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the paper's for the model).")
-@click.option("--types", "types_text", default=None,
-              help="Comma-separated instance types allowed (default: every type with a profile and a price).")
-@click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True,
-              help="Planner: " + ", ".join(m.name + (f" ({m.summary})" if m.summary else "")
-                                           for m in METHODS.values()) + ".")
-@click.option("--evals", type=int, default=None,
-              help="Simulations allowed: milp tie-breaks (default 4, 0 = one-shot), ribbon, ribbon-kairos, random "
-                   "(default 15, at least 1). Only for those methods.")
-@click.option("--max-evals", type=int, default=None,
-              help="Cap on kairos+ evaluations, at least 1 (default: none). Only for kairos+.")
-@click.option("--compare/--no-compare", default=True, show_default=True,
-              help="Simulate the chosen configuration and the best homogeneous pool at the same budget.")
-@click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
-              help="JSON-lines file caching simulated evaluations (resumable).")
+@click.option(
+    "--budget",
+    type=float,
+    default=PAPER_BUDGET,
+    show_default=True,
+    help="Budget in $/hour (with --target-qps: a cap on the cost, default none).",
+)
+@click.option(
+    "--target-qps",
+    type=float,
+    default=None,
+    help="Plan for a rate instead: the cheapest configuration whose QoS-throughput is at least this "
+    "many queries/s (--method milp or exhaustive).",
+)
+@click.option(
+    "--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the paper's for the model)."
+)
+@click.option(
+    "--types",
+    "types_text",
+    default=None,
+    help="Comma-separated instance types allowed (default: every type with a profile and a price).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(list(METHODS)),
+    default=DEFAULT_METHOD,
+    show_default=True,
+    help="Planner: " + ", ".join(m.name + (f" ({m.summary})" if m.summary else "") for m in METHODS.values()) + ".",
+)
+@click.option(
+    "--evals",
+    type=int,
+    default=None,
+    help="Simulations allowed: milp tie-breaks (default 4, 0 = one-shot), ribbon, ribbon-kairos, random "
+    "(default 15, at least 1). Only for those methods.",
+)
+@click.option(
+    "--max-evals",
+    type=int,
+    default=None,
+    help="Cap on kairos+ evaluations, at least 1 (default: none). Only for kairos+.",
+)
+@click.option(
+    "--compare/--no-compare",
+    default=True,
+    show_default=True,
+    help="Simulate the chosen configuration and the best homogeneous pool at the same budget.",
+)
+@click.option(
+    "--cache",
+    "cache_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON-lines file caching simulated evaluations (resumable).",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Parallel simulation processes.")
-@click.option("--emit", "emit_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the plan to FILE for `kairos simulate --plan` / `kairos serve --plan`.")
-@click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json", show_default=True,
-              help="Format of --emit.")
-@click.option("--emit-ray-cluster", "ray_cluster_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a Ray cluster YAML renting the chosen configuration (for `ray up`, then "
-                   "`kairos serve --backend ray --address auto`).")
+@click.option(
+    "--emit",
+    "emit_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the plan to FILE for `kairos simulate --plan` / `kairos serve --plan`.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "yaml"]), default="json", show_default=True, help="Format of --emit."
+)
+@click.option(
+    "--emit-ray-cluster",
+    "ray_cluster_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a Ray cluster YAML renting the chosen configuration (for `ray up`, then "
+    "`kairos serve --backend ray --address auto`).",
+)
 @workload_options
 @json_option
 @click.pass_context
-def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, evals, max_evals, compare, cache_path,
-         workers, emit_path, fmt, workload, queries, seed, as_json, ray_cluster_path=None, target_qps=None):
+def plan(
+    ctx,
+    model,
+    profile_path,
+    prices,
+    budget,
+    qos_ms,
+    types_text,
+    method,
+    evals,
+    max_evals,
+    compare,
+    cache_path,
+    workers,
+    emit_path,
+    fmt,
+    workload,
+    queries,
+    seed,
+    as_json,
+    ray_cluster_path=None,
+    target_qps=None,
+):
     """Choose how many instances of each type to rent within a $/hour budget.
 
     Maximises the QoS-throughput (the highest query rate with >= 99% of queries within
@@ -112,9 +182,15 @@ def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, e
         res = run_for_rate(method, problem, target_qps, evaluator, evals)
     else:
         res = run_method(method, problem, evaluator if METHODS[method].simulates != "never" else None, **opts)
-    out = {"model": model, "method": res.method, "budget": budget if capped else None, "qos_ms": qos,
-           "workload": mix.name, "types": list(problem.types),
-           **{k: v for k, v in res.to_dict().items() if k != "method"}}
+    out = {
+        "model": model,
+        "method": res.method,
+        "budget": budget if capped else None,
+        "qos_ms": qos,
+        "workload": mix.name,
+        "types": list(problem.types),
+        **{k: v for k, v in res.to_dict().items() if k != "method"},
+    }
     if target_qps is not None:
         out["target_qps"] = target_qps
     if compare:
@@ -124,15 +200,21 @@ def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, e
         homo = run_method("homogeneous", same, evaluator)
         out["simulated_qps"] = round(chosen, 3)
         out["simulated_policy"] = "kairos"  # the comparison always dispatches with kairos
-        out["homogeneous"] = {"config": homo.config, "cost_per_hour": round(homo.cost_per_hour, 4),
-                              "simulated_qps": round(homo.measured_qps, 3), "policy": homo.policy}
+        out["homogeneous"] = {
+            "config": homo.config,
+            "cost_per_hour": round(homo.cost_per_hour, 4),
+            "simulated_qps": round(homo.measured_qps, 3),
+            "policy": homo.policy,
+        }
         out["vs_homogeneous"] = round(chosen / homo.measured_qps, 3) if homo.measured_qps > 0 else None
         out["queries"] = queries
     out["elapsed_s"] = round(time.perf_counter() - t0, 3)
     out["planning_s"] = round(res.elapsed_s, 4)
     if emit_path:
-        meta = {k: out[k] for k in ("method", "budget", "cost_per_hour", "predicted_qps", "predicted_kind",
-                                    "evaluations", "workload")}
+        meta = {
+            k: out[k]
+            for k in ("method", "budget", "cost_per_hour", "predicted_qps", "predicted_kind", "evaluations", "workload")
+        }
         if target_qps is not None:
             meta["target_qps"] = target_qps
         if out["predicted_kind"] == "measured_qps":
@@ -153,8 +235,11 @@ def plan(ctx, model, profile_path, prices, budget, qos_ms, types_text, method, e
     _print(out)
 
 
-_KIND_HEADER = {"estimate": "queueing corrected estimate (q/s)", "paper_bound": "paper bound (q/s)",
-                "fluid_bound": "fluid bound (q/s)"}
+_KIND_HEADER = {
+    "estimate": "queueing corrected estimate (q/s)",
+    "paper_bound": "paper bound (q/s)",
+    "fluid_bound": "fluid bound (q/s)",
+}
 
 
 def _print(out: dict) -> None:
@@ -190,8 +275,13 @@ def _print(out: dict) -> None:
     chosen = {pol: out["predicted_qps"] if kind == "measured_qps" else out.get("measured_qps")}
     if cmp_pol is not None:
         chosen[cmp_pol] = out["simulated_qps"]
-    row("[bold]chosen[/bold]", out["config"], out["cost_per_hour"],
-        out["predicted_qps"] if kind == est else own.get(est), chosen)
+    row(
+        "[bold]chosen[/bold]",
+        out["config"],
+        out["cost_per_hour"],
+        out["predicted_qps"] if kind == est else own.get(est),
+        chosen,
+    )
     shown = {key}
     for c in out["candidates"]:
         k = tuple(sorted(c["config"].items()))
@@ -203,13 +293,17 @@ def _print(out: dict) -> None:
         h = out["homogeneous"]
         row("best homogeneous", h["config"], h["cost_per_hour"], None, {h["policy"]: h["simulated_qps"]})
     console.print(t)
-    lines = [f"evaluations (simulations the {out['method']} method used): {out['evaluations']}; "
-             f"planning {out['planning_s']:.3f} s; total {out['elapsed_s']:.1f} s"]
+    lines = [
+        f"evaluations (simulations the {out['method']} method used): {out['evaluations']}; "
+        f"planning {out['planning_s']:.3f} s; total {out['elapsed_s']:.1f} s"
+    ]
     if out.get("vs_homogeneous") is not None:
-        lines.append(f"chosen: {out['simulated_qps']:.1f} q/s vs best homogeneous {out['homogeneous']['simulated_qps']:.1f}"
-                     f" q/s at the same {'cost' if 'target_qps' in out else 'budget'}: "
-                     f"[bold]{out['vs_homogeneous']:.2f}x[/bold] "
-                     f"({out['simulated_policy']} dispatch, {out['queries']} queries)")
+        lines.append(
+            f"chosen: {out['simulated_qps']:.1f} q/s vs best homogeneous {out['homogeneous']['simulated_qps']:.1f}"
+            f" q/s at the same {'cost' if 'target_qps' in out else 'budget'}: "
+            f"[bold]{out['vs_homogeneous']:.2f}x[/bold] "
+            f"({out['simulated_policy']} dispatch, {out['queries']} queries)"
+        )
     for n in out.get("notes", []):
         lines.append(n)
     if out.get("emitted"):

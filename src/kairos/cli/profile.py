@@ -21,31 +21,78 @@ from kairos.profiles.profiler import (
 
 @click.command()
 @click.option("--model", required=True, help=f"Model to profile: {', '.join(MODELS)}.")
-@click.option("--instance", required=True,
-              help="Instance-type name to record, e.g. cpu-1t, cpu-2t, gpu (any name; give it a price in "
-                   "your --prices file to plan with it).")
+@click.option(
+    "--instance",
+    required=True,
+    help="Instance-type name to record, e.g. cpu-1t, cpu-2t, gpu (any name; give it a price in "
+    "your --prices file to plan with it).",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N for another GPU).")
-@click.option("--threads", type=int, default=None,
-              help="torch.set_num_threads(N) for this run (default: PyTorch's choice).")
-@click.option("--batches", "batches_text", default="10:1000:10", show_default=True,
-              help="Query sizes: a list 10,20,50 and/or inclusive ranges START:STOP:STEP.")
+@click.option(
+    "--threads", type=int, default=None, help="torch.set_num_threads(N) for this run (default: PyTorch's choice)."
+)
+@click.option(
+    "--batches",
+    "batches_text",
+    default="10:1000:10",
+    show_default=True,
+    help="Query sizes: a list 10,20,50 and/or inclusive ranges START:STOP:STEP.",
+)
 @click.option("--reps", type=int, default=DEFAULT_REPS, show_default=True, help="Timed repetitions per size.")
-@click.option("--warmup", type=int, default=DEFAULT_WARMUP, show_default=True,
-              help="Untimed inferences before each size's repetitions.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the weights and the synthetic inputs.")
-@click.option("--max-rows", type=int, default=None,
-              help="Cap on embedding-table rows (default 100000, or $KAIROS_MODEL_MAX_ROWS).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="CSV to write (model,instance,batch,rep,infer_ms,load_ms).")
-@click.option("--append", is_flag=True,
-              help="Add to an existing --out file (rows of the same model and instance are replaced).")
-@click.option("--interleave", is_flag=True,
-              help="Cycle through the sizes once per repetition instead of finishing one size at a time "
-                   "(spreads interference from other work on a shared machine over all sizes).")
+@click.option(
+    "--warmup",
+    type=int,
+    default=DEFAULT_WARMUP,
+    show_default=True,
+    help="Untimed inferences before each size's repetitions.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the weights and the synthetic inputs.",
+)
+@click.option(
+    "--max-rows",
+    type=int,
+    default=None,
+    help="Cap on embedding-table rows (default 100000, or $KAIROS_MODEL_MAX_ROWS).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="CSV to write (model,instance,batch,rep,infer_ms,load_ms).",
+)
+@click.option(
+    "--append", is_flag=True, help="Add to an existing --out file (rows of the same model and instance are replaced)."
+)
+@click.option(
+    "--interleave",
+    is_flag=True,
+    help="Cycle through the sizes once per repetition instead of finishing one size at a time "
+    "(spreads interference from other work on a shared machine over all sizes).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
-def profile(model, instance, device, threads, batches_text, reps, warmup, seed, max_rows, out_path, append,
-            interleave, quiet, as_json):
+def profile(
+    model,
+    instance,
+    device,
+    threads,
+    batches_text,
+    reps,
+    warmup,
+    seed,
+    max_rows,
+    out_path,
+    append,
+    interleave,
+    quiet,
+    as_json,
+):
     """Measure a model's latency per query size on this machine and write a profile CSV.
 
     Input preparation (load_ms) is timed apart from inference (infer_ms), as in the
@@ -73,8 +120,9 @@ def profile(model, instance, device, threads, batches_text, reps, warmup, seed, 
     t0 = time.perf_counter()
     total = len(batches) * reps
     if quiet:
-        run = profile_model(model, instance, device, threads, batches, reps, warmup, seed, max_rows,
-                                interleave=interleave)
+        run = profile_model(
+            model, instance, device, threads, batches, reps, warmup, seed, max_rows, interleave=interleave
+        )
     else:
         from rich.progress import (
             BarColumn,
@@ -85,11 +133,29 @@ def profile(model, instance, device, threads, batches_text, reps, warmup, seed, 
             TimeRemainingColumn,
         )
 
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as bar:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        ) as bar:
             task = bar.add_task(f"profile {model} on {instance}", total=total)
-            run = profile_model(model, instance, device, threads, batches, reps, warmup, seed, max_rows,
-                                progress=lambda n: bar.advance(task, n), interleave=interleave)
+            run = profile_model(
+                model,
+                instance,
+                device,
+                threads,
+                batches,
+                reps,
+                warmup,
+                seed,
+                max_rows,
+                progress=lambda n: bar.advance(task, n),
+                interleave=interleave,
+            )
     n_rows = write_profile_csv(out_path, run.rows, append=append)
     summary = run.summary()
     summary["out"] = str(out_path)
@@ -116,5 +182,7 @@ def _print_table(s: dict) -> None:
         else:
             t.add_row(str(r["batch"]), f"{r['infer_ms']:.3f}", f"{r['load_ms']:.3f}")
     console.print(t)
-    console.print(f"{s['reps']} reps x {len(s['batches'])} sizes in {s['elapsed_s']:.1f} s; "
-                  f"wrote {s['out']} ({s['rows_in_file']} rows)")
+    console.print(
+        f"{s['reps']} reps x {len(s['batches'])} sizes in {s['elapsed_s']:.1f} s; "
+        f"wrote {s['out']} ({s['rows_in_file']} rows)"
+    )

@@ -11,16 +11,40 @@ from kairos.reproduce.run import reproduce as run_reproduce
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/paper", show_default=True,
-              help="Folder for tables (md, csv), figures (png), results.md and the cache of finished cells.")
-@click.option("--quick", is_flag=True, help="Small settings (rm2 and ncf, 3,000 queries, fewer budgets and sweeps): a minute or two.")
-@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Latency profile CSV instead of the built-in AWS catalogue (models need the paper's names).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="results/paper",
+    show_default=True,
+    help="Folder for tables (md, csv), figures (png), results.md and the cache of finished cells.",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Small settings (rm2 and ncf, 3,000 queries, fewer budgets and sweeps): a minute or two.",
+)
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Latency profile CSV instead of the built-in AWS catalogue (models need the paper's names).",
+)
 @click.option("--jobs", type=int, default=1, show_default=True, help="Cells run in this many processes.")
-@click.option("--models", default=None, help="Comma-separated subset of models (default: all five, or rm2,ncf with --quick).")
-@click.option("--docs", "docs_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write a copy of results.md here (figure links relative to it), e.g. docs/results.md.")
-@click.option("--report-only", is_flag=True, help="Simulate nothing: write the outputs from the finished cells in the cache.")
+@click.option(
+    "--models", default=None, help="Comma-separated subset of models (default: all five, or rm2,ncf with --quick)."
+)
+@click.option(
+    "--docs",
+    "docs_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a copy of results.md here (figure links relative to it), e.g. docs/results.md.",
+)
+@click.option(
+    "--report-only", is_flag=True, help="Simulate nothing: write the outputs from the finished cells in the cache."
+)
 @json_option
 def reproduce(out_dir, quick, profile_path, jobs, models, docs_path, report_only, as_json):
     """Reproduce the Kairos paper's evaluation: tables, figures and results.md.
@@ -46,16 +70,27 @@ def reproduce(out_dir, quick, profile_path, jobs, models, docs_path, report_only
         missing = [m for m in s.models if m not in catalogue(str(profile_path)).profiles]
         if missing:
             raise KairosInputError(f"--profile has no profile for {', '.join(missing)}; pass --models")
-    argv = ["kairos reproduce", f"--out {out_dir}"] + (["--quick"] if quick else []) + \
-        ([f"--profile {profile_path}"] if profile_path else []) + [f"--jobs {jobs}"] + \
-        ([f"--models {models}"] if models else []) + (["--report-only"] if report_only else [])
+    argv = (
+        ["kairos reproduce", f"--out {out_dir}"]
+        + (["--quick"] if quick else [])
+        + ([f"--profile {profile_path}"] if profile_path else [])
+        + [f"--jobs {jobs}"]
+        + ([f"--models {models}"] if models else [])
+        + (["--report-only"] if report_only else [])
+    )
     if report_only:  # nothing simulated: no progress bars
         res = run_reproduce(s, out_dir, jobs, None, docs_path, " ".join(argv), report_only=True)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("{task.description:14s}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=False) as bars:
+        with Progress(
+            TextColumn("{task.description:14s}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+        ) as bars:
             tasks: dict = {}
 
             def progress(stage, done, total):
@@ -65,8 +100,16 @@ def reproduce(out_dir, quick, profile_path, jobs, models, docs_path, report_only
 
             res = run_reproduce(s, out_dir, jobs, progress, docs_path, " ".join(argv))
     if as_json:  # what was written, for scripts (the progress bars went to stderr)
-        emit_json({"out": str(res.out), "wall_s": round(res.wall_s, 1), "files": res.files, "figures": res.figures,
-                   "figures_skipped": res.figures_skipped, "results_page": str(docs_path) if docs_path else None})
+        emit_json(
+            {
+                "out": str(res.out),
+                "wall_s": round(res.wall_s, 1),
+                "files": res.files,
+                "figures": res.figures,
+                "figures_skipped": res.figures_skipped,
+                "results_page": str(docs_path) if docs_path else None,
+            }
+        )
         return
     console.print(f"wrote {len(res.files)} files to {res.out} in {res.wall_s:.1f} s")
     if res.figures_skipped:

@@ -39,58 +39,162 @@ if TYPE_CHECKING:
 _SETTINGS = ControllerSettings()  # the controller's defaults, shown as the options' defaults
 _STARTUP_S = DEFAULT_STARTUP_S
 # options of the fixed pool that --autoscale replaces (by parameter name), and those that only --autoscale uses
-_FIXED_POOL_ONLY = ("qps", "find_max", "config_text", "plan_path", "schedule", "trace", "ramp", "duration",
-                    "want_window", "handoff_ms", "queries")
-_AUTOSCALE_ONLY = ("rates_path", "peak_qps", "start_minute", "minutes", "startup_s", "interval_s", "window_s",
-                   "headroom", "scale_down_after_s", "down_margin", "min_rate_qps", "types_text", "budget",
-                   "plan_queries", "cache_path", "plot_path")
+_FIXED_POOL_ONLY = (
+    "qps",
+    "find_max",
+    "config_text",
+    "plan_path",
+    "schedule",
+    "trace",
+    "ramp",
+    "duration",
+    "want_window",
+    "handoff_ms",
+    "queries",
+)
+_AUTOSCALE_ONLY = (
+    "rates_path",
+    "peak_qps",
+    "start_minute",
+    "minutes",
+    "startup_s",
+    "interval_s",
+    "window_s",
+    "headroom",
+    "scale_down_after_s",
+    "down_margin",
+    "min_rate_qps",
+    "types_text",
+    "budget",
+    "plan_queries",
+    "cache_path",
+    "plot_path",
+)
 
 
 def autoscale_options(f):
     """--autoscale and the options of an elastic replay (the controller's defaults from ControllerSettings)."""
     opts = [
-        click.option("--autoscale", is_flag=True,
-                     help="Replay the load of a --rates file on a pool that the elastic controller resizes "
-                          "(docs/elastic.md) instead of simulating a fixed pool."),
-        click.option("--rates", "rates_path", type=click.Path(dir_okay=False), default=None,
-                     help="With --autoscale: the load, a CSV 'minute,requests' or 'second,requests' (one row per "
-                          "step, steps 0, 1, 2, ...); arrivals Poisson within each step."),
-        click.option("--peak-qps", type=float, default=None,
-                     help="With --autoscale: scale the whole rate file so that its busiest step runs at this many "
-                          "queries/s (default: the file's own rates)."),
-        click.option("--start-minute", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="With --autoscale: replay from this minute of the rate file (after --peak-qps scaling)."),
-        click.option("--minutes", type=click.IntRange(min=1), default=None,
-                     help="With --autoscale: replay this many minutes (default: to the end of the file)."),
-        click.option("--startup-s", type=float, default=_STARTUP_S, show_default=True,
-                     help="With --autoscale: seconds from launching an instance to its first query (billed "
-                          "from launch), every type."),
-        click.option("--interval-s", type=float, default=_SETTINGS.interval_s, show_default=True,
-                     help="With --autoscale: seconds between the controller's decisions."),
-        click.option("--window-s", type=float, default=_SETTINGS.window_s, show_default=True,
-                     help="With --autoscale: the forecast's level is the highest rate over this past window."),
-        click.option("--headroom", type=float, default=_SETTINGS.headroom, show_default=True,
-                     help="With --autoscale: plan for the forecast x (1 + headroom)."),
-        click.option("--scale-down-after-s", type=float, default=_SETTINGS.scale_down_after_s, show_default=True,
-                     help="With --autoscale: a cheaper pool must suffice this long before instances are drained."),
-        click.option("--down-margin", type=float, default=_SETTINGS.down_margin, show_default=True,
-                     help="With --autoscale: ... and be cheaper by at least this fraction of the pool's cost."),
-        click.option("--min-rate-qps", type=float, default=_SETTINGS.min_rate_qps, show_default=True,
-                     help="With --autoscale: never plan for less than this rate (a floor pool through lulls)."),
-        click.option("--types", "types_text", default=None,
-                     help="With --autoscale: comma-separated instance types the controller may rent (default: "
-                          "every type with a profile and a price)."),
-        click.option("--budget", type=float, default=None,
-                     help="With --autoscale: a cap in $/hour on the pool the controller plans (default: none)."),
-        click.option("--plan-queries", type=click.IntRange(min=0), default=4000, show_default=True,
-                     help="With --autoscale: queries per simulation with which the planner checks a pool's "
-                          "QoS-throughput; 0: the planner's queueing model alone, not simulated (faster, rougher)."),
-        click.option("--cache", "cache_path", type=click.Path(dir_okay=False), default=None,
-                     help="With --autoscale: JSON-lines file caching the planner's simulations (as `kairos plan "
-                          "--cache`)."),
-        click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-                     help="With --autoscale: write a PNG of the load and the instances of each type over time "
-                          "(needs matplotlib: pip install 'kairos-serve[reproduce]')."),
+        click.option(
+            "--autoscale",
+            is_flag=True,
+            help="Replay the load of a --rates file on a pool that the elastic controller resizes "
+            "(docs/elastic.md) instead of simulating a fixed pool.",
+        ),
+        click.option(
+            "--rates",
+            "rates_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="With --autoscale: the load, a CSV 'minute,requests' or 'second,requests' (one row per "
+            "step, steps 0, 1, 2, ...); arrivals Poisson within each step.",
+        ),
+        click.option(
+            "--peak-qps",
+            type=float,
+            default=None,
+            help="With --autoscale: scale the whole rate file so that its busiest step runs at this many "
+            "queries/s (default: the file's own rates).",
+        ),
+        click.option(
+            "--start-minute",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="With --autoscale: replay from this minute of the rate file (after --peak-qps scaling).",
+        ),
+        click.option(
+            "--minutes",
+            type=click.IntRange(min=1),
+            default=None,
+            help="With --autoscale: replay this many minutes (default: to the end of the file).",
+        ),
+        click.option(
+            "--startup-s",
+            type=float,
+            default=_STARTUP_S,
+            show_default=True,
+            help="With --autoscale: seconds from launching an instance to its first query (billed "
+            "from launch), every type.",
+        ),
+        click.option(
+            "--interval-s",
+            type=float,
+            default=_SETTINGS.interval_s,
+            show_default=True,
+            help="With --autoscale: seconds between the controller's decisions.",
+        ),
+        click.option(
+            "--window-s",
+            type=float,
+            default=_SETTINGS.window_s,
+            show_default=True,
+            help="With --autoscale: the forecast's level is the highest rate over this past window.",
+        ),
+        click.option(
+            "--headroom",
+            type=float,
+            default=_SETTINGS.headroom,
+            show_default=True,
+            help="With --autoscale: plan for the forecast x (1 + headroom).",
+        ),
+        click.option(
+            "--scale-down-after-s",
+            type=float,
+            default=_SETTINGS.scale_down_after_s,
+            show_default=True,
+            help="With --autoscale: a cheaper pool must suffice this long before instances are drained.",
+        ),
+        click.option(
+            "--down-margin",
+            type=float,
+            default=_SETTINGS.down_margin,
+            show_default=True,
+            help="With --autoscale: ... and be cheaper by at least this fraction of the pool's cost.",
+        ),
+        click.option(
+            "--min-rate-qps",
+            type=float,
+            default=_SETTINGS.min_rate_qps,
+            show_default=True,
+            help="With --autoscale: never plan for less than this rate (a floor pool through lulls).",
+        ),
+        click.option(
+            "--types",
+            "types_text",
+            default=None,
+            help="With --autoscale: comma-separated instance types the controller may rent (default: "
+            "every type with a profile and a price).",
+        ),
+        click.option(
+            "--budget",
+            type=float,
+            default=None,
+            help="With --autoscale: a cap in $/hour on the pool the controller plans (default: none).",
+        ),
+        click.option(
+            "--plan-queries",
+            type=click.IntRange(min=0),
+            default=4000,
+            show_default=True,
+            help="With --autoscale: queries per simulation with which the planner checks a pool's "
+            "QoS-throughput; 0: the planner's queueing model alone, not simulated (faster, rougher).",
+        ),
+        click.option(
+            "--cache",
+            "cache_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="With --autoscale: JSON-lines file caching the planner's simulations (as `kairos plan --cache`).",
+        ),
+        click.option(
+            "--plot",
+            "plot_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="With --autoscale: write a PNG of the load and the instances of each type over time "
+            "(needs matplotlib: pip install 'kairos-serve[reproduce]').",
+        ),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -99,42 +203,101 @@ def autoscale_options(f):
 
 @click.command()
 @profile_options
-@click.option("--config", "config_text", default=None,
-              help="Pool as TYPE=COUNT,... e.g. g4dn.xlarge=2,r5n.large=9 (default: the paper's pool for the model).")
-@click.option("--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the paper's for the model).")
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
-              help="Plan file from `kairos plan --emit` (JSON/YAML): sets --model, --config, --qos-ms and "
-                   "--workload (an explicit --qos-ms or --workload overrides the plan's; --model and --config "
-                   "conflict with it).")
-@click.option("--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True,
-              help="Dispatch policy.")
-@click.option("--policy-option", "policy_options", multiple=True, metavar="KEY=VALUE",
-              help="An option of the policy's constructor, repeatable, e.g. --policy-option risk_penalty=none "
-                   "turns kairos's risky pairs off (docs/dispatch.md lists the options and defaults).")
-@click.option("--handoff-ms", type=float, default=0.0, show_default=True,
-              help="Time from a dispatch decision to the start of a query on an idle instance, the instance held "
-                   "meanwhile: a live gateway's round trip (result back, dispatch, query out, worker wake-up). "
-                   "Queries queued on a busy instance (--policy-option ahead_ms=...) start without it. 0: none.")
+@click.option(
+    "--config",
+    "config_text",
+    default=None,
+    help="Pool as TYPE=COUNT,... e.g. g4dn.xlarge=2,r5n.large=9 (default: the paper's pool for the model).",
+)
+@click.option(
+    "--qos-ms", type=float, default=None, help="p99 latency target in ms (default: the paper's for the model)."
+)
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Plan file from `kairos plan --emit` (JSON/YAML): sets --model, --config, --qos-ms and "
+    "--workload (an explicit --qos-ms or --workload overrides the plan's; --model and --config "
+    "conflict with it).",
+)
+@click.option(
+    "--policy", type=click.Choice(sorted(POLICIES)), default="kairos", show_default=True, help="Dispatch policy."
+)
+@click.option(
+    "--policy-option",
+    "policy_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option of the policy's constructor, repeatable, e.g. --policy-option risk_penalty=none "
+    "turns kairos's risky pairs off (docs/dispatch.md lists the options and defaults).",
+)
+@click.option(
+    "--handoff-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Time from a dispatch decision to the start of a query on an idle instance, the instance held "
+    "meanwhile: a live gateway's round trip (result back, dispatch, query out, worker wake-up). "
+    "Queries queued on a busy instance (--policy-option ahead_ms=...) start without it. 0: none.",
+)
 @click.option("--qps", type=float, default=None, help="Simulate this Poisson arrival rate (queries/s).")
-@click.option("--max-qps", "find_max", is_flag=True,
-              help="Search the highest rate with >= 99% of queries within QoS (default when --qps is not given).")
-@click.option("--window-bound", "want_window", is_flag=True,
-              help="Also solve the window bound at the simulated rate (at --max-qps: at the rate found): an LP "
-                   "over the same queries, keeping each one's deadline window, that bounds how many of them any "
-                   "dispatcher -- even one that knew the future -- finishes within QoS. 10-40 s for 20,000 queries.")
-@click.option("--trace", type=click.Path(dir_okay=False), default=None,
-              help="Replay arrival timestamps (seconds, one per line; sorted, times relative to the first) "
-                   "instead of a Poisson process: one query per timestamp. With --qps or --max-qps the trace's "
-                   "times are scaled to that mean rate (its bursts kept).")
-@click.option("--schedule", default=None,
-              help="Piecewise arrival rate SECONDS:QPS,... (load changes), e.g. 0:60,30:110,60:80; needs --duration.")
+@click.option(
+    "--max-qps",
+    "find_max",
+    is_flag=True,
+    help="Search the highest rate with >= 99% of queries within QoS (default when --qps is not given).",
+)
+@click.option(
+    "--window-bound",
+    "want_window",
+    is_flag=True,
+    help="Also solve the window bound at the simulated rate (at --max-qps: at the rate found): an LP "
+    "over the same queries, keeping each one's deadline window, that bounds how many of them any "
+    "dispatcher -- even one that knew the future -- finishes within QoS. 10-40 s for 20,000 queries.",
+)
+@click.option(
+    "--trace",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Replay arrival timestamps (seconds, one per line; sorted, times relative to the first) "
+    "instead of a Poisson process: one query per timestamp. With --qps or --max-qps the trace's "
+    "times are scaled to that mean rate (its bursts kept).",
+)
+@click.option(
+    "--schedule",
+    default=None,
+    help="Piecewise arrival rate SECONDS:QPS,... (load changes), e.g. 0:60,30:110,60:80; needs --duration.",
+)
 @click.option("--ramp", is_flag=True, help="With --schedule: ramp linearly between points instead of steps.")
 @click.option("--duration", type=float, default=None, help="Seconds of arrivals for --schedule (required with it).")
 @workload_options
 @autoscale_options
 @json_option
-def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy, policy_options, handoff_ms, qps, find_max,
-             want_window, trace, schedule, ramp, duration, workload, queries, seed, as_json, autoscale, **elastic):
+def simulate(
+    model,
+    profile_path,
+    prices,
+    config_text,
+    qos_ms,
+    plan_path,
+    policy,
+    policy_options,
+    handoff_ms,
+    qps,
+    find_max,
+    want_window,
+    trace,
+    schedule,
+    ramp,
+    duration,
+    workload,
+    queries,
+    seed,
+    as_json,
+    autoscale,
+    **elastic,
+):
     """Simulate a pool of instances serving a model under a dispatch policy.
 
     Reports latency percentiles, the QoS-met fraction, per-instance utilisation and the
@@ -227,10 +390,17 @@ def simulate(model, profile_path, prices, config_text, qos_ms, plan_path, policy
         out["elapsed_s"] = round(time.perf_counter() - t0, 3)
     if handoff_ms:
         out["handoff_ms"] = handoff_ms
-    if pf is not None and "cost_per_hour" in out and isinstance(pf.meta.get("cost_per_hour"), (int, float)) \
-            and abs(pf.meta["cost_per_hour"] - out["cost_per_hour"]) > 1e-3:
-        err_console.print(f"note: the plan's cost was ${pf.meta['cost_per_hour']:g}/h; with these prices it is "
-                          f"${out['cost_per_hour']:g}/h (pass the --prices the plan was made with)", highlight=False)
+    if (
+        pf is not None
+        and "cost_per_hour" in out
+        and isinstance(pf.meta.get("cost_per_hour"), (int, float))
+        and abs(pf.meta["cost_per_hour"] - out["cost_per_hour"]) > 1e-3
+    ):
+        err_console.print(
+            f"note: the plan's cost was ${pf.meta['cost_per_hour']:g}/h; with these prices it is "
+            f"${out['cost_per_hour']:g}/h (pass the --prices the plan was made with)",
+            highlight=False,
+        )
     if as_json:
         emit_json(out)
         return
@@ -248,13 +418,18 @@ def _check_mode(given: set[str], autoscale: bool) -> None:
     if autoscale:
         for name in _FIXED_POOL_ONLY:
             if name in given:
-                what = "the queries come from the --rates file" if name == "queries" else "the pool and its load " \
-                       "come from the controller and the --rates file"
+                what = (
+                    "the queries come from the --rates file"
+                    if name == "queries"
+                    else "the pool and its load come from the controller and the --rates file"
+                )
                 raise KairosInputError(f"{_flag(name)} does not apply with --autoscale ({what}); drop {_flag(name)}")
         return
     for name in _AUTOSCALE_ONLY:
         if name in given:
-            raise KairosInputError(f"{_flag(name)} applies only with --autoscale; add --autoscale or drop {_flag(name)}")
+            raise KairosInputError(
+                f"{_flag(name)} applies only with --autoscale; add --autoscale or drop {_flag(name)}"
+            )
 
 
 def _controller_settings(**values) -> ControllerSettings:
@@ -266,25 +441,31 @@ def _controller_settings(**values) -> ControllerSettings:
         raise KairosInputError(f"{_flag(name)} {rest}") from None
 
 
-def _replayed(trace: RateTrace, rates_path, peak_qps: float | None, start_minute: int,
-              minutes: int | None) -> RateTrace:
+def _replayed(
+    trace: RateTrace, rates_path, peak_qps: float | None, start_minute: int, minutes: int | None
+) -> RateTrace:
     """The part of the rate file to replay: scaled to --peak-qps (the whole file), then sliced in minutes."""
     if peak_qps is not None:
         trace = trace.scaled_to_peak(peak_qps)
     per_minute = 60.0 / trace.step_s
     total_min = trace.duration_s / 60.0
     if start_minute >= total_min:
-        raise KairosInputError(f"--start-minute {start_minute}: the rate file {rates_path} has {total_min:g} minutes; "
-                               f"give a smaller --start-minute")
+        raise KairosInputError(
+            f"--start-minute {start_minute}: the rate file {rates_path} has {total_min:g} minutes; "
+            f"give a smaller --start-minute"
+        )
     if minutes is not None and start_minute + minutes > total_min:
-        raise KairosInputError(f"--minutes {minutes} from --start-minute {start_minute} runs past the end of the rate "
-                               f"file {rates_path} ({total_min:g} minutes); give fewer --minutes")
+        raise KairosInputError(
+            f"--minutes {minutes} from --start-minute {start_minute} runs past the end of the rate "
+            f"file {rates_path} ({total_min:g} minutes); give fewer --minutes"
+        )
     start = int(round(start_minute * per_minute))
     steps = len(trace.counts) - start if minutes is None else int(round(minutes * per_minute))
     part = trace.slice(start, steps)
     if part.counts.sum() <= 0:
-        raise KairosInputError(f"--rates {rates_path}: no requests in the minutes replayed; choose another "
-                               f"--start-minute/--minutes")
+        raise KairosInputError(
+            f"--rates {rates_path}: no requests in the minutes replayed; choose another --start-minute/--minutes"
+        )
     return part
 
 
@@ -298,7 +479,8 @@ def _check_peak(planner: TargetPlanner, trace: RateTrace, settings: ControllerSe
         if budget is not None:
             raise KairosInputError(
                 f"--budget {budget:g}: no pool within ${budget:g}/h serves the busiest step replayed ({peak:g} q/s, "
-                f"{need:g} with --headroom {settings.headroom:g}); raise --budget or lower --peak-qps") from None
+                f"{need:g} with --headroom {settings.headroom:g}); raise --budget or lower --peak-qps"
+            ) from None
         raise KairosInputError(
             f"--peak-qps: the busiest step replayed ({peak:g} q/s, {need:g} with --headroom {settings.headroom:g}) "
             f"is beyond what the planner reaches (`kairos plan --target-qps {need:g}` says why); lower --peak-qps"
@@ -326,9 +508,14 @@ class _ReplayProgress:
                 return
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.bar = bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                      TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                                      console=self.console, transient=True)
+            self.bar = bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
             bar.start()
             self.task = bar.add_task("replaying the rates", total=self.total_s)
         assert self.task is not None
@@ -342,10 +529,34 @@ class _ReplayProgress:
             self.bar = None
 
 
-def _autoscale(model, profile_path, prices, qos_ms, policy, policy_options, workload, seed, as_json, t0, rates_path,
-               peak_qps, start_minute, minutes, startup_s, interval_s, window_s, headroom,
-               scale_down_after_s, down_margin, min_rate_qps, types_text, budget, plan_queries, cache_path,
-               plot_path) -> None:
+def _autoscale(
+    model,
+    profile_path,
+    prices,
+    qos_ms,
+    policy,
+    policy_options,
+    workload,
+    seed,
+    as_json,
+    t0,
+    rates_path,
+    peak_qps,
+    start_minute,
+    minutes,
+    startup_s,
+    interval_s,
+    window_s,
+    headroom,
+    scale_down_after_s,
+    down_margin,
+    min_rate_qps,
+    types_text,
+    budget,
+    plan_queries,
+    cache_path,
+    plot_path,
+) -> None:
     """``kairos simulate --autoscale``: check the options, replay the rates, print or write the outcome."""
     from kairos.plan.evaluate import Evaluator
     from kairos.plan.space import PlanProblem
@@ -358,17 +569,23 @@ def _autoscale(model, profile_path, prices, qos_ms, policy, policy_options, work
     startup_s = require_non_negative("--startup-s", startup_s)
     if budget is not None:
         require_positive("--budget", budget)
-    settings = _controller_settings(interval_s=interval_s, window_s=window_s, headroom=headroom,
-                                    scale_down_after_s=scale_down_after_s, down_margin=down_margin,
-                                    min_rate_qps=min_rate_qps)
+    settings = _controller_settings(
+        interval_s=interval_s,
+        window_s=window_s,
+        headroom=headroom,
+        scale_down_after_s=scale_down_after_s,
+        down_margin=down_margin,
+        min_rate_qps=min_rate_qps,
+    )
     if plot_path is not None:
         from kairos.elastic.plot import require_matplotlib
 
         require_matplotlib()
         folder = Path(plot_path).resolve().parent
         if not folder.is_dir():
-            raise KairosInputError(f"--plot {plot_path}: the folder {folder} does not exist; create it or give "
-                                   f"another path")
+            raise KairosInputError(
+                f"--plot {plot_path}: the folder {folder} does not exist; create it or give another path"
+            )
     cat = get_catalogue(profile_path, prices)
     cat.profile(model)
     qos = resolve_qos(model, qos_ms)
@@ -385,11 +602,25 @@ def _autoscale(model, profile_path, prices, qos_ms, policy, policy_options, work
         res = simulate_elastic(problem, planner, trace, policy, opts, startup_s, settings, seed, progress=progress)
     finally:
         progress.close()
-    out = {"model": model, "qos_ms": qos, "workload": mix.name, "types": list(problem.types), "policy": policy,
-           "policy_params": opts, "rates": str(rates_path), "step_s": trace.step_s, "peak_qps": peak_qps,
-           "start_minute": start_minute, "minutes": trace.duration_s / 60.0,
-           "replayed_peak_qps": round(float(trace.rates.max()), 4), "budget": budget, "plan_queries": plan_queries,
-           "controller": asdict(settings), **res.summary, "events": res.scale_events}
+    out = {
+        "model": model,
+        "qos_ms": qos,
+        "workload": mix.name,
+        "types": list(problem.types),
+        "policy": policy,
+        "policy_params": opts,
+        "rates": str(rates_path),
+        "step_s": trace.step_s,
+        "peak_qps": peak_qps,
+        "start_minute": start_minute,
+        "minutes": trace.duration_s / 60.0,
+        "replayed_peak_qps": round(float(trace.rates.max()), 4),
+        "budget": budget,
+        "plan_queries": plan_queries,
+        "controller": asdict(settings),
+        **res.summary,
+        "events": res.scale_events,
+    }
     if plot_path is not None:
         from kairos.elastic.plot import plot_timeline
 
@@ -412,8 +643,10 @@ def _fmt_config(config: dict) -> str:
 
 
 def _print_autoscale(out: dict, max_events: int = 30) -> None:
-    t = Table(title=f"kairos simulate --autoscale: {out['model']}, {Path(out['rates']).name} (minutes {out['start_minute']}-"
-                    f"{out['start_minute'] + out['minutes']:g})")
+    t = Table(
+        title=f"kairos simulate --autoscale: {out['model']}, {Path(out['rates']).name} (minutes {out['start_minute']}-"
+        f"{out['start_minute'] + out['minutes']:g})"
+    )
     t.add_column("metric")
     t.add_column("value", justify="right")
     c = out["controller"]
@@ -421,19 +654,27 @@ def _print_autoscale(out: dict, max_events: int = 30) -> None:
     rows = [
         ("policy", out["policy"] + (f" {out['policy_params']}" if out["policy_params"] else "")),
         ("QoS target (p99)", f"{out['qos_ms']:g} ms"),
-        ("load", f"busiest step {out['replayed_peak_qps']:g} q/s"
-                 + (f" (file scaled to a peak of {out['peak_qps']:g} q/s)" if out["peak_qps"] is not None else "")),
+        (
+            "load",
+            f"busiest step {out['replayed_peak_qps']:g} q/s"
+            + (f" (file scaled to a peak of {out['peak_qps']:g} q/s)" if out["peak_qps"] is not None else ""),
+        ),
         ("queries", str(out["queries"])),
-        ("controller", f"every {c['interval_s']:g} s, window {c['window_s']:g} s, headroom {c['headroom']:g}, "
-                       f"scale down after {c['scale_down_after_s']:g} s and {100 * c['down_margin']:g}% cheaper"),
+        (
+            "controller",
+            f"every {c['interval_s']:g} s, window {c['window_s']:g} s, headroom {c['headroom']:g}, "
+            f"scale down after {c['scale_down_after_s']:g} s and {100 * c['down_margin']:g}% cheaper",
+        ),
         ("start-up delay", ", ".join(f"{s:g} s" for s in startup)),
         ("cost", f"${out['cost_usd']:.4f}"),
         ("static peak pool", f"${out['static_cost_usd']:.4f} ({_fmt_config(out['static_config'])})"),
         ("oracle (10-min windows)", f"${out['oracle_cost_usd']:.4f}"),
         ("cost / static, / oracle", f"{_ratio(out['cost_vs_static'])}, {_ratio(out['cost_vs_oracle'])}"),
         ("QoS met", f"{100 * out['qos_met_fraction']:.2f}%"),
-        ("hours with >= 99% met", f"{100 * out['hours_meeting_qos_fraction']:.1f}% (worst hour "
-                                  f"{100 * out['worst_hour_qos_met']:.2f}%)"),
+        (
+            "hours with >= 99% met",
+            f"{100 * out['hours_meeting_qos_fraction']:.1f}% (worst hour {100 * out['worst_hour_qos_met']:.2f}%)",
+        ),
         ("lost", str(out["lost"])),
         ("scale events", f"{out['scale_events']} ({out['scale_ups']} up, {out['scale_downs']} down)"),
         ("instances launched", f"{out['instances_launched']} ({out['instance_seconds'] / 3600:.2f} instance-hours)"),
@@ -445,8 +686,14 @@ def _print_autoscale(out: dict, max_events: int = 30) -> None:
         t.add_row(*r)
     console.print(t)
     if out["events"]:
-        e = Table(title="scale events" + (f" (the first {max_events} of {len(out['events'])}; --json lists all)"
-                                          if len(out["events"]) > max_events else ""))
+        e = Table(
+            title="scale events"
+            + (
+                f" (the first {max_events} of {len(out['events'])}; --json lists all)"
+                if len(out["events"]) > max_events
+                else ""
+            )
+        )
         e.add_column("time (from the slice's start)")
         e.add_column("action")
         e.add_column("type")
@@ -480,7 +727,8 @@ def _check_servable(exp) -> None:
     if cover < QOS_TARGET_FRACTION - 1e-6:
         raise KairosInputError(
             f"--qos-ms {exp.qos_ms:g}: no instance type of this configuration serves 99% of the {exp.mix.name} "
-            f"queries within it (at most {100 * cover:.1f}% can meet it); raise --qos-ms or add faster types")
+            f"queries within it (at most {100 * cover:.1f}% can meet it); raise --qos-ms or add faster types"
+        )
 
 
 def _print_table(out: dict) -> None:
@@ -495,17 +743,27 @@ def _print_table(out: dict) -> None:
     if out.get("handoff_ms"):
         rows.append(("handoff (idle starts)", f"{out['handoff_ms']:g} ms"))
     if "max_qps" in out:
-        rows.append(("max QPS (>=99% within QoS)", f"{out['max_qps']:.1f}" if out["max_qps"] > 0 else
-                     f"0: no rate passed (more than 1% missed QoS at each of {out['probes']} rates tried, "
-                     f"down to a millionth of the fluid bound)"))
+        rows.append(
+            (
+                "max QPS (>=99% within QoS)",
+                f"{out['max_qps']:.1f}"
+                if out["max_qps"] > 0
+                else f"0: no rate passed (more than 1% missed QoS at each of {out['probes']} rates tried, "
+                f"down to a millionth of the fluid bound)",
+            )
+        )
     else:
         rows.append(("arrival rate", "trace/schedule" if out["qps"] is None else f"{out['qps']:g} q/s"))
     rows.append(("fluid bound", f"{out['fluid_bound_qps']:.1f} q/s"))
     if out.get("fraction_of_bound") is not None:
         rows.append(("fraction of bound", f"{out['fraction_of_bound']:.3f}"))
     if out.get("window_bound_within_qos") is not None:
-        rows.append(("window bound (any dispatcher)", f"<= {out['window_bound_within_qos']:.1f} within QoS, "
-                                                       f">= {out['window_bound_misses']:.1f} misses"))
+        rows.append(
+            (
+                "window bound (any dispatcher)",
+                f"<= {out['window_bound_within_qos']:.1f} within QoS, >= {out['window_bound_misses']:.1f} misses",
+            )
+        )
     elif "window_bound_within_qos" in out:
         rows.append(("window bound (any dispatcher)", "not solved: no rate passed"))
     if "cost_per_hour" in out:
@@ -517,8 +775,12 @@ def _print_table(out: dict) -> None:
         rows.append(("QoS met", f"{100 * out['qos_met_fraction']:.2f}%"))
         rows.append(("queue mean / max", f"{out['mean_queue']:.2f} / {out['max_queue']}"))
     if out.get("drain_ms") is not None:
-        rows.append(("after the last arrival", f"{out['unfinished_at_last_arrival']} unfinished, "
-                                                 f"drained in {out['drain_ms']:.1f} ms"))
+        rows.append(
+            (
+                "after the last arrival",
+                f"{out['unfinished_at_last_arrival']} unfinished, drained in {out['drain_ms']:.1f} ms",
+            )
+        )
     rows.append(("elapsed", f"{out['elapsed_s']:.2f} s"))
     for r in rows:
         t.add_row(*r)

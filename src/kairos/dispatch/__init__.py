@@ -11,5 +11,14 @@ from kairos.dispatch.dispatcher import Dispatcher
 from kairos.dispatch.pool import ArrayQueries, DictQueries, Pool, QueryTable
 from kairos.dispatch.registry import POLICIES, make_policy
 
-__all__ = ["ArrayQueries", "DictQueries", "DispatchContext", "Dispatcher", "Policy", "Pool", "POLICIES",
-           "QueryTable", "make_policy"]
+__all__ = [
+    "ArrayQueries",
+    "DictQueries",
+    "DispatchContext",
+    "Dispatcher",
+    "Policy",
+    "Pool",
+    "POLICIES",
+    "QueryTable",
+    "make_policy",
+]

@@ -43,7 +43,9 @@ class DeepRecSysPolicy(Policy):
     tuned_size_option = "threshold"
 
     def __init__(self, threshold: int | None = None):
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, Integral) or threshold < 1):
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, Integral) or threshold < 1
+        ):
             raise ValueError(f"threshold must be a query size >= 1 (or None: tuned), got {threshold!r}")
         self.threshold: int | None = threshold
 
@@ -146,7 +148,11 @@ class LeastLoadedPolicy(Policy):
         up = pool.up
         out = []
         for q in queue:
-            j = min((j for j in range(self.n) if up[j]), key=lambda j: ((held[j] + 1) / self.speed[j], -self.speed[j]), default=-1)
+            j = min(
+                (j for j in range(self.n) if up[j]),
+                key=lambda j: ((held[j] + 1) / self.speed[j], -self.speed[j]),
+                default=-1,
+            )
             if j < 0:
                 break
             held[j] += 1

@@ -34,8 +34,20 @@ class Dispatcher:
     central-queue policy gives only idle instances, or one about to finish when it queues
     ahead) and raises AssertionError otherwise."""
 
-    __slots__ = ("policy", "pool", "queue", "binds", "ahead", "observes", "check", "_assigned", "complete", "retired",
-                 "any_state", "_assign")
+    __slots__ = (
+        "policy",
+        "pool",
+        "queue",
+        "binds",
+        "ahead",
+        "observes",
+        "check",
+        "_assigned",
+        "complete",
+        "retired",
+        "any_state",
+        "_assign",
+    )
 
     def __init__(self, policy: Policy, pool: Pool, check: bool = False):
         self.policy = policy

@@ -108,9 +108,17 @@ class KairosPolicy(Policy):
     C: np.ndarray
     tables: ServiceTables
 
-    def __init__(self, tail_quantile: float = 0.9, age_weight: float = 3.0, hopeless: str = "leftover",
-                 coefficients: str = "fluid", learn: bool = False, risk_penalty: float | None = 0.5,
-                 urgency: float = 0.5, ahead_ms: float = 0.0) -> None:
+    def __init__(
+        self,
+        tail_quantile: float = 0.9,
+        age_weight: float = 3.0,
+        hopeless: str = "leftover",
+        coefficients: str = "fluid",
+        learn: bool = False,
+        risk_penalty: float | None = 0.5,
+        urgency: float = 0.5,
+        ahead_ms: float = 0.0,
+    ) -> None:
         if coefficients not in ("fluid", "paper"):
             raise ValueError("coefficients must be 'fluid' or 'paper'")
         if not (isinstance(tail_quantile, Real) and 0.0 < tail_quantile <= 1.0):
@@ -149,9 +157,15 @@ class KairosPolicy(Policy):
         self._dirty: bool = False  # learn: the estimates or coefficients changed since the tables were built
 
     def describe(self) -> dict:
-        d = {"tail_quantile": self.tail_quantile, "age_weight": self.age_weight, "hopeless": self.hopeless,
-             "coefficients": self.coefficients, "learn": self.learn, "risk_penalty": self.risk_penalty,
-             "urgency": self.urgency}
+        d = {
+            "tail_quantile": self.tail_quantile,
+            "age_weight": self.age_weight,
+            "hopeless": self.hopeless,
+            "coefficients": self.coefficients,
+            "learn": self.learn,
+            "risk_penalty": self.risk_penalty,
+            "urgency": self.urgency,
+        }
         if self.ahead_ms:  # only when set: the defaults' fingerprint (and every cache keyed by it) stays
             d["ahead_ms"] = self.ahead_ms
         return d
@@ -429,7 +443,9 @@ class KairosPaperPolicy(Policy):
         L = rem[None, :] + self.est_int[self.type_np[up]][:, qb].T
         cost = self.C_inst[up][None, :] * L
         tot = L + W[:, None]
-        cost = cost + np.where(tot > T, self.VIOLATION_PENALTY, np.where(tot > (1 - self.MARGIN) * T, self.MARGIN_PENALTY, 0.0))
+        cost = cost + np.where(
+            tot > T, self.VIOLATION_PENALTY, np.where(tot > (1 - self.MARGIN) * T, self.MARGIN_PENALTY, 0.0)
+        )
         r, c = linear_sum_assignment(cost)
         busy = pool.busy
         return [(q[i], int(up[j])) for i, j in zip(r, c) if not busy[up[j]]]

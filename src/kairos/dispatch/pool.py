@@ -62,8 +62,10 @@ class DictQueries(QueryTable):
 
     def arrays(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         m = len(ids)
-        return (np.fromiter((self.bucket[q] for q in ids), np.int64, m),
-                np.fromiter((self.arrival[q] for q in ids), float, m))
+        return (
+            np.fromiter((self.bucket[q] for q in ids), np.int64, m),
+            np.fromiter((self.arrival[q] for q in ids), float, m),
+        )
 
 
 class Pool:
@@ -84,8 +86,21 @@ class Pool:
         n_idle: number of idle instances; n: number of instances.
     """
 
-    __slots__ = ("type_of", "busy", "free_at", "held", "local", "running", "queries", "q_bucket", "q_arrival",
-                 "est", "n_idle", "n", "up")
+    __slots__ = (
+        "type_of",
+        "busy",
+        "free_at",
+        "held",
+        "local",
+        "running",
+        "queries",
+        "q_bucket",
+        "q_arrival",
+        "est",
+        "n_idle",
+        "n",
+        "up",
+    )
 
     def __init__(self, type_of: list[int], est_ms: list[list[float]], queries: QueryTable):
         self.type_of = list(type_of)

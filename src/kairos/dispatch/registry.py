@@ -43,11 +43,15 @@ class PolicySpec:
 
     def __post_init__(self):
         if self.cls.name != self.name:
-            raise ValueError(f"policy {self.name!r}: its class {self.cls.__name__} has name = {self.cls.name!r}; "
-                             f"set the class attribute name = {self.name!r}")
+            raise ValueError(
+                f"policy {self.name!r}: its class {self.cls.__name__} has name = {self.cls.name!r}; "
+                f"set the class attribute name = {self.name!r}"
+            )
         unknown = [c for c in self.comparisons if c not in COMPARISONS]
         if unknown:
-            raise ValueError(f"policy {self.name!r}: unknown comparisons {unknown}; choose from {', '.join(COMPARISONS)}")
+            raise ValueError(
+                f"policy {self.name!r}: unknown comparisons {unknown}; choose from {', '.join(COMPARISONS)}"
+            )
         if not self.label:
             object.__setattr__(self, "label", self.name)
 
@@ -139,8 +143,11 @@ def policy_option_names(name: str) -> list[str]:
         if init is None:
             continue
         ps = inspect.signature(init).parameters.values()
-        known += [p.name for p in ps if p.name != "self" and p.name not in known
-                  and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        known += [
+            p.name
+            for p in ps
+            if p.name != "self" and p.name not in known and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
         if not any(p.kind == p.VAR_KEYWORD for p in ps):
             break
     return known
@@ -158,8 +165,10 @@ def parse_policy_options(name: str, items) -> dict:
         if not sep or not key:
             raise KairosInputError(f"--policy-option {item!r} must look like KEY=VALUE, e.g. risk_penalty=0.5")
         if key not in known:
-            raise KairosInputError(f"--policy-option {key!r} is not an option of policy {name!r}; "
-                                   f"its options: {', '.join(known) or 'none'}")
+            raise KairosInputError(
+                f"--policy-option {key!r} is not an option of policy {name!r}; "
+                f"its options: {', '.join(known) or 'none'}"
+            )
         if key in params:
             raise KairosInputError(f"--policy-option {key!r} is given twice; give each option once")
         params[key] = _value(val)

@@ -87,8 +87,13 @@ class RayServeSettings:
     downscaling_factor: float = 1.0
 
     def __post_init__(self):
-        for name in ("target_ongoing_requests", "metrics_interval_s", "look_back_period_s", "upscaling_factor",
-                     "downscaling_factor"):
+        for name in (
+            "target_ongoing_requests",
+            "metrics_interval_s",
+            "look_back_period_s",
+            "upscaling_factor",
+            "downscaling_factor",
+        ):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
@@ -258,8 +263,9 @@ class StaticAutoscaler(Autoscaler):
         return []
 
 
-def best_single_type(problem: PlanProblem, rate_qps: float, evaluator: Evaluator | None = None,
-                     evals: int = 1) -> tuple[str, PlanResult]:
+def best_single_type(
+    problem: PlanProblem, rate_qps: float, evaluator: Evaluator | None = None, evals: int = 1
+) -> tuple[str, PlanResult]:
     """The type whose homogeneous pool reaches ``rate_qps`` at the least $/hour (higher
     QoS-throughput on a tie), with that pool: :func:`~kairos.plan.target.plan_for_rate` on the
     problem restricted to each type that can serve 99% of the queries within QoS alone."""

@@ -44,8 +44,9 @@ def pool_series(timeline: list[dict]) -> tuple[list[str], np.ndarray, np.ndarray
                 if name not in types:
                     types.append(name)
     ready = np.array([[e["ready"].get(x, 0) for e in timeline] for x in types], dtype=float).reshape(len(types), -1)
-    starting = np.array([[e["starting"].get(x, 0) for e in timeline] for x in types],
-                        dtype=float).reshape(len(types), -1)
+    starting = np.array([[e["starting"].get(x, 0) for e in timeline] for x in types], dtype=float).reshape(
+        len(types), -1
+    )
     return types, ready, starting
 
 
@@ -71,22 +72,43 @@ def plot_timeline(timeline: list[dict], path: str | Path, title: str = "", start
     after = np.concatenate([t, [t[-1] + span[-1]]])
     unit, per = ("h", 3600.0) if after[-1] - before[0] > 3 * 3600 else ("min", 60.0)
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 6), height_ratios=(1, 1.2))
-    top.stairs(rate, (before + start_s) / per, baseline=None, lw=0.8, color="C0",
-               label="arrivals (q/s over each decision interval)")
-    top.stairs(forecast, (after + start_s) / per, baseline=None, lw=1.0, color="C3", ls="--",
-               label="forecast (q/s, before headroom)")
+    top.stairs(
+        rate,
+        (before + start_s) / per,
+        baseline=None,
+        lw=0.8,
+        color="C0",
+        label="arrivals (q/s over each decision interval)",
+    )
+    top.stairs(
+        forecast,
+        (after + start_s) / per,
+        baseline=None,
+        lw=1.0,
+        color="C3",
+        ls="--",
+        label="forecast (q/s, before headroom)",
+    )
     top.set_ylabel("load (q/s)")
     top.set_ylim(0, 1.3 * max(float(rate.max()), float(forecast.max()), 1e-9))  # room above for the legend
     top.legend(fontsize=8, loc="upper left", ncols=2)
     edges = (after + start_s) / per
     base = np.zeros(len(t))
     for i, name in enumerate(types):
-        bottom.stairs(base + ready[i], edges, baseline=base, fill=True, color=f"C{i % 10}", alpha=0.8,
-                      label=f"{name} ready")
+        bottom.stairs(
+            base + ready[i], edges, baseline=base, fill=True, color=f"C{i % 10}", alpha=0.8, label=f"{name} ready"
+        )
         base = base + ready[i]
     if types:
-        bottom.stairs(ready.sum(axis=0) + starting.sum(axis=0), edges, baseline=None, color="k", lw=0.9, ls=":",
-                      label="ready + starting")
+        bottom.stairs(
+            ready.sum(axis=0) + starting.sum(axis=0),
+            edges,
+            baseline=None,
+            color="k",
+            lw=0.9,
+            ls=":",
+            label="ready + starting",
+        )
     bottom.set_ylabel("instances")
     bottom.set_xlabel(f"time ({unit})")
     bottom.set_ylim(0, 1.3 * max(float((ready + starting).sum(axis=0).max(initial=0.0)), 1.0))

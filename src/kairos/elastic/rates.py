@@ -66,7 +66,9 @@ def load_rates(path: str | Path) -> RateTrace:
         raise KairosInputError(f"--rates {p}: empty; expected a header 'minute,requests' or 'second,requests'")
     head = [c.strip().lower() for c in rows[0]]
     if len(head) != 2 or head[0] not in _STEPS or head[1] != "requests":
-        raise KairosInputError(f"--rates {p}: header must be 'minute,requests' or 'second,requests', got {','.join(rows[0])!r}")
+        raise KairosInputError(
+            f"--rates {p}: header must be 'minute,requests' or 'second,requests', got {','.join(rows[0])!r}"
+        )
     counts = []
     for k, row in enumerate(rows[1:]):
         line = k + 2
@@ -75,7 +77,9 @@ def load_rates(path: str | Path) -> RateTrace:
         try:
             step, c = int(row[0]), float(row[1])
         except ValueError:
-            raise KairosInputError(f"--rates {p} line {line}: {head[0]} must be an integer and requests a number") from None
+            raise KairosInputError(
+                f"--rates {p} line {line}: {head[0]} must be an integer and requests a number"
+            ) from None
         if step != k:
             raise KairosInputError(f"--rates {p} line {line}: {head[0]} {step} out of order; expected {k}")
         if not (math.isfinite(c) and c >= 0):

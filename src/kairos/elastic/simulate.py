@@ -43,8 +43,14 @@ class TargetPlanner(PoolPlanner):
     (``problem.budget``), a rate that no pool within it serves gets the best pool the budget
     buys (the default budget planner's)."""
 
-    def __init__(self, problem: PlanProblem, evaluator: Evaluator | None, evals: int = 2, grid: float = 0.02,
-                 floor_qps: float = 1.0):
+    def __init__(
+        self,
+        problem: PlanProblem,
+        evaluator: Evaluator | None,
+        evals: int = 2,
+        grid: float = 0.02,
+        floor_qps: float = 1.0,
+    ):
         self.problem = problem
         self.evaluator = evaluator
         self.evals = evals
@@ -108,8 +114,14 @@ class _Instance:
 class ElasticTimers(PoolTimers):
     """Controller ticks and instances becoming ready, as the simulator's third event source."""
 
-    def __init__(self, controller: Autoscaler, profile: Profile, startup_s: dict[str, float],
-                 initial: dict[str, int], progress: Callable[[float], None] | None = None):
+    def __init__(
+        self,
+        controller: Autoscaler,
+        profile: Profile,
+        startup_s: dict[str, float],
+        initial: dict[str, int],
+        progress: Callable[[float], None] | None = None,
+    ):
         self.controller = controller
         self.progress = progress
         self.profile = profile
@@ -155,8 +167,15 @@ class ElasticTimers(PoolTimers):
             for a in acts:
                 self._apply(a, now_ms, dispatcher)
             ready, starting = self._counts(now_s)
-            self.timeline.append({"t_s": now_s, "arrivals": arrived - prev, "forecast_qps": self.controller.forecast_qps,
-                                  "ready": ready, "starting": starting})
+            self.timeline.append(
+                {
+                    "t_s": now_s,
+                    "arrivals": arrived - prev,
+                    "forecast_qps": self.controller.forecast_qps,
+                    "ready": ready,
+                    "starting": starting,
+                }
+            )
             heapq.heappush(self.events, (now_ms + self.interval_ms, self.seq, "tick", -1))
             self.seq += 1
 
@@ -173,8 +192,11 @@ class ElasticTimers(PoolTimers):
                 self.seq += 1
             return
         pool = d.pool
-        live = [j for j, h in enumerate(self.instances)
-                if h.type_name == a.instance_type and not h.draining and h.ready_s <= now_s]
+        live = [
+            j
+            for j, h in enumerate(self.instances)
+            if h.type_name == a.instance_type and not h.draining and h.ready_s <= now_s
+        ]
         live.sort(key=lambda j: (pool.held[j], j))  # the least loaded first
         for j in live[: a.count]:
             self.instances[j].draining = True
@@ -209,11 +231,19 @@ def oracle_cost(planner: PoolPlanner, rates: RateTrace, window_s: float = ORACLE
     return total
 
 
-def simulate_elastic(problem: PlanProblem, planner: PoolPlanner, rates: RateTrace, policy: str = "kairos",
-                     policy_options: dict | None = None, startup_s: float | dict[str, float] = DEFAULT_STARTUP_S,
-                     settings: ControllerSettings | None = None, seed: int = 0,
-                     billing: BillingRule = BillingRule(), autoscaler: Autoscaler | None = None,
-                     progress: Callable[[float], None] | None = None) -> ElasticResult:
+def simulate_elastic(
+    problem: PlanProblem,
+    planner: PoolPlanner,
+    rates: RateTrace,
+    policy: str = "kairos",
+    policy_options: dict | None = None,
+    startup_s: float | dict[str, float] = DEFAULT_STARTUP_S,
+    settings: ControllerSettings | None = None,
+    seed: int = 0,
+    billing: BillingRule = BillingRule(),
+    autoscaler: Autoscaler | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> ElasticResult:
     """Replay ``rates`` (Poisson arrivals within each step) on a pool that ``autoscaler``
     (default: Kairos's :class:`Controller` over ``planner`` with ``settings``) resizes.
     ``planner`` also prices the static peak pool and the oracle. ``progress(t_s)`` is
@@ -233,12 +263,15 @@ def simulate_elastic(problem: PlanProblem, planner: PoolPlanner, rates: RateTrac
     autoscaler.start(0.0)
     timers = ElasticTimers(autoscaler, profile, start, initial, progress)
     pol = make_policy(policy, **(policy_options or {}))
-    res = simulate(profile, initial, pol, wl, problem.qos_ms, rate=None, seed=seed, size_probs=problem.probs,
-                   timers=timers)
+    res = simulate(
+        profile, initial, pol, wl, problem.qos_ms, rate=None, seed=seed, size_probs=problem.probs, timers=timers
+    )
     end_s = max(rates.duration_s, res.makespan_ms / 1000.0)
     prices = planner.prices()
-    cost = sum(instance_cost(h.launched_s, h.stopped_s if h.stopped_s is not None else end_s, prices[h.type_name],
-                             billing) for h in timers.instances)
+    cost = sum(
+        instance_cost(h.launched_s, h.stopped_s if h.stopped_s is not None else end_s, prices[h.type_name], billing)
+        for h in timers.instances
+    )
     peak = float(rates.rates.max())
     static_cfg = planner.cheapest_for(peak)
     static = pool_cost(static_cfg, prices, rates.duration_s)
@@ -250,7 +283,8 @@ def simulate_elastic(problem: PlanProblem, planner: PoolPlanner, rates: RateTrac
     met = lat <= problem.qos_ms
     hour = (arrivals_ms // 3_600_000).astype(np.int64)
     per_hour = np.bincount(hour, weights=met, minlength=hour.max() + 1) / np.maximum(
-        np.bincount(hour, minlength=hour.max() + 1), 1)
+        np.bincount(hour, minlength=hour.max() + 1), 1
+    )
     has = np.bincount(hour, minlength=hour.max() + 1) > 0
     per_hour = per_hour[has]
     summary = {
@@ -269,8 +303,9 @@ def simulate_elastic(problem: PlanProblem, planner: PoolPlanner, rates: RateTrac
         "scale_ups": sum(1 for e in timers.scale_events if e["action"] == "add"),
         "scale_downs": sum(1 for e in timers.scale_events if e["action"] == "drain"),
         "instances_launched": len(timers.instances),
-        "instance_seconds": round(sum((h.stopped_s if h.stopped_s is not None else end_s) - h.launched_s
-                                      for h in timers.instances), 1),
+        "instance_seconds": round(
+            sum((h.stopped_s if h.stopped_s is not None else end_s) - h.launched_s for h in timers.instances), 1
+        ),
         "duration_s": rates.duration_s,
         "startup_s": start,
         "policy": policy,

@@ -64,7 +64,7 @@ class StackedEmbeddings(nn.Module):
             start = 0
             for n in self.rows:
                 a = math.sqrt(1.0 / n)
-                block = self.weight[start:start + n]
+                block = self.weight[start : start + n]
                 block.copy_(torch.rand(block.shape, generator=gen) * (2 * a) - a)
                 start += n
 

@@ -52,14 +52,18 @@ def check_device(device: str) -> str:
         return device
     if device == "cuda" or device.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise KairosInputError("--device cuda: CUDA is not available on this machine (no GPU or a CPU-only PyTorch build)")
+            raise KairosInputError(
+                "--device cuda: CUDA is not available on this machine (no GPU or a CPU-only PyTorch build)"
+            )
         if ":" in device:
             try:
                 idx = int(device.split(":", 1)[1])
             except ValueError:
                 raise KairosInputError(f"bad device {device!r}; use cpu, cuda or cuda:N") from None
             if not 0 <= idx < torch.cuda.device_count():
-                raise KairosInputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+                raise KairosInputError(
+                    f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+                )
         return device
     raise KairosInputError(f"unknown device {device!r}; use cpu or cuda")
 

@@ -64,8 +64,9 @@ def bayes_opt(problem: PlanProblem, objective, evals: int, seed: int = 0, n_init
         ys.append(objective(problem.to_config(pool[i])))
     while len(done) < min(evals, len(pool)):
         y = np.asarray(ys)
-        kernel = ConstantKernel(1.0) * Matern(length_scale=np.full(problem.T, 0.3), nu=2.5,
-                                              length_scale_bounds=(1e-2, 1e2)) + WhiteKernel(1e-3, (1e-6, 1e-1))
+        kernel = ConstantKernel(1.0) * Matern(
+            length_scale=np.full(problem.T, 0.3), nu=2.5, length_scale_bounds=(1e-2, 1e2)
+        ) + WhiteKernel(1e-3, (1e-6, 1e-1))
         gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed, n_restarts_optimizer=2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -86,5 +86,10 @@ class FluidLP(_FluidLP):
     def __init__(self, problem: PlanProblem, service_ms=None, feasible_ms=None, miss_fraction: float = MISS_FRACTION):
         self.problem = problem
         mean = problem.profile.mean_ms
-        super().__init__(mean if service_ms is None else service_ms, problem.probs, problem.qos_ms, miss_fraction,
-                         mean if feasible_ms is None else feasible_ms)
+        super().__init__(
+            mean if service_ms is None else service_ms,
+            problem.probs,
+            problem.qos_ms,
+            miss_fraction,
+            mean if feasible_ms is None else feasible_ms,
+        )

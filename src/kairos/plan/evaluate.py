@@ -34,8 +34,17 @@ def _simulate(args) -> float:
 
 
 class Evaluator:
-    def __init__(self, catalogue: Catalogue, model: str, qos_ms: float, mix: SizeMix, queries: int = 20_000,
-                 seed: int = 0, cache_path=None, workers: int = 1):
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        model: str,
+        qos_ms: float,
+        mix: SizeMix,
+        queries: int = 20_000,
+        seed: int = 0,
+        cache_path=None,
+        workers: int = 1,
+    ):
         self.catalogue, self.model, self.qos_ms, self.mix = catalogue, model, float(qos_ms), mix
         self.queries, self.seed, self.workers = int(queries), int(seed), int(workers)
         self.cache: dict[str, float] = {}
@@ -74,8 +83,9 @@ class Evaluator:
     def many(self, configs: list[dict[str, int]], policy: str = "kairos") -> list[float]:
         keys = [self.key(c, policy) for c in configs]
         todo = [(k, c) for k, c in dict(zip(keys, configs)).items() if k not in self.cache]
-        jobs = [(self.catalogue, self.model, c, self.qos_ms, self.mix, self.queries, self.seed, policy)
-                for _, c in todo]
+        jobs = [
+            (self.catalogue, self.model, c, self.qos_ms, self.mix, self.queries, self.seed, policy) for _, c in todo
+        ]
         if self.workers > 1 and len(jobs) > 1:
             with ProcessPoolExecutor(max_workers=min(self.workers, len(jobs))) as ex:
                 vals = list(ex.map(_simulate, jobs))

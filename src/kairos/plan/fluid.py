@@ -79,8 +79,15 @@ class FluidLP:
         cap = np.asarray(capacity, dtype=float)
         if self.nb == 0 or not np.any(cap > 0):
             return 0.0, np.zeros(self.T), None
-        res = linprog(self.c, A_ub=self.A_ub, b_ub=np.concatenate([cap, [0.0]]), A_eq=self.A_eq,
-                      b_eq=np.zeros(self.nb), bounds=(0, None), method="highs")
+        res = linprog(
+            self.c,
+            A_ub=self.A_ub,
+            b_ub=np.concatenate([cap, [0.0]]),
+            A_eq=self.A_eq,
+            b_eq=np.zeros(self.nb),
+            bounds=(0, None),
+            method="highs",
+        )
         if res.status != 0:
             raise RuntimeError(f"fluid-bound LP failed: {res.message}")
         duals = np.maximum(-np.asarray(res.ineqlin.marginals[: self.T], dtype=float), 0.0)

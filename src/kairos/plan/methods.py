@@ -70,11 +70,17 @@ class PlanResult:
 
     def to_dict(self) -> dict:
         return {
-            "method": self.method, "config": self.config, "cost_per_hour": round(self.cost_per_hour, 4),
-            "predicted_qps": round(self.predicted_qps, 3), "evaluations": self.evaluations,
-            "elapsed_s": round(self.elapsed_s, 4), "measured_qps": None if self.measured_qps is None
-            else round(self.measured_qps, 3), "policy": self.policy, "predicted_kind": self.predicted_kind,
-            "candidates": self.candidates, "notes": self.notes,
+            "method": self.method,
+            "config": self.config,
+            "cost_per_hour": round(self.cost_per_hour, 4),
+            "predicted_qps": round(self.predicted_qps, 3),
+            "evaluations": self.evaluations,
+            "elapsed_s": round(self.elapsed_s, 4),
+            "measured_qps": None if self.measured_qps is None else round(self.measured_qps, 3),
+            "policy": self.policy,
+            "predicted_kind": self.predicted_kind,
+            "candidates": self.candidates,
+            "notes": self.notes,
         }
 
 
@@ -108,8 +114,11 @@ def _cand(problem: PlanProblem, counts, kind: str, value: float, measured=None, 
     """A candidate: config, cost, its ``kind`` figure (one of ESTIMATE_KINDS), and if simulated
     its measured QPS with the dispatch policy that produced it."""
     assert kind in ESTIMATE_KINDS, kind
-    d = {"config": problem.to_config(counts), "cost_per_hour": round(problem.cost(counts), 4),
-         kind: round(float(value), 3)}
+    d = {
+        "config": problem.to_config(counts),
+        "cost_per_hour": round(problem.cost(counts), 4),
+        kind: round(float(value), 3),
+    }
     if measured is not None:
         d["measured_qps"] = round(float(measured), 3)
         d["policy"] = policy
@@ -118,9 +127,15 @@ def _cand(problem: PlanProblem, counts, kind: str, value: float, measured=None, 
 
 def _measured(problem: PlanProblem, asked: dict, policy: str) -> list[dict]:
     """The best (up to 8) simulated configurations, each with the dispatch policy that measured it."""
-    return [{"config": dict(k), "cost_per_hour": round(problem.cost(problem.to_counts(dict(k))), 4),
-             "measured_qps": round(q, 3), "policy": policy}
-            for k, q in sorted(asked.items(), key=lambda kv: -kv[1])[:8]]
+    return [
+        {
+            "config": dict(k),
+            "cost_per_hour": round(problem.cost(problem.to_counts(dict(k))), 4),
+            "measured_qps": round(q, 3),
+            "policy": policy,
+        }
+        for k, q in sorted(asked.items(), key=lambda kv: -kv[1])[:8]
+    ]
 
 
 def _enumerate(problem: PlanProblem) -> np.ndarray:
@@ -128,13 +143,20 @@ def _enumerate(problem: PlanProblem) -> np.ndarray:
     if n > ENUM_LIMIT:
         raise KairosInputError(
             f"{n:,} configurations within ${problem.budget:g}/h: too many to enumerate (limit "
-            f"{ENUM_LIMIT:,}); use --method milp or fewer --types")
+            f"{ENUM_LIMIT:,}); use --method milp or fewer --types"
+        )
     return enumerate_configurations(problem.prices, problem.budget)
 
 
 # ---------------------------------------------------------------------- milp (default)
-def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: int = 4, tie_tol: float = 0.15,
-              policy: str = "kairos", **_) -> PlanResult:
+def plan_milp(
+    problem: PlanProblem,
+    evaluator: Evaluator | None = None,
+    evals: int = 4,
+    tie_tol: float = 0.15,
+    policy: str = "kairos",
+    **_,
+) -> PlanResult:
     """Corrected fluid MILP; simulate up to ``evals`` candidates (0: one-shot): the best by
     corrected bound within ``tie_tol`` of the top, and the uncorrected fluid optimum."""
     _require_evals("milp", evals)
@@ -148,8 +170,9 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
         n[keep] = n_sub
         cands.append((q, n))
     if not cands:
-        raise KairosInputError("no configuration within budget can serve 99% of the queries within QoS; "
-                               "raise --budget or --qos-ms")
+        raise KairosInputError(
+            "no configuration within budget can serve 99% of the queries within QoS; raise --budget or --qos-ms"
+        )
     top = cands[0][0]
     close = [(q, n) for q, n in cands if q >= (1.0 - tie_tol) * top][: max(evals, 1)]
     if evals > 1 and m.fluid_optimum is not None:
@@ -172,8 +195,17 @@ def plan_milp(problem: PlanProblem, evaluator: Evaluator | None = None, evals: i
     else:
         q, n = close[0]
         count = 0
-    res = PlanResult("milp", problem.to_config(n), problem.cost(n), q, count, time.perf_counter() - t0,
-                     measured.get(tuple(n)), policy, predicted_kind="estimate")
+    res = PlanResult(
+        "milp",
+        problem.to_config(n),
+        problem.cost(n),
+        q,
+        count,
+        time.perf_counter() - t0,
+        measured.get(tuple(n)),
+        policy,
+        predicted_kind="estimate",
+    )
     if (~keep).any():
         res.notes.append(f"{int((~keep).sum())} of {problem.T} types dominated (no cheaper, no faster) and dropped")
     res.candidates = [_cand(problem, c, "estimate", b, measured.get(tuple(c)), policy) for b, c in cands[:8]]
@@ -190,14 +222,22 @@ def plan_kairos(problem: PlanProblem, evaluator: Evaluator | None = None, top: i
     T = X[order].astype(float)
     centre = T.mean(axis=0)
     pick = order[int(np.argmin(((T - centre) ** 2).sum(axis=1)))]
-    res = PlanResult("kairos", problem.to_config(X[pick]), problem.cost(X[pick]), float(ub[pick]), 0,
-                     time.perf_counter() - t0, predicted_kind="paper_bound")
+    res = PlanResult(
+        "kairos",
+        problem.to_config(X[pick]),
+        problem.cost(X[pick]),
+        float(ub[pick]),
+        0,
+        time.perf_counter() - t0,
+        predicted_kind="paper_bound",
+    )
     res.candidates = [_cand(problem, X[i], "paper_bound", ub[i]) for i in order]
     return res
 
 
-def plan_kairos_plus(problem: PlanProblem, evaluator: Evaluator | None = None, max_evals: int | None = None,
-                     policy: str = "kairos", **_) -> PlanResult:
+def plan_kairos_plus(
+    problem: PlanProblem, evaluator: Evaluator | None = None, max_evals: int | None = None, policy: str = "kairos", **_
+) -> PlanResult:
     """Algorithm 1: descending paper bound, evaluate, prune by bound and sub-configuration."""
     if max_evals is not None and max_evals < 1:
         raise KairosInputError(f"--max-evals must be >= 1, got {max_evals}")
@@ -220,11 +260,21 @@ def plan_kairos_plus(problem: PlanProblem, evaluator: Evaluator | None = None, m
         alive &= ~np.all(X <= X[i], axis=1)  # sub-configurations of the evaluated one (itself included)
     if best_i is None:
         raise KairosInputError("no configuration within budget has a positive bound; raise --budget or --qos-ms")
-    res = PlanResult("kairos+", problem.to_config(X[best_i]), problem.cost(X[best_i]), best, ev.count,
-                     time.perf_counter() - t0, best, policy, notes=notes)
-    res.candidates = [_cand(problem, np.array(problem.to_counts(dict(k))), "paper_bound", ub[_row(X, problem, k)], v,
-                            policy)
-                      for k, v in sorted(ev.asked.items(), key=lambda kv: -kv[1])[:8]]
+    res = PlanResult(
+        "kairos+",
+        problem.to_config(X[best_i]),
+        problem.cost(X[best_i]),
+        best,
+        ev.count,
+        time.perf_counter() - t0,
+        best,
+        policy,
+        notes=notes,
+    )
+    res.candidates = [
+        _cand(problem, np.array(problem.to_counts(dict(k))), "paper_bound", ub[_row(X, problem, k)], v, policy)
+        for k, v in sorted(ev.asked.items(), key=lambda kv: -kv[1])[:8]
+    ]
     return res
 
 
@@ -234,8 +284,9 @@ def _row(X, problem, key) -> int:
 
 
 # ---------------------------------------------------------------------- exhaustive
-def plan_exhaustive(problem: PlanProblem, evaluator: Evaluator | None = None, progress: bool = False,
-                    policy: str = "kairos", **_) -> PlanResult:
+def plan_exhaustive(
+    problem: PlanProblem, evaluator: Evaluator | None = None, progress: bool = False, policy: str = "kairos", **_
+) -> PlanResult:
     """The optimum: every configuration whose fluid bound exceeds the best measured QPS.
 
     Fluid bounds are computed lazily: each LP's capacity duals ``u`` give the linear upper
@@ -287,13 +338,25 @@ def plan_exhaustive(problem: PlanProblem, evaluator: Evaluator | None = None, pr
             bar.close()
     if best_i is None:
         raise KairosInputError("no configuration within budget can serve 99% of the queries within QoS")
-    res = PlanResult("exhaustive", problem.to_config(X[best_i]), problem.cost(X[best_i]), best, ev.count,
-                     time.perf_counter() - t0, best, policy)
-    res.notes.append(f"{len(X):,} configurations within budget; {lps} fluid LPs solved; "
-                     f"{ev.count} simulated (the rest have a fluid bound at or below {best:.1f} q/s)")
+    res = PlanResult(
+        "exhaustive",
+        problem.to_config(X[best_i]),
+        problem.cost(X[best_i]),
+        best,
+        ev.count,
+        time.perf_counter() - t0,
+        best,
+        policy,
+    )
+    res.notes.append(
+        f"{len(X):,} configurations within budget; {lps} fluid LPs solved; "
+        f"{ev.count} simulated (the rest have a fluid bound at or below {best:.1f} q/s)"
+    )
     ranked = sorted(ev.asked.items(), key=lambda kv: -kv[1])[:8]
-    res.candidates = [_cand(problem, np.array(problem.to_counts(dict(k))), "fluid_bound",
-                            exact[_row(X, problem, k)], v, policy) for k, v in ranked]
+    res.candidates = [
+        _cand(problem, np.array(problem.to_counts(dict(k))), "fluid_bound", exact[_row(X, problem, k)], v, policy)
+        for k, v in ranked
+    ]
     return res
 
 
@@ -314,8 +377,9 @@ class _progress:
         self.task = self.p.add_task("exhaustive: pruned 0", total=total)
 
     def update(self, done: int, evals: int, best: float):
-        self.p.update(self.task, completed=done,
-                      description=f"exhaustive: {evals} simulated, best {best:.1f} q/s, pruned")
+        self.p.update(
+            self.task, completed=done, description=f"exhaustive: {evals} simulated, best {best:.1f} q/s, pruned"
+        )
 
     def close(self):
         self.p.stop()
@@ -336,8 +400,9 @@ def homogeneous_candidates(problem: PlanProblem) -> list[tuple[float, np.ndarray
     return out
 
 
-def plan_homogeneous(problem: PlanProblem, evaluator: Evaluator | None = None, policy: str = "kairos",
-                     **_) -> PlanResult:
+def plan_homogeneous(
+    problem: PlanProblem, evaluator: Evaluator | None = None, policy: str = "kairos", **_
+) -> PlanResult:
     """Best single-type pool: evaluate in descending fluid bound until the bound cannot win."""
     t0 = time.perf_counter()
     cands = [c for c in homogeneous_candidates(problem) if c[0] > 0]
@@ -345,8 +410,15 @@ def plan_homogeneous(problem: PlanProblem, evaluator: Evaluator | None = None, p
         raise KairosInputError("no single instance type within budget can serve 99% of the queries within QoS")
     if evaluator is None:
         q, n = cands[0]
-        res = PlanResult("homogeneous", problem.to_config(n), problem.cost(n), q, 0, time.perf_counter() - t0,
-                         predicted_kind="fluid_bound")
+        res = PlanResult(
+            "homogeneous",
+            problem.to_config(n),
+            problem.cost(n),
+            q,
+            0,
+            time.perf_counter() - t0,
+            predicted_kind="fluid_bound",
+        )
         res.candidates = [_cand(problem, c, "fluid_bound", b) for b, c in cands]
         return res
     ev = Counted(evaluator, policy)
@@ -358,15 +430,24 @@ def plan_homogeneous(problem: PlanProblem, evaluator: Evaluator | None = None, p
         meas[tuple(n)] = v
         if v > best:
             best, best_n = v, n
-    res = PlanResult("homogeneous", problem.to_config(best_n), problem.cost(best_n), best, ev.count,
-                     time.perf_counter() - t0, best, policy)
+    res = PlanResult(
+        "homogeneous",
+        problem.to_config(best_n),
+        problem.cost(best_n),
+        best,
+        ev.count,
+        time.perf_counter() - t0,
+        best,
+        policy,
+    )
     res.candidates = [_cand(problem, c, "fluid_bound", b, meas.get(tuple(c)), policy) for b, c in cands]
     return res
 
 
 # ---------------------------------------------------------------------- ribbon / random
-def plan_ribbon(problem: PlanProblem, evaluator: Evaluator | None = None, evals: int = 15, seed: int = 0,
-                policy: str = "fcfs", **_) -> PlanResult:
+def plan_ribbon(
+    problem: PlanProblem, evaluator: Evaluator | None = None, evals: int = 15, seed: int = 0, policy: str = "fcfs", **_
+) -> PlanResult:
     from kairos.plan.bo import bayes_opt
 
     name = "ribbon" if policy == "fcfs" else f"ribbon-{policy}"
@@ -386,8 +467,14 @@ def _require_evals(method: str, evals: int) -> None:
         raise KairosInputError(f"--evals must be >= {low} for --method {method}, got {evals}")
 
 
-def plan_random(problem: PlanProblem, evaluator: Evaluator | None = None, evals: int = 15, seed: int = 0,
-                policy: str = "kairos", **_) -> PlanResult:
+def plan_random(
+    problem: PlanProblem,
+    evaluator: Evaluator | None = None,
+    evals: int = 15,
+    seed: int = 0,
+    policy: str = "kairos",
+    **_,
+) -> PlanResult:
     from kairos.plan.bo import candidate_pool
 
     _require_evals("random", evals)
@@ -399,8 +486,9 @@ def plan_random(problem: PlanProblem, evaluator: Evaluator | None = None, evals:
     vals = ev.many([problem.to_config(pool[i]) for i in idx])
     j = int(np.argmax(vals))
     n = pool[idx[j]]
-    res = PlanResult("random", problem.to_config(n), problem.cost(n), vals[j], ev.count,
-                     time.perf_counter() - t0, vals[j], ev.policy)
+    res = PlanResult(
+        "random", problem.to_config(n), problem.cost(n), vals[j], ev.count, time.perf_counter() - t0, vals[j], ev.policy
+    )
     res.candidates = _measured(problem, ev.asked, ev.policy)
     return res
 
@@ -425,7 +513,9 @@ class PlanMethod:
 
     def __post_init__(self):
         if self.simulates not in ("always", "optional", "never"):
-            raise ValueError(f"method {self.name!r}: simulates must be always, optional or never, got {self.simulates!r}")
+            raise ValueError(
+                f"method {self.name!r}: simulates must be always, optional or never, got {self.simulates!r}"
+            )
 
     @property
     def dispatch_policies(self) -> tuple[str, ...]:
@@ -433,16 +523,19 @@ class PlanMethod:
         return () if self.simulates == "never" else (self.policy,)
 
 
-METHODS: dict[str, PlanMethod] = {m.name: m for m in (
-    PlanMethod("milp", plan_milp, "queueing-corrected MILP", simulates="optional", min_evals=0),  # 0 = one-shot
-    PlanMethod("kairos", plan_kairos, simulates="never"),
-    PlanMethod("kairos+", plan_kairos_plus, uses_max_evals=True),
-    PlanMethod("exhaustive", plan_exhaustive),
-    PlanMethod("homogeneous", plan_homogeneous, simulates="optional"),
-    PlanMethod("ribbon", plan_ribbon, policy="fcfs", min_evals=1),
-    PlanMethod("ribbon-kairos", plan_ribbon, policy="kairos", min_evals=1),
-    PlanMethod("random", plan_random, min_evals=1),
-)}
+METHODS: dict[str, PlanMethod] = {
+    m.name: m
+    for m in (
+        PlanMethod("milp", plan_milp, "queueing-corrected MILP", simulates="optional", min_evals=0),  # 0 = one-shot
+        PlanMethod("kairos", plan_kairos, simulates="never"),
+        PlanMethod("kairos+", plan_kairos_plus, uses_max_evals=True),
+        PlanMethod("exhaustive", plan_exhaustive),
+        PlanMethod("homogeneous", plan_homogeneous, simulates="optional"),
+        PlanMethod("ribbon", plan_ribbon, policy="fcfs", min_evals=1),
+        PlanMethod("ribbon-kairos", plan_ribbon, policy="kairos", min_evals=1),
+        PlanMethod("random", plan_random, min_evals=1),
+    )
+}
 DEFAULT_METHOD = "milp"
 # derived from METHODS: the methods that need an evaluator, and those that read each option
 # (the CLI refuses the option, when given, for any other)

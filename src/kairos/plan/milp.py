@@ -57,8 +57,9 @@ HIGHS_MIP_OPTIONS = {
 class FluidMILP:
     """The (corrected) fluid MILP of one problem."""
 
-    def __init__(self, problem: PlanProblem, corrected: bool = True, eps: float = EPS, kappa: float = KAPPA,
-                 gap: float = 1e-4):
+    def __init__(
+        self, problem: PlanProblem, corrected: bool = True, eps: float = EPS, kappa: float = KAPPA, gap: float = 1e-4
+    ):
         self.problem, self.corrected, self.eps, self.kappa, self.gap = problem, corrected, eps, kappa, gap
         self.nmax = problem.max_counts()
         self._lp_cache: dict[tuple, tuple[float, np.ndarray]] = {}
@@ -74,8 +75,7 @@ class FluidMILP:
         for t, n in enumerate(counts):
             key = (t, max(int(n), 1))
             if key not in self._rho:
-                self._rho[key] = pair_utilisation(s[t : t + 1], self.problem.qos_ms, [key[1]], self.eps,
-                                                  self.kappa)[0]
+                self._rho[key] = pair_utilisation(s[t : t + 1], self.problem.qos_ms, [key[1]], self.eps, self.kappa)[0]
             rows.append(self._rho[key])
         return s / np.array(rows)
 
@@ -101,8 +101,10 @@ class FluidMILP:
         A_cap = hstack([lp.A_ub, minus_n])
         A_cost = coo_matrix((p.prices, (np.zeros(T, int), nv0 + np.arange(T))), shape=(1, nvar))
         A = vstack([A_cap, A_cost]).tocsr()
-        cons = [LinearConstraint(A_eq.tocsr(), 0.0, 0.0),
-                LinearConstraint(A, -np.inf, np.concatenate([np.zeros(T + 1), [p.budget + 1e-9]]))]
+        cons = [
+            LinearConstraint(A_eq.tocsr(), 0.0, 0.0),
+            LinearConstraint(A, -np.inf, np.concatenate([np.zeros(T + 1), [p.budget + 1e-9]])),
+        ]
         return lp, nv0, nvar, cons
 
     def _run(self, c, cons, nv0, nvar, lb, ub, relax: bool = False) -> np.ndarray | None:
@@ -114,8 +116,13 @@ class FluidMILP:
             return None
         with warnings.catch_warnings():  # scipy passes HiGHS's own options on, with a warning
             warnings.filterwarnings("ignore", "Unrecognized options", RuntimeWarning)
-            res = milp(c, constraints=cons, integrality=integrality, bounds=Bounds(lb, ub),
-                       options={"mip_rel_gap": self.gap, **HIGHS_MIP_OPTIONS})
+            res = milp(
+                c,
+                constraints=cons,
+                integrality=integrality,
+                bounds=Bounds(lb, ub),
+                options={"mip_rel_gap": self.gap, **HIGHS_MIP_OPTIONS},
+            )
         if res.status != 0 or res.x is None:
             return None
         if relax:
@@ -156,7 +163,8 @@ class FluidMILP:
         (then the first iterate)."""
         if start is None:
             first = FluidMILP(self.problem, corrected=False, gap=self.gap).cheapest(
-                rate, np.ones(self.problem.T, dtype=np.int64))
+                rate, np.ones(self.problem.T, dtype=np.int64)
+            )
             if first is None:
                 return []
             out, ref = [first], first

@@ -61,8 +61,9 @@ def max_utilisation(n: int, slack_ratio, eps: float = EPS, kappa: float = KAPPA)
     return np.where(top, 0.999, lo)
 
 
-def pair_utilisation(mean_ms: np.ndarray, qos_ms: float, counts, eps: float = EPS, kappa: float = KAPPA,
-                     floor: float = 1e-3) -> np.ndarray:
+def pair_utilisation(
+    mean_ms: np.ndarray, qos_ms: float, counts, eps: float = EPS, kappa: float = KAPPA, floor: float = 1e-3
+) -> np.ndarray:
     """[T, B] allowed utilisation rho_tb(n_t) (types with n_t = 0 are taken at n_t = 1)."""
     s = np.asarray(mean_ms, dtype=float)
     r = np.maximum(qos_ms - s, 0.0) / np.maximum(s, 1e-12)

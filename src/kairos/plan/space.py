@@ -36,15 +36,17 @@ class PlanProblem:
     budget: float
 
     @classmethod
-    def build(cls, catalogue: Catalogue, model: str, budget: float, qos_ms: float, mix: SizeMix,
-              types=None) -> PlanProblem:
+    def build(
+        cls, catalogue: Catalogue, model: str, budget: float, qos_ms: float, mix: SizeMix, types=None
+    ) -> PlanProblem:
         full = catalogue.profile(model)
         if types is None:
             types = [t for t in full.types if t in catalogue.prices]
             if not types:
                 raise KairosInputError(
                     f"no instance type of model {model!r} has a price; give a --prices file that "
-                    f"prices some of: {', '.join(full.types)}")
+                    f"prices some of: {', '.join(full.types)}"
+                )
         else:
             types = list(dict.fromkeys(t.strip() for t in types if t.strip()))
             if not types:
@@ -53,12 +55,14 @@ class PlanProblem:
             if missing:
                 raise KairosInputError(
                     f"--types: {', '.join(missing)} not in the profile of {model!r}; known types: "
-                    f"{', '.join(full.types)}")
+                    f"{', '.join(full.types)}"
+                )
             unpriced = [t for t in types if t not in catalogue.prices]
             if unpriced:
                 raise KairosInputError(
                     f"--types: no price for {', '.join(unpriced)}; add it to the --prices file "
-                    f"(columns instance, usd_per_hour)")
+                    f"(columns instance, usd_per_hour)"
+                )
         if not (budget > 0 and np.isfinite(budget)):
             raise KairosInputError(f"--budget must be a positive $/hour, got {budget}")
         if not (qos_ms > 0 and np.isfinite(qos_ms)):
@@ -69,7 +73,8 @@ class PlanProblem:
             name = types[int(prices.argmin())]
             raise KairosInputError(
                 f"--budget ${budget:g}/h is below the cheapest allowed instance ({name} at "
-                f"${cheapest:g}/h); raise --budget to at least {cheapest:g}")
+                f"${cheapest:g}/h); raise --budget to at least {cheapest:g}"
+            )
         profile = full.restrict(types)
         probs = mix.bucket_probabilities(profile.batches)
         prob = cls(catalogue, model, profile, tuple(types), prices, probs, mix, float(qos_ms), float(budget))
@@ -79,7 +84,8 @@ class PlanProblem:
             raise KairosInputError(
                 f"--qos-ms {qos_ms:g}: no allowed instance type serves 99% of the {mix.name} queries "
                 f"of {model!r} within it (at most {100 * best_cover:.1f}% can meet it); raise --qos-ms "
-                f"or allow faster --types")
+                f"or allow faster --types"
+            )
         return prob
 
     @property
@@ -133,7 +139,8 @@ def enumerate_configurations(prices: np.ndarray, budget: float, limit: int | Non
         if limit is not None and total > limit:
             raise KairosInputError(
                 f"the configuration space has more than {limit:,} configurations within budget; "
-                f"use the default method (a MILP) or fewer --types")
+                f"use the default method (a MILP) or fewer --types"
+            )
         idx = np.repeat(np.arange(len(rows)), reps)
         starts = np.cumsum(reps) - reps
         k = np.arange(total) - np.repeat(starts, reps)
@@ -167,5 +174,14 @@ def restrict_problem(problem: PlanProblem, keep) -> PlanProblem:
     """The same problem over the types where ``keep`` is true."""
     keep = np.asarray(keep, dtype=bool)
     types = tuple(t for t, k in zip(problem.types, keep) if k)
-    return PlanProblem(problem.catalogue, problem.model, problem.profile.restrict(types), types,
-                       problem.prices[keep], problem.probs, problem.mix, problem.qos_ms, problem.budget)
+    return PlanProblem(
+        problem.catalogue,
+        problem.model,
+        problem.profile.restrict(types),
+        types,
+        problem.prices[keep],
+        problem.probs,
+        problem.mix,
+        problem.qos_ms,
+        problem.budget,
+    )

@@ -26,8 +26,10 @@ def synthetic_catalogue(n_types: int, seed: int = 0, base: Catalogue | None = No
     power = rng.uniform(0.7, 1.3, n_types)
     noise = np.exp(rng.normal(0.0, 0.1, n_types))
     names = tuple(f"syn{i:03d}.{first.types[s].split('.')[0]}" for i, s in enumerate(src))
-    prices = {nm: round(float(base.price(first.types[s]) * speed[i] ** power[i] * noise[i]), 4)
-              for i, (nm, s) in enumerate(zip(names, src))}
+    prices = {
+        nm: round(float(base.price(first.types[s]) * speed[i] ** power[i] * noise[i]), 4)
+        for i, (nm, s) in enumerate(zip(names, src))
+    }
     profiles = {}
     for model, p in base.profiles.items():
         idx = [p.type_index(first.types[s]) for s in src]

@@ -179,8 +179,14 @@ _CONTEXTS: OrderedDict = OrderedDict()
 
 
 def _context_key(problem: PlanProblem) -> tuple:
-    return (problem.model, problem.types, problem.prices.tobytes(), problem.qos_ms, problem.probs.tobytes(),
-            problem.profile.mean_ms.tobytes())
+    return (
+        problem.model,
+        problem.types,
+        problem.prices.tobytes(),
+        problem.qos_ms,
+        problem.probs.tobytes(),
+        problem.profile.mean_ms.tobytes(),
+    )
 
 
 def rate_context(problem: PlanProblem) -> RateContext:
@@ -199,8 +205,15 @@ def rate_context(problem: PlanProblem) -> RateContext:
     count = FluidMILP(replace(sub, prices=np.ones(sub.T)), corrected=False).cheapest(1.0, ones, relax=True)
     if frac is None or count is None:  # PlanProblem.build checked that 99% of the queries can be served
         raise KairosInputError("no configuration of the allowed types can serve 99% of the queries within QoS")
-    ctx = RateContext(keep, milp, float(frac @ sub.prices), float(count.sum()), float(sub.prices.min()),
-                      float(sub.prices.max()), FluidLP(sub))
+    ctx = RateContext(
+        keep,
+        milp,
+        float(frac @ sub.prices),
+        float(count.sum()),
+        float(sub.prices.min()),
+        float(sub.prices.max()),
+        FluidLP(sub),
+    )
     _CONTEXTS[key] = ctx
     while len(_CONTEXTS) > _CONTEXTS_KEPT:
         _CONTEXTS.popitem(last=False)
@@ -219,12 +232,14 @@ def check_rate(problem: PlanProblem, rate) -> tuple[float, RateContext]:
     if capped and need > problem.budget + 1e-9:
         raise KairosInputError(
             f"--target-qps {rate:g}: no pool within --budget ${problem.budget:g}/h reaches it (the fluid bound, "
-            f"an upper limit, needs at least ${need:.3f}/h); raise --budget or lower --target-qps")
+            f"an upper limit, needs at least ${need:.3f}/h); raise --budget or lower --target-qps"
+        )
     least_instances = ctx.unit_instances * rate
     if least_instances > MAX_INSTANCES:
         raise KairosInputError(
             f"--target-qps {rate:g} needs at least {least_instances:,.0f} instances by the fluid bound; the "
-            f"planner takes pools up to {MAX_INSTANCES:,} instances: lower --target-qps")
+            f"planner takes pools up to {MAX_INSTANCES:,} instances: lower --target-qps"
+        )
     return rate, ctx
 
 
@@ -232,7 +247,8 @@ def _check_size(counts, rate: float) -> None:
     if int(np.sum(counts)) > MAX_INSTANCES:
         raise KairosInputError(
             f"--target-qps {rate:g} needs {int(np.sum(counts)):,} instances by the queueing-corrected estimate; "
-            f"the planner takes pools up to {MAX_INSTANCES:,} instances: lower --target-qps")
+            f"the planner takes pools up to {MAX_INSTANCES:,} instances: lower --target-qps"
+        )
 
 
 # ---------------------------------------------------------------------- the planner
@@ -280,8 +296,11 @@ class _Search:
     def failing(self, below: float) -> np.ndarray | None:
         """Among simulated configurations missing the rate and costing less than ``below``,
         the one of highest estimate."""
-        bad = [(self.estimate(k), -self.cost(k), k) for k, q in self.measured.items()
-               if q < self.rate and self.cost(k) < below - _EPS_COST]
+        bad = [
+            (self.estimate(k), -self.cost(k), k)
+            for k, q in self.measured.items()
+            if q < self.rate and self.cost(k) < below - _EPS_COST
+        ]
         return np.array(max(bad)[2]) if bad else None
 
     # ---------------------------------------------------------------- verification
@@ -347,16 +366,20 @@ class _Search:
 
 
 def _candidate(problem: PlanProblem, counts, estimate: float, measured: float | None) -> dict:
-    d = {"config": problem.to_config(counts), "cost_per_hour": round(problem.cost(counts), 4),
-         "estimate": round(float(estimate), 3)}
+    d = {
+        "config": problem.to_config(counts),
+        "cost_per_hour": round(problem.cost(counts), 4),
+        "estimate": round(float(estimate), 3),
+    }
     if measured is not None:
         d["measured_qps"] = round(float(measured), 3)
         d["policy"] = "kairos"
     return d
 
 
-def plan_for_rate(problem: PlanProblem, rate: float, evaluator: Evaluator | None = None, evals: int = 4,
-                  tie_tol: float = 0.15) -> PlanResult:
+def plan_for_rate(
+    problem: PlanProblem, rate: float, evaluator: Evaluator | None = None, evals: int = 4, tie_tol: float = 0.15
+) -> PlanResult:
     """The cheapest configuration (within ``problem.budget``) whose QoS-throughput is at least ``rate``.
 
     Without an evaluator, or with ``evals=0``, the model's answer (the frontier at ``rate``,
@@ -375,15 +398,25 @@ def plan_for_rate(problem: PlanProblem, rate: float, evaluator: Evaluator | None
     where = f"within --budget ${problem.budget:g}/h " if capped else ""
     n0 = s.frontier(rate)
     if n0 is None:
-        raise KairosInputError(f"--target-qps {rate:g}: the model finds no configuration {where}that reaches it; "
-                               + ("raise --budget or lower --target-qps" if capped else "lower --target-qps"))
+        raise KairosInputError(
+            f"--target-qps {rate:g}: the model finds no configuration {where}that reaches it; "
+            + ("raise --budget or lower --target-qps" if capped else "lower --target-qps")
+        )
     _check_size(n0, rate)
     notes = [f"fluid bound: at least ${ctx.fluid_cost(rate):.3f}/h for {rate:g} q/s"]
     if (~ctx.keep).any():
         notes.append(f"{int((~ctx.keep).sum())} of {problem.T} types dominated (no cheaper, no faster) and dropped")
     if evaluator is None or evals == 0:
-        res = PlanResult("milp", problem.to_config(n0), problem.cost(n0), s.estimate(n0), 0,
-                         time.perf_counter() - t0, predicted_kind="estimate", notes=notes)
+        res = PlanResult(
+            "milp",
+            problem.to_config(n0),
+            problem.cost(n0),
+            s.estimate(n0),
+            0,
+            time.perf_counter() - t0,
+            predicted_kind="estimate",
+            notes=notes,
+        )
         res.candidates = [_candidate(problem, n0, s.estimate(n0), None)]
         return res
     s.measure(n0)
@@ -398,7 +431,8 @@ def plan_for_rate(problem: PlanProblem, rate: float, evaluator: Evaluator | None
         raise KairosInputError(
             f"--target-qps {rate:g}: no configuration {where}found that reaches it in {len(s.measured)} simulations "
             f"(the best, {problem.to_config(best[0])}, serves {best[1]:.1f} q/s); "
-            + ("raise --budget or lower --target-qps" if capped else "lower --target-qps"))
+            + ("raise --budget or lower --target-qps" if capped else "lower --target-qps")
+        )
     spent = 0
     while spent < evals:
         found = None
@@ -413,8 +447,17 @@ def plan_for_rate(problem: PlanProblem, rate: float, evaluator: Evaluator | None
             break
         hi = s.passing()
     assert hi is not None  # a passing configuration was found above and stays the cheapest
-    res = PlanResult("milp", problem.to_config(hi), problem.cost(hi), s.estimate(hi), len(s.measured),
-                     time.perf_counter() - t0, s.measured[tuple(hi)], predicted_kind="estimate", notes=notes)
+    res = PlanResult(
+        "milp",
+        problem.to_config(hi),
+        problem.cost(hi),
+        s.estimate(hi),
+        len(s.measured),
+        time.perf_counter() - t0,
+        s.measured[tuple(hi)],
+        predicted_kind="estimate",
+        notes=notes,
+    )
     ranked = sorted(s.measured.items(), key=lambda kv: problem.cost(kv[0]))
     res.candidates = [_candidate(problem, k, s.estimate(k), q) for k, q in ranked][:8]
     return res
@@ -426,8 +469,16 @@ class _Recorder(Evaluator):
     configurations were asked of it."""
 
     def __init__(self, evaluator: Evaluator):
-        super().__init__(evaluator.catalogue, evaluator.model, evaluator.qos_ms, evaluator.mix, evaluator.queries,
-                         evaluator.seed, None, evaluator.workers)
+        super().__init__(
+            evaluator.catalogue,
+            evaluator.model,
+            evaluator.qos_ms,
+            evaluator.mix,
+            evaluator.queries,
+            evaluator.seed,
+            None,
+            evaluator.workers,
+        )
         self.ev = evaluator
         self.asked: dict[tuple, float] = {}
 
@@ -441,8 +492,9 @@ class _Recorder(Evaluator):
         return self.many([config], policy)[0]
 
 
-def plan_for_rate_exhaustive(problem: PlanProblem, rate: float, evaluator: Evaluator | None,
-                             start_cost: float | None = None) -> PlanResult:
+def plan_for_rate_exhaustive(
+    problem: PlanProblem, rate: float, evaluator: Evaluator | None, start_cost: float | None = None
+) -> PlanResult:
     """The exact answer (under the exhaustive planner's pruning by the fluid bound): the least
     cost ``C`` such that the exhaustive budget planner (:func:`~kairos.plan.methods.plan_exhaustive`)
     at budget ``C`` measures at least ``rate``.
@@ -467,7 +519,8 @@ def plan_for_rate_exhaustive(problem: PlanProblem, rate: float, evaluator: Evalu
         if capped and b >= problem.budget:
             raise KairosInputError(
                 f"--target-qps {rate:g}: no configuration within --budget ${problem.budget:g}/h reaches it "
-                f"(the best serves {res.measured_qps:.1f} q/s); raise --budget or lower --target-qps")
+                f"(the best serves {res.measured_qps:.1f} q/s); raise --budget or lower --target-qps"
+            )
         b = min(1.5 * b, problem.budget)
     best = res
     while True:
@@ -479,13 +532,28 @@ def plan_for_rate_exhaustive(problem: PlanProblem, rate: float, evaluator: Evalu
             break
         best = res
     assert best.measured_qps is not None  # it reached the rate
-    out = PlanResult("exhaustive", best.config, best.cost_per_hour, best.measured_qps, len(rec.asked),
-                     time.perf_counter() - t0, best.measured_qps)
-    out.notes.append(f"every configuration costing less than ${best.cost_per_hour:.4f}/h measures below {rate:g} "
-                     f"q/s or has a fluid bound below the best measured at its budget")
-    out.candidates = [{"config": dict(k), "cost_per_hour": round(problem.cost(problem.to_counts(dict(k))), 4),
-                       "measured_qps": round(q, 3), "policy": "kairos"}
-                      for k, q in sorted(rec.asked.items(), key=lambda kv: -kv[1])[:8]]
+    out = PlanResult(
+        "exhaustive",
+        best.config,
+        best.cost_per_hour,
+        best.measured_qps,
+        len(rec.asked),
+        time.perf_counter() - t0,
+        best.measured_qps,
+    )
+    out.notes.append(
+        f"every configuration costing less than ${best.cost_per_hour:.4f}/h measures below {rate:g} "
+        f"q/s or has a fluid bound below the best measured at its budget"
+    )
+    out.candidates = [
+        {
+            "config": dict(k),
+            "cost_per_hour": round(problem.cost(problem.to_counts(dict(k))), 4),
+            "measured_qps": round(q, 3),
+            "policy": "kairos",
+        }
+        for k, q in sorted(rec.asked.items(), key=lambda kv: -kv[1])[:8]
+    ]
     return out
 
 
@@ -493,13 +561,15 @@ def plan_for_rate_exhaustive(problem: PlanProblem, rate: float, evaluator: Evalu
 RATE_METHODS = ("milp", "exhaustive")  # the --method values that plan for a --target-qps
 
 
-def run_for_rate(method: str, problem: PlanProblem, rate, evaluator: Evaluator | None,
-                 evals: int | None = None) -> PlanResult:
+def run_for_rate(
+    method: str, problem: PlanProblem, rate, evaluator: Evaluator | None, evals: int | None = None
+) -> PlanResult:
     """``kairos plan --target-qps``: :func:`plan_for_rate` (``milp``, the default) or
     :func:`plan_for_rate_exhaustive`; another method is refused in one line."""
     if method == "milp":
         return plan_for_rate(problem, rate, evaluator, **({} if evals is None else {"evals": evals}))
     if method == "exhaustive":
         return plan_for_rate_exhaustive(problem, rate, evaluator)
-    raise KairosInputError(f"--target-qps applies only to --method {' or '.join(RATE_METHODS)}; drop --method "
-                           f"{method} or --target-qps")
+    raise KairosInputError(
+        f"--target-qps applies only to --method {' or '.join(RATE_METHODS)}; drop --method {method} or --target-qps"
+    )

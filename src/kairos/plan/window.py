@@ -60,8 +60,10 @@ def block_window_bound(arrive_ms, service_ms, counts, qos_ms: float, start_ms: f
     A_ub = coo_matrix((np.ones(nx + nz), (rows, cols)), shape=(K * n_slots + n, nx + nz)).tocsr()
     b_ub = np.concatenate([np.repeat(np.asarray(counts, dtype=float) * slot_ms, n_slots), np.ones(n)])
     # work: sum_s x[q, k, s] - service[q, k] * z[q, k] = 0
-    A_eq = coo_matrix((np.concatenate([np.ones(nx), -service[q_idx, k_idx]]),
-                       (np.concatenate([pair, np.arange(nz)]), cols)), shape=(nz, nx + nz)).tocsr()
+    A_eq = coo_matrix(
+        (np.concatenate([np.ones(nx), -service[q_idx, k_idx]]), (np.concatenate([pair, np.arange(nz)]), cols)),
+        shape=(nz, nx + nz),
+    ).tocsr()
     c = np.concatenate([np.zeros(nx), -np.ones(nz)])
     bounds = np.column_stack([np.zeros(nx + nz), np.concatenate([x_max, np.ones(nz)])])
     res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=np.zeros(nz), bounds=bounds, method="highs")
@@ -70,8 +72,15 @@ def block_window_bound(arrive_ms, service_ms, counts, qos_ms: float, start_ms: f
     return float(-res.fun)
 
 
-def window_bound(arrive_ms, service_ms, counts, qos_ms: float, block_ms: float | None = None,
-                 slot_ms: float | None = None, block_queries: int = BLOCK_QUERIES) -> float:
+def window_bound(
+    arrive_ms,
+    service_ms,
+    counts,
+    qos_ms: float,
+    block_ms: float | None = None,
+    slot_ms: float | None = None,
+    block_queries: int = BLOCK_QUERIES,
+) -> float:
     """Upper bound on how many queries finish within QoS under any dispatcher.
 
     arrive_ms: [n] arrival times; service_ms: [n, K] each query's actual service time on

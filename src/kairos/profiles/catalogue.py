@@ -35,8 +35,7 @@ class Catalogue:
             return self.profiles[model]
         except KeyError:
             raise KairosInputError(
-                f"unknown model {model!r} in catalogue {self.name!r}; known models: "
-                f"{', '.join(sorted(self.profiles))}"
+                f"unknown model {model!r} in catalogue {self.name!r}; known models: {', '.join(sorted(self.profiles))}"
             ) from None
 
     def price(self, instance: str) -> float:
@@ -44,8 +43,7 @@ class Catalogue:
             return self.prices[instance]
         except KeyError:
             raise KairosInputError(
-                f"no price for instance type {instance!r}; add it to the --prices file "
-                f"(columns instance, usd_per_hour)"
+                f"no price for instance type {instance!r}; add it to the --prices file (columns instance, usd_per_hour)"
             ) from None
 
 

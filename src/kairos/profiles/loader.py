@@ -43,9 +43,7 @@ def _number(value: str | None, path: Path, line: int, column: str) -> float:
             raise ValueError
         x = float(value)
     except ValueError:
-        raise KairosInputError(
-            f"{path} line {line}: column {column!r} must be a number, got {value!r}"
-        ) from None
+        raise KairosInputError(f"{path} line {line}: column {column!r} must be a number, got {value!r}") from None
     if not math.isfinite(x):
         raise KairosInputError(f"{path} line {line}: column {column!r} must be finite, got {value!r}")
     return x
@@ -59,7 +57,9 @@ def load_profiles(path) -> dict[str, Profile]:
     reader.fieldnames = cols
     need = {"model", "instance", "batch"}
     if not cols:
-        raise KairosInputError(f"{path}: empty profile (no header); expected columns model, instance, batch, latency_ms")
+        raise KairosInputError(
+            f"{path}: empty profile (no header); expected columns model, instance, batch, latency_ms"
+        )
     if not need <= set(cols):
         raise KairosInputError(
             f"{path}: profile is missing column(s) {', '.join(sorted(need - set(cols)))}; "
@@ -71,9 +71,7 @@ def load_profiles(path) -> dict[str, Profile]:
     elif {"infer_ms", "load_ms"} <= set(cols):
         parts = ("infer_ms", "load_ms")
     else:
-        raise KairosInputError(
-            f"{path}: profile needs a latency_ms column, or infer_ms and load_ms columns"
-        )
+        raise KairosInputError(f"{path}: profile needs a latency_ms column, or infer_ms and load_ms columns")
     samples: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(lambda: defaultdict(list))
     for line, row in enumerate(reader, start=2):
         _no_extra_fields(row, path, line)

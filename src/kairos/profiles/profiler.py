@@ -61,14 +61,15 @@ def parse_batches(text: str) -> list[int]:
                 sizes.add(int(part))
         except ValueError:
             raise KairosInputError(
-                f"--batches entry {part!r} is not a size or a range START:STOP[:STEP] "
-                f"(e.g. 10,20,50 or 10:1000:10)"
+                f"--batches entry {part!r} is not a size or a range START:STOP[:STEP] (e.g. 10,20,50 or 10:1000:10)"
             ) from None
     if not sizes:
         raise KairosInputError("--batches has no sizes; give e.g. 10,20,50 or 10:1000:10")
     bad = [s for s in sizes if not 1 <= s <= MAX_BATCH]
     if bad:
-        raise KairosInputError(f"--batches sizes must be in 1..{MAX_BATCH}, got {min(bad) if min(bad) < 1 else max(bad)}")
+        raise KairosInputError(
+            f"--batches sizes must be in 1..{MAX_BATCH}, got {min(bad) if min(bad) < 1 else max(bad)}"
+        )
     return sorted(sizes)
 
 
@@ -94,11 +95,13 @@ class ProfileRun:
         out = []
         for b in self.batches:
             r = [row for row in self.rows if row[2] == b]
-            out.append({
-                "batch": b,
-                "infer_ms": float(np.mean([x[4] for x in r])),
-                "load_ms": float(np.mean([x[5] for x in r])),
-            })
+            out.append(
+                {
+                    "batch": b,
+                    "infer_ms": float(np.mean([x[4] for x in r])),
+                    "load_ms": float(np.mean([x[5] for x in r])),
+                }
+            )
         return out
 
     def summary(self) -> dict:
@@ -150,7 +153,7 @@ def profile_model(
     if model not in MODELS:
         raise KairosInputError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     instance = (instance or "").strip()
-    if not instance or any(c in instance for c in ",\n\r\"="):
+    if not instance or any(c in instance for c in ',\n\r"='):
         raise KairosInputError(f"--instance must be a non-empty name without commas, quotes or '=', got {instance!r}")
     if int(reps) < 1:
         raise KairosInputError(f"--reps must be >= 1, got {reps}")
@@ -166,8 +169,18 @@ def profile_model(
             raise KairosInputError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(int(threads))
     m = load_model(model, seed=seed, device=device, max_rows=max_rows)
-    run = ProfileRun(model, instance, device, torch.get_num_threads(), batches, int(reps), int(warmup),
-                     int(seed), m.max_rows, bool(interleave))
+    run = ProfileRun(
+        model,
+        instance,
+        device,
+        torch.get_num_threads(),
+        batches,
+        int(reps),
+        int(warmup),
+        int(seed),
+        m.max_rows,
+        bool(interleave),
+    )
     rng = np.random.default_rng(seed)
     clock = time.perf_counter
 

@@ -24,8 +24,7 @@ def cell_key(cell: dict, fingerprints: Iterable[str] = ()) -> str:
     (:func:`~kairos.dispatch.registry.policy_fingerprint`: name and settings) of the dispatch
     policies the cell uses: a change of one policy's defaults runs again the cells that use
     that policy, and only those."""
-    return json.dumps({"v": VERSION, "policies": sorted(fingerprints), **cell}, sort_keys=True,
-                      separators=(",", ":"))
+    return json.dumps({"v": VERSION, "policies": sorted(fingerprints), **cell}, sort_keys=True, separators=(",", ":"))
 
 
 class CellCache:

@@ -81,17 +81,22 @@ class Scheme:
 
 # in the tables' order. The prior dispatch schemes run on the optimum's configuration
 # (the paper gave them the best configuration of an offline search).
-SCHEMES: dict[str, Scheme] = {s.name: s for s in (
-    Scheme("homogeneous", "homogeneous", "kairos", "best homogeneous", exploration=2),
-    Scheme("ribbon", "ribbon", "fcfs", "RIBBON (BO + FCFS)", ("table1",), exploration=4, prior=True, searches=True),
-    Scheme("deeprecsys", OPTIMUM, "deeprecsys", "DeepRecSys*", prior=True),
-    Scheme("clockwork", OPTIMUM, "clockwork", "Clockwork*", prior=True),
-    Scheme("kairos", "kairos", "kairos-paper", "Kairos (paper)", exploration=0),
-    Scheme("kairos+", "kairos+", "kairos", "Kairos+", ("table1", "sweeps"), exploration=3, max_evals=KAIROS_PLUS_CAP),
-    Scheme("ours", DEFAULT_METHOD, "kairos", "ours (milp + kairos)", exploration=1),
-    Scheme("optimum", "exhaustive", "kairos", "optimum", ("table1", "sweeps"), exploration=6),
-    Scheme("random", "random", "kairos", "random search", (), exploration=5, searches=True),
-)}
+SCHEMES: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        Scheme("homogeneous", "homogeneous", "kairos", "best homogeneous", exploration=2),
+        Scheme("ribbon", "ribbon", "fcfs", "RIBBON (BO + FCFS)", ("table1",), exploration=4, prior=True, searches=True),
+        Scheme("deeprecsys", OPTIMUM, "deeprecsys", "DeepRecSys*", prior=True),
+        Scheme("clockwork", OPTIMUM, "clockwork", "Clockwork*", prior=True),
+        Scheme("kairos", "kairos", "kairos-paper", "Kairos (paper)", exploration=0),
+        Scheme(
+            "kairos+", "kairos+", "kairos", "Kairos+", ("table1", "sweeps"), exploration=3, max_evals=KAIROS_PLUS_CAP
+        ),
+        Scheme("ours", DEFAULT_METHOD, "kairos", "ours (milp + kairos)", exploration=1),
+        Scheme("optimum", "exhaustive", "kairos", "optimum", ("table1", "sweeps"), exploration=6),
+        Scheme("random", "random", "kairos", "random search", (), exploration=5, searches=True),
+    )
+}
 
 
 def schemes_in(table: str) -> tuple[str, ...]:
@@ -106,8 +111,18 @@ PRIOR = tuple(n for n, s in SCHEMES.items() if s.prior)
 # the load-change schedule, in window units: (unit, fraction of the pool's max QPS);
 # a step is two points 1e-6 units apart (RateSchedule with ramps between points)
 _E = 1e-6
-LOAD_POINTS = ((0, 0.5), (20, 0.5), (20 + _E, 0.9), (40, 0.9), (40 + _E, 1.2), (50, 1.2), (50 + _E, 0.6),
-               (70, 0.6), (100, 0.95), (110, 0.95))
+LOAD_POINTS = (
+    (0, 0.5),
+    (20, 0.5),
+    (20 + _E, 0.9),
+    (40, 0.9),
+    (40 + _E, 1.2),
+    (50, 1.2),
+    (50 + _E, 0.6),
+    (70, 0.6),
+    (100, 0.95),
+    (110, 0.95),
+)
 BURST = (40.0, 50.0)  # units of the overload burst
 RECOVER_BY = 70.0  # recovery must hold until the ramp starts
 LOAD_UNITS = 110.0
@@ -136,9 +151,19 @@ class Settings:
 
 
 FULL = Settings()
-QUICK = Settings(models=("rm2", "ncf"), queries=3000, budgets=(1.5, 2.5), qos_factors=(1.0, 2.0),
-                 noise_levels=(0.1, 0.3), noise_draws=1, noise_policies=policies_in("quick-noise"),
-                 search_evals=6, load_models=("rm2",), load_per_window=200, quick=True)
+QUICK = Settings(
+    models=("rm2", "ncf"),
+    queries=3000,
+    budgets=(1.5, 2.5),
+    qos_factors=(1.0, 2.0),
+    noise_levels=(0.1, 0.3),
+    noise_draws=1,
+    noise_policies=policies_in("quick-noise"),
+    search_evals=6,
+    load_models=("rm2",),
+    load_per_window=200,
+    quick=True,
+)
 
 
 def settings_for(quick: bool, profile: str | None = None, models: tuple[str, ...] | None = None) -> Settings:
@@ -146,8 +171,9 @@ def settings_for(quick: bool, profile: str | None = None, models: tuple[str, ...
     if profile is not None:
         s = replace(s, profile=str(profile))
     if models:
-        s = replace(s, models=tuple(models), load_models=tuple(m for m in s.load_models if m in models) or
-                    tuple(models[:1]))
+        s = replace(
+            s, models=tuple(models), load_models=tuple(m for m in s.load_models if m in models) or tuple(models[:1])
+        )
     return s
 
 
@@ -165,8 +191,16 @@ def _tag(profile: str | None) -> str:
 
 def evaluator(cell: dict, cache_dir: str, qos_ms: float) -> Evaluator:
     path = Path(cache_dir) / f"evals-{_tag(cell.get('profile'))}.jsonl"
-    return Evaluator(catalogue(cell.get("profile")), cell["model"], qos_ms, parse_size_mix(MIX), cell["queries"],
-                     cell["seed"], path, 1)
+    return Evaluator(
+        catalogue(cell.get("profile")),
+        cell["model"],
+        qos_ms,
+        parse_size_mix(MIX),
+        cell["queries"],
+        cell["seed"],
+        path,
+        1,
+    )
 
 
 # ---------------------------------------------------------------------------- plan cells
@@ -203,9 +237,20 @@ def plan_cell(cell: dict, cache_dir: str) -> dict:
         planner, policy = SCHEMES[s].planner, SCHEMES[s].policy
         got = chosen.get(SCHEMES[s].method)
         if not isinstance(got, PlanResult):
-            rows.append({"scheme": s, "planner": planner, "policy": policy, "config": None, "qps": 0.0,
-                         "bound": 0.0, "cost": 0.0, "evaluations": 0, "planning_s": 0.0,
-                         "note": str(got) if got is not None else "not run"})
+            rows.append(
+                {
+                    "scheme": s,
+                    "planner": planner,
+                    "policy": policy,
+                    "config": None,
+                    "qps": 0.0,
+                    "bound": 0.0,
+                    "cost": 0.0,
+                    "evaluations": 0,
+                    "planning_s": 0.0,
+                    "note": str(got) if got is not None else "not run",
+                }
+            )
             continue
         res = got
         cfg = res.config
@@ -214,9 +259,20 @@ def plan_cell(cell: dict, cache_dir: str) -> dict:
         else:
             evals, plan_s = res.evaluations, res.elapsed_s
         qps = float(ev(cfg, policy))  # the same max-QPS search for all (cached: usually a look-up)
-        rows.append({"scheme": s, "planner": planner, "policy": policy, "config": cfg, "qps": qps,
-                     "bound": config_fluid_bound(profile, cfg, probs, qos).qps, "cost": prob.cost(prob.to_counts(cfg)),
-                     "evaluations": evals, "planning_s": plan_s, "note": "; ".join(res.notes)})
+        rows.append(
+            {
+                "scheme": s,
+                "planner": planner,
+                "policy": policy,
+                "config": cfg,
+                "qps": qps,
+                "bound": config_fluid_bound(profile, cfg, probs, qos).qps,
+                "cost": prob.cost(prob.to_counts(cfg)),
+                "evaluations": evals,
+                "planning_s": plan_s,
+                "note": "; ".join(res.notes),
+            }
+        )
     return {"rows": rows, "infeasible": None, "configurations": count_configurations(prob.prices, budget)}
 
 
@@ -246,8 +302,9 @@ def cell_policies(cell: dict) -> list[str]:
 def dispatch_cell(cell: dict, cache_dir: str) -> dict:
     """max QPS of one policy on a fixed pool; with ``noise`` > 0 the policy sees perturbed estimates."""
     cat = catalogue(cell.get("profile"))
-    exp = Experiment.build(cat, cell["model"], cell["config"], cell["qos_ms"], parse_size_mix(MIX),
-                           cell["queries"], cell["seed"])
+    exp = Experiment.build(
+        cat, cell["model"], cell["config"], cell["qos_ms"], parse_size_mix(MIX), cell["queries"], cell["seed"]
+    )
     seen = exp.profile
     if cell["noise"] > 0:
         seen = perturb_profile(exp.profile, cell["noise"], 1000 + cell["draw"])
@@ -256,20 +313,41 @@ def dispatch_cell(cell: dict, cache_dir: str) -> dict:
     if cell["policy"] != "deeprecsys" and bound > 0:
         # a policy that misses QoS for > 1% of queries even at 0.1% of the bound (e.g. p2c sending large
         # queries to slow instances) has max QPS 0: say so without the search's long walk down
-        low = simulate(seen, exp.config, make_policy(cell["policy"]), exp.workload, exp.qos_ms, rate=1e-3 * bound,
-                       abort_violations=allowed_misses(exp.workload.n), seed=exp.seed, size_probs=exp.probs)
+        low = simulate(
+            seen,
+            exp.config,
+            make_policy(cell["policy"]),
+            exp.workload,
+            exp.qos_ms,
+            rate=1e-3 * bound,
+            abort_violations=allowed_misses(exp.workload.n),
+            seed=exp.seed,
+            size_probs=exp.probs,
+        )
         if low.aborted:
-            return {"qps": 0.0, "bound": bound, "params": {}, "probes": 1, "elapsed_s": time.perf_counter() - t0,
-                    "note": "fails QoS for > 1% of queries at 0.1% of the fluid bound"}
+            return {
+                "qps": 0.0,
+                "bound": bound,
+                "params": {},
+                "probes": 1,
+                "elapsed_s": time.perf_counter() - t0,
+                "note": "fails QoS for > 1% of queries at 0.1% of the fluid bound",
+            }
     r = max_qps(seen, exp.config, cell["policy"], exp.workload, exp.qos_ms, exp.probs, seed=exp.seed)
-    return {"qps": float(r.max_qps), "bound": bound, "params": r.params,
-            "probes": len(r.probes), "elapsed_s": time.perf_counter() - t0}
+    return {
+        "qps": float(r.max_qps),
+        "bound": bound,
+        "params": r.params,
+        "probes": len(r.probes),
+        "elapsed_s": time.perf_counter() - t0,
+    }
 
 
 # ---------------------------------------------------------------------------- load cells
 def load_schedule(base_qps: float, unit_s: float) -> RateSchedule:
-    return RateSchedule(tuple(u * unit_s for u, _ in LOAD_POINTS), tuple(f * base_qps for _, f in LOAD_POINTS),
-                        ramp=True)
+    return RateSchedule(
+        tuple(u * unit_s for u, _ in LOAD_POINTS), tuple(f * base_qps for _, f in LOAD_POINTS), ramp=True
+    )
 
 
 def window_stats(arr_ms: np.ndarray, lat_ms: np.ndarray, qos_ms: float, unit_s: float, units: int):
@@ -283,13 +361,14 @@ def window_stats(arr_ms: np.ndarray, lat_ms: np.ndarray, qos_ms: float, unit_s: 
     bounds = np.concatenate([[0], np.cumsum(n)])
     ls = lat_ms[order]
     for k in range(units):
-        seg = ls[bounds[k]:bounds[k + 1]]
+        seg = ls[bounds[k] : bounds[k + 1]]
         p99[k] = float(np.percentile(seg, 99, method="higher")) if seg.size else 0.0
     return n, frac, p99
 
 
-def recovery_units(frac: np.ndarray, start: int, until: int, n: np.ndarray | None = None,
-                   target: float = 0.99) -> float | None:
+def recovery_units(
+    frac: np.ndarray, start: int, until: int, n: np.ndarray | None = None, target: float = 0.99
+) -> float | None:
     """Windows from ``start`` to the first window k that meets ``target`` and after which the
     windows up to ``until`` meet it together (query-weighted), i.e. QoS is back for good
     (a single unlucky window later does not undo it). None: never."""
@@ -306,14 +385,31 @@ def load_cell(cell: dict, cache_dir: str) -> dict:
     mix = parse_size_mix(MIX)
     unit_s = cell["unit_s"]
     sched = load_schedule(cell["base_qps"], unit_s)
-    exp = Experiment.build(cat, cell["model"], cell["config"], cell["qos_ms"], mix, 1, cell["seed"], schedule=sched,
-                           duration_s=LOAD_UNITS * unit_s)
+    exp = Experiment.build(
+        cat,
+        cell["model"],
+        cell["config"],
+        cell["qos_ms"],
+        mix,
+        1,
+        cell["seed"],
+        schedule=sched,
+        duration_s=LOAD_UNITS * unit_s,
+    )
     params = {}
     option = policy_class(cell["policy"]).tuned_size_option
     if option is not None:  # e.g. deeprecsys' threshold, tuned at the steady 0.9x level on Poisson arrivals
         pois = Experiment.build(cat, cell["model"], cell["config"], cell["qos_ms"], mix, 4000, cell["seed"])
-        th, _ = tune_size_threshold(pois.profile, pois.config, cell["policy"], pois.workload, pois.qos_ms,
-                                    0.9 * cell["base_qps"], pois.seed, allowed_misses(pois.workload.n))
+        th, _ = tune_size_threshold(
+            pois.profile,
+            pois.config,
+            cell["policy"],
+            pois.workload,
+            pois.qos_ms,
+            0.9 * cell["base_qps"],
+            pois.seed,
+            allowed_misses(pois.workload.n),
+        )
         params = {option: th}
     t0 = time.perf_counter()
     res = exp.run(cell["policy"], None, params)
@@ -321,12 +417,21 @@ def load_cell(cell: dict, cache_dir: str) -> dict:
     units = int(LOAD_UNITS)
     n, frac, p99 = window_stats(arr, res.latency_ms, exp.qos_ms, unit_s, units)
     rec = recovery_units(frac, int(BURST[1]), int(RECOVER_BY), n)
-    steady = np.r_[0:int(BURST[0])]
-    return {"unit_s": unit_s, "queries": int(res.n), "met": frac.round(5).tolist(), "p99_ms": p99.round(4).tolist(),
-            "arrivals": n.tolist(), "qos_met_fraction": res.qos_met_fraction, "p99_overall_ms": res.percentile(99),
-            "met_before_burst": float((frac[steady] * n[steady]).sum() / max(n[steady].sum(), 1)),
-            "recovery_units": rec, "recovery_s": None if rec is None else round(rec * unit_s, 4), "params": params,
-            "elapsed_s": time.perf_counter() - t0}
+    steady = np.r_[0 : int(BURST[0])]
+    return {
+        "unit_s": unit_s,
+        "queries": int(res.n),
+        "met": frac.round(5).tolist(),
+        "p99_ms": p99.round(4).tolist(),
+        "arrivals": n.tolist(),
+        "qos_met_fraction": res.qos_met_fraction,
+        "p99_overall_ms": res.percentile(99),
+        "met_before_burst": float((frac[steady] * n[steady]).sum() / max(n[steady].sum(), 1)),
+        "recovery_units": rec,
+        "recovery_s": None if rec is None else round(rec * unit_s, 4),
+        "params": params,
+        "elapsed_s": time.perf_counter() - t0,
+    }
 
 
 KINDS: dict[str, Callable[[dict, str], dict]] = {"plan": plan_cell, "dispatch": dispatch_cell, "load": load_cell}
@@ -343,21 +448,40 @@ def run_cell(cell: dict, cache_dir: str) -> dict:
 def _plan(s: Settings, m: str, b: float, f: float) -> dict:
     main = b == PAPER_BUDGET and f == 1.0
     schemes = tuple(SCHEMES) if main else SENSITIVITY
-    return {"kind": "plan", "model": m, "budget": float(b), "qos_factor": float(f), "qos_ms": PAPER_QOS_MS[m] * f,
-            "queries": s.queries, "seed": s.seed, "schemes": list(schemes), "search_evals": s.search_evals,
-            "profile": s.profile}
+    return {
+        "kind": "plan",
+        "model": m,
+        "budget": float(b),
+        "qos_factor": float(f),
+        "qos_ms": PAPER_QOS_MS[m] * f,
+        "queries": s.queries,
+        "seed": s.seed,
+        "schemes": list(schemes),
+        "search_evals": s.search_evals,
+        "profile": s.profile,
+    }
 
 
 def _dispatch(s: Settings, m: str, policy: str, noise: float = 0.0, draw: int = 0) -> dict:
-    return {"kind": "dispatch", "model": m, "config": PAPER_CONFIGS[m], "qos_ms": PAPER_QOS_MS[m],
-            "queries": s.queries, "seed": s.seed, "profile": s.profile, "policy": policy, "noise": float(noise),
-            "draw": int(draw)}
+    return {
+        "kind": "dispatch",
+        "model": m,
+        "config": PAPER_CONFIGS[m],
+        "qos_ms": PAPER_QOS_MS[m],
+        "queries": s.queries,
+        "seed": s.seed,
+        "profile": s.profile,
+        "policy": policy,
+        "noise": float(noise),
+        "draw": int(draw),
+    }
 
 
 def main_cells(s: Settings) -> list[dict]:
     """Table 1 (every scheme at the paper's budget and QoS) and the dispatch ablation."""
-    return [_plan(s, m, PAPER_BUDGET, 1.0) for m in s.models] + \
-        [_dispatch(s, m, p) for m in s.models for p in DISPATCHERS]
+    return [_plan(s, m, PAPER_BUDGET, 1.0) for m in s.models] + [
+        _dispatch(s, m, p) for m in s.models for p in DISPATCHERS
+    ]
 
 
 def sensitivity_cells(s: Settings) -> list[dict]:
@@ -391,9 +515,20 @@ def load_cells(s: Settings, plan_results: list[tuple[dict, dict]]) -> list[dict]
         base_qps = round(float(row["qps"]), 3)
         unit_s = round(s.load_per_window / base_qps, 6)  # a window holds load_per_window queries at 1x
         for p in LOAD_POLICIES:
-            cells.append({"kind": "load", "model": m, "config": row["config"], "qos_ms": PAPER_QOS_MS[m],
-                          "seed": s.seed, "policy": p, "base_qps": base_qps, "unit_s": unit_s, "profile": s.profile,
-                          "recovery": "settled"})
+            cells.append(
+                {
+                    "kind": "load",
+                    "model": m,
+                    "config": row["config"],
+                    "qos_ms": PAPER_QOS_MS[m],
+                    "seed": s.seed,
+                    "policy": p,
+                    "base_qps": base_qps,
+                    "unit_s": unit_s,
+                    "profile": s.profile,
+                    "recovery": "settled",
+                }
+            )
     return cells
 
 
@@ -404,8 +539,13 @@ def main_plan(plan_results: list[tuple[dict, dict]], model: str) -> dict | None:
     return None
 
 
-def run_cells(cells: list[dict], cache: CellCache, cache_dir: str, jobs: int = 1,
-              on_done: Callable[[dict, dict | None], None] | None = None) -> list[tuple[dict, dict]]:
+def run_cells(
+    cells: list[dict],
+    cache: CellCache,
+    cache_dir: str,
+    jobs: int = 1,
+    on_done: Callable[[dict, dict | None], None] | None = None,
+) -> list[tuple[dict, dict]]:
     """Results of ``cells`` (cached ones read back, the rest run in ``jobs`` processes)."""
     todo = [c for c in cells if c not in cache]
     for c in cells:

@@ -35,8 +35,19 @@ def _plt():
     return plt
 
 
-def _grouped_bars(path: Path, rows: list[dict], key: str, series, value: str, label, colour, ylabel: str,
-                  title: str, legend: dict, reference: float | None = None) -> None:
+def _grouped_bars(
+    path: Path,
+    rows: list[dict],
+    key: str,
+    series,
+    value: str,
+    label,
+    colour,
+    ylabel: str,
+    title: str,
+    legend: dict,
+    reference: float | None = None,
+) -> None:
     """One group of bars per model, one bar per series (rows[key]), height rows[value]."""
     plt = _plt()
     ms = models_of(rows)
@@ -58,9 +69,19 @@ def _grouped_bars(path: Path, rows: list[dict], key: str, series, value: str, la
 
 
 def fig_throughput(t: dict, path: Path) -> None:
-    _grouped_bars(path, t["table1_throughput"], "scheme", TABLE1, "norm_to_optimum", LABEL.get, COLOUR,
-                  "QoS-throughput / optimum", "QoS-throughput at $2.5/h, normalised to the exhaustive optimum",
-                  {"ncol": 4, "loc": "lower center", "bbox_to_anchor": (0.5, -0.35)}, reference=1.0)
+    _grouped_bars(
+        path,
+        t["table1_throughput"],
+        "scheme",
+        TABLE1,
+        "norm_to_optimum",
+        LABEL.get,
+        COLOUR,
+        "QoS-throughput / optimum",
+        "QoS-throughput at $2.5/h, normalised to the exhaustive optimum",
+        {"ncol": 4, "loc": "lower center", "bbox_to_anchor": (0.5, -0.35)},
+        reference=1.0,
+    )
 
 
 def fig_exploration(t: dict, path: Path) -> None:
@@ -87,8 +108,10 @@ def fig_sensitivity(t: dict, path: Path) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     schemes = schemes_in("sweep-figure")
-    for ax, key, rows, xl in ((axes[0], "budget", t["table3a_budget"], "budget ($/h)"),
-                              (axes[1], "qos_factor", t["table3b_qos"], "QoS target / paper's")):
+    for ax, key, rows, xl in (
+        (axes[0], "budget", t["table3a_budget"], "budget ($/h)"),
+        (axes[1], "qos_factor", t["table3b_qos"], "QoS target / paper's"),
+    ):
         for s in schemes:
             pts: dict[float, list[float]] = {}
             for r in rows:
@@ -109,8 +132,13 @@ def fig_sensitivity(t: dict, path: Path) -> None:
             if r["policy"] == p and r["mean_vs_exact"] is not None:
                 pts.setdefault(r["noise"], []).append(r["mean_vs_exact"])
         xs = [0.0] + sorted(pts)
-        ax.plot([100 * x for x in xs], [1.0] + [float(np.mean(pts[x])) for x in xs[1:]], marker="o", label=policy_label(p),
-                color=POLICY_COLOUR.get(p))
+        ax.plot(
+            [100 * x for x in xs],
+            [1.0] + [float(np.mean(pts[x])) for x in xs[1:]],
+            marker="o",
+            label=policy_label(p),
+            color=POLICY_COLOUR.get(p),
+        )
     ax.set_xlabel("estimate noise (+-%)")
     ax.set_ylabel("mean over models of QPS / exact-estimate QPS")
     ax.legend(fontsize=7)
@@ -137,8 +165,7 @@ def fig_load(t: dict, path: Path) -> None:
                 continue
             x = [r["t_s"] for r in rows]
             a1.plot(x, [100 * r["met"] for r in rows], label=policy_label(p), lw=1, color=POLICY_COLOUR.get(p))
-            a2.plot(x, [max(r["p99_ms"], 1e-3) for r in rows], label=policy_label(p), lw=1,
-                    color=POLICY_COLOUR.get(p))
+            a2.plot(x, [max(r["p99_ms"], 1e-3) for r in rows], label=policy_label(p), lw=1, color=POLICY_COLOUR.get(p))
         w = next(r for r in t["table4_load"] if r["model"] == m)["window_s"]
         for a in (a1, a2):
             a.set_xlabel("time (s)")
@@ -156,8 +183,18 @@ def fig_load(t: dict, path: Path) -> None:
 
 
 def fig_dispatch(t: dict, path: Path) -> None:
-    _grouped_bars(path, t["table5_dispatch"], "policy", DISPATCHERS, "fraction_of_bound", policy_label, POLICY_COLOUR,
-                  "max QPS / fluid bound", "Dispatchers on the paper's pools", {"ncol": 4})
+    _grouped_bars(
+        path,
+        t["table5_dispatch"],
+        "policy",
+        DISPATCHERS,
+        "fraction_of_bound",
+        policy_label,
+        POLICY_COLOUR,
+        "max QPS / fluid bound",
+        "Dispatchers on the paper's pools",
+        {"ncol": 4},
+    )
 
 
 FIGURES = {

@@ -18,5 +18,11 @@ def perturb_profile(profile: Profile, x: float, seed: int) -> Profile:
         raise ValueError(f"noise level must be in [0, 1), got {x}")
     rng = np.random.default_rng(seed)
     f = rng.uniform(1.0 - x, 1.0 + x, size=profile.mean_ms.shape)
-    return Profile(profile.model, profile.types, profile.batches.copy(), profile.mean_ms * f,
-                   profile.levels.copy(), profile.quantiles_ms * f[:, :, None])
+    return Profile(
+        profile.model,
+        profile.types,
+        profile.batches.copy(),
+        profile.mean_ms * f,
+        profile.levels.copy(),
+        profile.quantiles_ms * f[:, :, None],
+    )

@@ -47,7 +47,11 @@ def _describe(cells: list[dict]) -> list[str]:
     groups: dict[str, list[str]] = {}
     for c in cells:
         if c["kind"] == "plan":
-            what = f"plan cells at ${c['budget']:g}/h" if c["qos_factor"] == 1.0 else f"plan cells at {c['qos_factor']:g}x QoS"
+            what = (
+                f"plan cells at ${c['budget']:g}/h"
+                if c["qos_factor"] == 1.0
+                else f"plan cells at {c['qos_factor']:g}x QoS"
+            )
         else:
             what = f"noise {100 * c['noise']:.0f}% draw {c['draw']}" if c["noise"] else "dispatch ablation"
         groups.setdefault(what, [])
@@ -62,8 +66,15 @@ def _relpath(target: Path, start: Path) -> str:
     return os.path.relpath(Path(target).resolve(), Path(start).resolve())
 
 
-def reproduce(s: Settings, out, jobs: int = 1, progress: Callable[[str, int, int], None] | None = None,
-              docs_path=None, command: str = "kairos reproduce", report_only: bool = False) -> Outcome:
+def reproduce(
+    s: Settings,
+    out,
+    jobs: int = 1,
+    progress: Callable[[str, int, int], None] | None = None,
+    docs_path=None,
+    command: str = "kairos reproduce",
+    report_only: bool = False,
+) -> Outcome:
     """Run (or, with ``report_only``, just read back from the cache) and write every output."""
     t0 = time.perf_counter()
     out = Path(out)
@@ -72,16 +83,28 @@ def reproduce(s: Settings, out, jobs: int = 1, progress: Callable[[str, int, int
         if not any(results.values()):
             raise KairosInputError(
                 f"--report-only: no finished cells for these settings in {out / 'cache'}; run without "
-                f"--report-only first (or give the --quick/--models of the run that filled it)")
+                f"--report-only first (or give the --quick/--models of the run that filled it)"
+            )
     else:
         results = run_all(s, out, jobs, progress)
     wall = time.perf_counter() - t0
     expected = main_cells(s) + sensitivity_cells(s)
     got = {json.dumps(c, sort_keys=True) for k, v in results.items() if k != "load" for c, _ in v}
     missing = [c for c in expected if json.dumps(c, sort_keys=True) not in got]
-    status = "" if not missing else (
-        f"Partial: {len(expected) - len(missing)} of {len(expected)} plan/dispatch cells finished; missing: "
-        + "; ".join(_describe(missing)) + " (rerun the same command to continue).")
-    meta = {"command": command, "wall_s": round(wall, 1), "jobs": jobs, "status": status,
-            "cells": {k: len(v) for k, v in results.items()}}
+    status = (
+        ""
+        if not missing
+        else (
+            f"Partial: {len(expected) - len(missing)} of {len(expected)} plan/dispatch cells finished; missing: "
+            + "; ".join(_describe(missing))
+            + " (rerun the same command to continue)."
+        )
+    )
+    meta = {
+        "command": command,
+        "wall_s": round(wall, 1),
+        "jobs": jobs,
+        "status": status,
+        "cells": {k: len(v) for k, v in results.items()},
+    }
     return write_outputs(s, results, out, meta, docs_path)

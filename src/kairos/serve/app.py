@@ -32,7 +32,9 @@ class InferRequest(BaseModel):
     """One query. Give its ``samples`` (torch workers run them) or, in emulated mode or to
     let a torch worker make synthetic inputs, just its ``size`` (number of samples)."""
 
-    size: int | None = Field(None, ge=1, description="number of samples (query size); at most the profile's largest size")
+    size: int | None = Field(
+        None, ge=1, description="number of samples (query size); at most the profile's largest size"
+    )
     samples: list | None = Field(None, min_length=1, description="the samples of the query (model input rows)")
 
 
@@ -99,9 +101,13 @@ class FastInfer:
 
 
 async def _send(send, status: int, body: bytes, headers: list) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -117,21 +123,36 @@ def create_app(gw: Gateway, info: dict | None = None):
         finally:
             await gw.stop()
 
-    app = FastAPI(title="Kairos inference gateway", version="1", lifespan=lifespan,
-                  description="Dispatches queries to a heterogeneous pool of instances with a Kairos policy.")
+    app = FastAPI(
+        title="Kairos inference gateway",
+        version="1",
+        lifespan=lifespan,
+        description="Dispatches queries to a heterogeneous pool of instances with a Kairos policy.",
+    )
 
-    @app.post("/v1/infer", response_model=InferResponse,
-              responses={400: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-                         503: {"model": ErrorResponse, "description": "queue full (overload); retry later"},
-                         502: {"model": ErrorResponse}},
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": InferRequest.model_json_schema()}}}})
+    @app.post(
+        "/v1/infer",
+        response_model=InferResponse,
+        responses={
+            400: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse, "description": "queue full (overload); retry later"},
+            502: {"model": ErrorResponse},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": InferRequest.model_json_schema()}},
+            }
+        },
+    )
     async def infer(request: Request):
         """Serve one query (the same handler as the fast path in front of this app)."""
         status, out, headers = await handle_infer(await request.body(), gw)
         gw_metrics.code(status)
-        return Response(out, status_code=status, media_type="application/json",
-                        headers={k.decode(): v.decode() for k, v in headers})
+        return Response(
+            out, status_code=status, media_type="application/json", headers={k.decode(): v.decode() for k, v in headers}
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -140,8 +161,12 @@ def create_app(gw: Gateway, info: dict | None = None):
         msg = f"{exc.detail}: {request.method} {request.url.path}"
         if exc.status_code == 404:
             msg += "; the routes are POST /v1/infer, GET /healthz, /metrics, /v1/info, /docs"
-        return Response(error_body(exc.status_code, msg), status_code=exc.status_code, media_type="application/json",
-                        headers=getattr(exc, "headers", None))
+        return Response(
+            error_body(exc.status_code, msg),
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.get("/healthz")
     async def healthz():
@@ -154,8 +179,12 @@ def create_app(gw: Gateway, info: dict | None = None):
 
     @app.get("/v1/info")
     async def v1_info():
-        out = {**(info or {}), "queue_length": len(gw.queue), "in_flight": gw.in_flight(),
-               "workers_up": sum(1 for h in gw.workers if h.state == "up")}
+        out = {
+            **(info or {}),
+            "queue_length": len(gw.queue),
+            "in_flight": gw.in_flight(),
+            "workers_up": sum(1 for h in gw.workers if h.state == "up"),
+        }
         if gw.scaler is not None:  # the elastic pool: settings, pool, cost so far, scale events
             out["autoscale"] = gw.scaler.describe()
         return out

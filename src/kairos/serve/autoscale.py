@@ -83,8 +83,9 @@ def install_controller(key: int, controller: Autoscaler, now_s: float) -> int:
     return key
 
 
-def decide_controller(key: int, now_s: float, arrivals: int, ready: dict[str, int],
-                      starting: dict[str, int]) -> Decision:
+def decide_controller(
+    key: int, now_s: float, arrivals: int, ready: dict[str, int], starting: dict[str, int]
+) -> Decision:
     """One decision of the controller installed under ``key`` (as ElasticTimers.fire)."""
     t0 = time.perf_counter()
     c = _INSTALLED.get(key)
@@ -109,8 +110,15 @@ class Decider:
     def install(self, controller: Autoscaler, now_s: float) -> None:
         raise NotImplementedError
 
-    def decide(self, now_s: float, arrivals: int, ready: dict[str, int], starting: dict[str, int],
-               done: Callable[[Decision], None], failed: Callable[[str], None]) -> None:
+    def decide(
+        self,
+        now_s: float,
+        arrivals: int,
+        ready: dict[str, int],
+        starting: dict[str, int],
+        done: Callable[[Decision], None],
+        failed: Callable[[str], None],
+    ) -> None:
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -255,8 +263,7 @@ class LiveScaler:
         ready, starting = self.counts()
         self.pending = True
         assert self.decider is not None
-        self.decider.decide(now_s, arrivals, ready, starting,
-                            lambda d: self.decided(now_s, arrivals, d), self._failed)
+        self.decider.decide(now_s, arrivals, ready, starting, lambda d: self.decided(now_s, arrivals, d), self._failed)
 
     def _failed(self, reason: str) -> None:
         """The decision was not made (the helper died or raised): install the controller
@@ -278,8 +285,15 @@ class LiveScaler:
         for a in d.actions:
             self.apply(a, t_s)
         ready, starting = self.counts()
-        self.timeline.append({"t_s": round(t_s, 3), "arrivals": arrivals, "forecast_qps": round(d.forecast_qps, 3),
-                              "ready": ready, "starting": starting})
+        self.timeline.append(
+            {
+                "t_s": round(t_s, 3),
+                "arrivals": arrivals,
+                "forecast_qps": round(d.forecast_qps, 3),
+                "ready": ready,
+                "starting": starting,
+            }
+        )
 
     def apply(self, a: Action, t_s: float) -> list[int]:
         """Carry out one action (as ElasticTimers._apply); returns the instances it touched."""
@@ -297,8 +311,14 @@ class LiveScaler:
         else:
             raise ValueError(f"unknown action {a.kind!r}")
         self.touched[a.kind] += len(touched)
-        ev: dict[str, Any] = {"t_s": round(t_s, 3), "applied_s": round(now_s, 3), "action": a.kind, "type": a.instance_type,
-              "count": a.count, "instances": [gw.instance_names[j] for j in touched]}
+        ev: dict[str, Any] = {
+            "t_s": round(t_s, 3),
+            "applied_s": round(now_s, 3),
+            "action": a.kind,
+            "type": a.instance_type,
+            "count": a.count,
+            "instances": [gw.instance_names[j] for j in touched],
+        }
         self.scale_events.append(ev)
         gw.log.event("scale", **ev, forecast_qps=round(self.forecast_qps, 3))
         return touched
@@ -329,8 +349,11 @@ class LiveScaler:
         gateway's clock."""
         gw = self.gw
         now = gw.now()
-        return [(gw.instance_types[j], launched / 1000.0, (stop if stop is not None else now) / 1000.0)
-                for j, (launched, stop) in enumerate(zip(gw.launched_ms, gw.stopped_ms)) if launched is not None]
+        return [
+            (gw.instance_types[j], launched / 1000.0, (stop if stop is not None else now) / 1000.0)
+            for j, (launched, stop) in enumerate(zip(gw.launched_ms, gw.stopped_ms))
+            if launched is not None
+        ]
 
     def cost_usd(self) -> float:
         """Dollars billed so far: every instance from its spawn to its stop (or now)."""
@@ -349,10 +372,18 @@ class LiveScaler:
         def s(ms):
             return None if ms is None else round((ms - t0) / 1000.0, 3)
 
-        return [{"instance": gw.instance_names[j], "type": gw.instance_types[j], "state": gw.workers[j].state,
-                 "pid": gw.workers[j].pid,
-                 "launched_s": s(gw.launched_ms[j]), "ready_s": s(gw.ready_ms[j]), "stopped_s": s(gw.stopped_ms[j])}
-                for j in range(gw.n)]
+        return [
+            {
+                "instance": gw.instance_names[j],
+                "type": gw.instance_types[j],
+                "state": gw.workers[j].state,
+                "pid": gw.workers[j].pid,
+                "launched_s": s(gw.launched_ms[j]),
+                "ready_s": s(gw.ready_ms[j]),
+                "stopped_s": s(gw.stopped_ms[j]),
+            }
+            for j in range(gw.n)
+        ]
 
     def describe(self) -> dict:
         """The settings, the pool, its cost so far and every scale event (/v1/info)."""
@@ -381,9 +412,12 @@ class LiveScaler:
 
     def final_figures(self) -> dict:
         """What the gateway's stop event reports of the elastic pool."""
-        return {"cost_usd": round(self.cost_usd(), 6), "instance_seconds": round(self.instance_seconds(), 3),
-                "scale_events": len(self.scale_events),
-                "instances_launched": sum(1 for m in self.gw.launched_ms if m is not None)}
+        return {
+            "cost_usd": round(self.cost_usd(), 6),
+            "instance_seconds": round(self.instance_seconds(), 3),
+            "scale_events": len(self.scale_events),
+            "instances_launched": sum(1 for m in self.gw.launched_ms if m is not None),
+        }
 
 
 class ScalerCollector:
@@ -394,16 +428,23 @@ class ScalerCollector:
 
     def collect(self):
         s, gw = self.s, self.s.gw
-        pool = GaugeMetricFamily("kairos_pool_instances", "Instances of the elastic pool by type and state "
-                                 "(ready, starting or restarting, draining)", labels=["instance_type", "state"])
+        pool = GaugeMetricFamily(
+            "kairos_pool_instances",
+            "Instances of the elastic pool by type and state (ready, starting or restarting, draining)",
+            labels=["instance_type", "state"],
+        )
         for t, row in sorted(s.pool().items()):
             for state in STATES:
                 pool.add_metric([t, state], row[state])
         yield pool
-        launched = CounterMetricFamily("kairos_instances_launched", "Instances launched (workers spawned for a new "
-                                       "instance of the pool), by type", labels=["instance_type"])
-        stopped = CounterMetricFamily("kairos_instances_stopped", "Instances stopped after a drain, by type",
-                                      labels=["instance_type"])
+        launched = CounterMetricFamily(
+            "kairos_instances_launched",
+            "Instances launched (workers spawned for a new instance of the pool), by type",
+            labels=["instance_type"],
+        )
+        stopped = CounterMetricFamily(
+            "kairos_instances_stopped", "Instances stopped after a drain, by type", labels=["instance_type"]
+        )
         n_l: Counter[str] = Counter()
         n_s: Counter[str] = Counter()
         for j, t in enumerate(gw.instance_types):
@@ -414,35 +455,46 @@ class ScalerCollector:
             stopped.add_metric([t], n_s[t])
         yield launched
         yield stopped
-        cost = CounterMetricFamily("kairos_cost_dollars", "Dollars billed for the pool so far (each instance from "
-                                   "launch to stop, per second, with the billing minimum)")
+        cost = CounterMetricFamily(
+            "kairos_cost_dollars",
+            "Dollars billed for the pool so far (each instance from "
+            "launch to stop, per second, with the billing minimum)",
+        )
         cost.add_metric([], s.cost_usd())
         yield cost
         isec = CounterMetricFamily("kairos_instance_seconds", "Instance-seconds rented so far (launch to stop)")
         isec.add_metric([], s.instance_seconds())
         yield isec
-        ev = CounterMetricFamily("kairos_scale_events", "The controller's actions applied, by action (add, drain)",
-                                 labels=["action"])
-        inst = CounterMetricFamily("kairos_scale_instances", "Instances added or drained by the controller",
-                                   labels=["action"])
+        ev = CounterMetricFamily(
+            "kairos_scale_events", "The controller's actions applied, by action (add, drain)", labels=["action"]
+        )
+        inst = CounterMetricFamily(
+            "kairos_scale_instances", "Instances added or drained by the controller", labels=["action"]
+        )
         by_kind = Counter(e["action"] for e in s.scale_events)
         for kind in ("add", "drain"):
             ev.add_metric([kind], by_kind[kind])
             inst.add_metric([kind], s.touched[kind])
         yield ev
         yield inst
-        fc = GaugeMetricFamily("kairos_autoscale_forecast_qps", "The rate (q/s) the controller's last decision "
-                               "forecast, before headroom")
+        fc = GaugeMetricFamily(
+            "kairos_autoscale_forecast_qps", "The rate (q/s) the controller's last decision forecast, before headroom"
+        )
         fc.add_metric([], s.forecast_qps)
         yield fc
-        dec = CounterMetricFamily("kairos_autoscale_decisions", "The controller's decisions, by outcome (made; "
-                                  "skipped: a tick while the previous one was still being planned; failed)",
-                                  labels=["outcome"])
+        dec = CounterMetricFamily(
+            "kairos_autoscale_decisions",
+            "The controller's decisions, by outcome (made; "
+            "skipped: a tick while the previous one was still being planned; failed)",
+            labels=["outcome"],
+        )
         dec.add_metric(["made"], s.decisions)
         dec.add_metric(["skipped"], s.skipped)
         dec.add_metric(["failed"], s.failures)
         yield dec
-        ps = GaugeMetricFamily("kairos_autoscale_decision_seconds", "How long the last decision took (planning "
-                               "included), in the process where the controller decides")
+        ps = GaugeMetricFamily(
+            "kairos_autoscale_decision_seconds",
+            "How long the last decision took (planning included), in the process where the controller decides",
+        )
         ps.add_metric([], s.plan_s)
         yield ps

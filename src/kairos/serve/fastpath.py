@@ -47,9 +47,18 @@ def _status_line(status: int) -> bytes:
 def response_bytes(status: int, body: bytes, headers: list, keep_alive: bool) -> bytes:
     """One HTTP/1.1 JSON response, ready to write."""
     extra = b"".join(k + b": " + v + b"\r\n" for k, v in headers)
-    return b"".join((_status_line(status), b"content-type: application/json\r\ncontent-length: ",
-                     str(len(body)).encode(), b"\r\n", extra,
-                     b"" if keep_alive else b"connection: close\r\n", b"\r\n", body))
+    return b"".join(
+        (
+            _status_line(status),
+            b"content-type: application/json\r\ncontent-length: ",
+            str(len(body)).encode(),
+            b"\r\n",
+            extra,
+            b"" if keep_alive else b"connection: close\r\n",
+            b"\r\n",
+            body,
+        )
+    )
 
 
 class _NoEvent:
@@ -132,9 +141,13 @@ class FastInferProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         cycle = self.cycle
-        if (self.gw is not None and self.url == b"/v1/infer" and self.parser.get_method() == b"POST"
-                and not self.expect_100_continue
-                and (cycle is None or cycle.response_complete or cycle is self.owed)):
+        if (
+            self.gw is not None
+            and self.url == b"/v1/infer"
+            and self.parser.get_method() == b"POST"
+            and not self.expect_100_continue
+            and (cycle is None or cycle.response_complete or cycle is self.owed)
+        ):
             self.fast_body = bytearray()
             self.fast_too_large = False
             self.fast_keep_alive = self.parser.should_keep_alive()

@@ -183,7 +183,14 @@ class Gateway:
         self.sup = supervisor
         self.metrics: GatewayMetrics | None = None  # set by the app
         self.stopping = False
-        self.counts: GatewayCounts = {"admitted": 0, "completed": 0, "failed": 0, "overload": 0, "redispatched": 0, "sent_ahead": 0}
+        self.counts: GatewayCounts = {
+            "admitted": 0,
+            "completed": 0,
+            "failed": 0,
+            "overload": 0,
+            "redispatched": 0,
+            "sent_ahead": 0,
+        }
         self._all_up: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.offloader: Offloader | None = None  # helper process for the policy's slow work (kairos.serve.offload)
@@ -218,7 +225,8 @@ class Gateway:
             down = [h.name for h in self.workers if h.state != "up"]
             await self.stop()
             raise RuntimeError(
-                f"workers did not start within {self.cfg.start_timeout_s:g} s: {', '.join(down)}") from None
+                f"workers did not start within {self.cfg.start_timeout_s:g} s: {', '.join(down)}"
+            ) from None
         # everything allocated so far (FastAPI, numpy, the profile) lives as long as the
         # gateway: keep it out of the collector's way so collections stay short
         if self.scaler is not None:
@@ -226,10 +234,17 @@ class Gateway:
         gc.collect()
         gc.freeze()
         self._lag_tick(time.perf_counter() + 0.005)
-        self.log.event("gateway_ready", model=self.cfg.model, config=self.cfg.config, qos_ms=self.qos,
-                       policy=self.cfg.policy, mode=self.cfg.mode, workers=[h.pid for h in self.workers],
-                       helper=self.offloader.pid if self.offloader is not None else None,
-                       autoscale=self.scaler.describe() if self.scaler is not None else None)
+        self.log.event(
+            "gateway_ready",
+            model=self.cfg.model,
+            config=self.cfg.config,
+            qos_ms=self.qos,
+            policy=self.cfg.policy,
+            mode=self.cfg.mode,
+            workers=[h.pid for h in self.workers],
+            helper=self.offloader.pid if self.offloader is not None else None,
+            autoscale=self.scaler.describe() if self.scaler is not None else None,
+        )
 
     LAG_PERIOD_S = 0.005
 
@@ -424,21 +439,23 @@ class Gateway:
             self.metrics.completed(j, latency, wait, service_ms, met)
         if fut.done():
             return
-        fut.set_result({
-            "id": qid,
-            "result": payload,  # raw JSON bytes (or b"" when emulated), spliced by the app
-            "instance": self.instance_names[j],
-            "instance_index": j,
-            "instance_type": self.instance_types[j],
-            "size": r.size,
-            "wait_ms": round(wait, 4),
-            "service_ms": round(service_ms, 4),
-            "gateway_latency_ms": round(latency, 4),
-            "qos_ms": self.qos,
-            "qos_met": met,
-            "attempts": r.attempts + 1,
-            "mode": self.cfg.mode,
-        })
+        fut.set_result(
+            {
+                "id": qid,
+                "result": payload,  # raw JSON bytes (or b"" when emulated), spliced by the app
+                "instance": self.instance_names[j],
+                "instance_index": j,
+                "instance_type": self.instance_types[j],
+                "size": r.size,
+                "wait_ms": round(wait, 4),
+                "service_ms": round(service_ms, 4),
+                "gateway_latency_ms": round(latency, 4),
+                "qos_ms": self.qos,
+                "qos_met": met,
+                "attempts": r.attempts + 1,
+                "mode": self.cfg.mode,
+            }
+        )
 
     # ------------------------------------------------------------------ faults
     def on_hello(self, conn, index: int, pid: int, info: dict) -> None:
@@ -470,8 +487,14 @@ class Gateway:
         if h.generation != generation or self.pool.running[j] != qid:
             return
         self.timers[j] = None
-        self.log.event("worker_hung", level="warning", instance=h.name, pid=h.pid, query=qid,
-                       deadline_ms=round(self.deadline_ms[self.type_of[j]][self.queries.bucket[qid]], 1))
+        self.log.event(
+            "worker_hung",
+            level="warning",
+            instance=h.name,
+            pid=h.pid,
+            query=qid,
+            deadline_ms=round(self.deadline_ms[self.type_of[j]][self.queries.bucket[qid]], 1),
+        )
         self.on_worker_lost(j, "deadline exceeded (hung)")
 
     def on_worker_lost(self, j: int, reason: str) -> None:
@@ -504,13 +527,28 @@ class Gateway:
                 self.metrics.redispatched.inc(len(requeue))
             self.dispatcher.requeue(requeue)  # oldest first
         if draining:
-            self.log.event("worker_lost", level="warning", instance=h.name, pid=h.pid, reason=reason,
-                           redispatched=requeue, restarts=h.restarts, draining=True)
+            self.log.event(
+                "worker_lost",
+                level="warning",
+                instance=h.name,
+                pid=h.pid,
+                reason=reason,
+                redispatched=requeue,
+                restarts=h.restarts,
+                draining=True,
+            )
             self._stopped(j, now)
             self._dispatch(now)
             return
-        self.log.event("worker_lost", level="warning", instance=h.name, pid=h.pid, reason=reason,
-                       redispatched=requeue, restarts=h.restarts + 1)
+        self.log.event(
+            "worker_lost",
+            level="warning",
+            instance=h.name,
+            pid=h.pid,
+            reason=reason,
+            redispatched=requeue,
+            restarts=h.restarts + 1,
+        )
         h.restarts += 1
         delay = 0.0 if h.restarts <= 3 else min(5.0, 0.5 * (h.restarts - 3))
         loop = self.loop
@@ -567,8 +605,12 @@ class Gateway:
         if self.stopping or h.state != "starting":
             return
         await self.sup.spawn(h, self.cfg.seed)
-        self.log.event("worker_launched", instance=h.name, pid=h.pid, ready_in_s=round(
-            max(0.0, (h.ready_at or 0.0) - time.monotonic()), 3))
+        self.log.event(
+            "worker_launched",
+            instance=h.name,
+            pid=h.pid,
+            ready_in_s=round(max(0.0, (h.ready_at or 0.0) - time.monotonic()), 3),
+        )
 
     def drain_instance(self, j: int) -> bool:
         """Instance ``j`` (up) leaves the pool (``Dispatcher.drain``): no new query; the
@@ -585,8 +627,7 @@ class Gateway:
             # is ignored (the instance no longer runs it); the query is sent again where it goes
             self.records[qid].sent_ahead = None
         now = self.now()
-        self.log.event("worker_draining", instance=h.name, pid=h.pid, running=self.pool.running[j],
-                       requeued=waiting)
+        self.log.event("worker_draining", instance=h.name, pid=h.pid, running=self.pool.running[j], requeued=waiting)
         if self.dispatcher.is_stopped(j):
             self._retire(j, now)
         if self.queue:
@@ -624,8 +665,9 @@ class Gateway:
             "mode": self.cfg.mode,
             "emulation": (
                 "EMULATED instances: each worker sleeps for a service time sampled from the latency profile "
-                "of its instance type; no model runs" if self.cfg.mode == "emulated" else
-                "real model inference on this machine (torch); instance types label the workers"
+                "of its instance type; no model runs"
+                if self.cfg.mode == "emulated"
+                else "real model inference on this machine (torch); instance types label the workers"
             ),
             "model": self.cfg.model,
             "policy": self.cfg.policy,
@@ -633,9 +675,15 @@ class Gateway:
             "qos_ms": self.qos,
             "workers_up": up,
             # every instance of the pool (a drained one until it has stopped)
-            "workers": [{**h.describe(), "running_query": self.pool.running[h.index] if h.state == "up" else None,
-                         "held": self.pool.held[h.index] if h.state == "up" else 0}
-                        for h in self.workers if self.stopped_ms[h.index] is None],
+            "workers": [
+                {
+                    **h.describe(),
+                    "running_query": self.pool.running[h.index] if h.state == "up" else None,
+                    "held": self.pool.held[h.index] if h.state == "up" else 0,
+                }
+                for h in self.workers
+                if self.stopped_ms[h.index] is None
+            ],
             "queue_length": len(self.queue),
             "in_flight": len(self.records),
             "counts": dict(self.counts),

@@ -114,12 +114,12 @@ class _Conn:
             return
         head = bytes(buf[:i]).lower()
         j = head.find(b"content-length:")
-        n = int(head[j + 15:head.find(b"\r\n", j) if head.find(b"\r\n", j) > 0 else len(head)]) if j >= 0 else 0
+        n = int(head[j + 15 : head.find(b"\r\n", j) if head.find(b"\r\n", j) > 0 else len(head)]) if j >= 0 else 0
         end = i + 4 + n
         if len(buf) < end:
             return
         status = int(head[9:12])
-        body = bytes(buf[i + 4:end])
+        body = bytes(buf[i + 4 : end])
         del buf[:end]
         now = time.perf_counter()
         t_rx = self.t_rx if self.t_rx is not None and self.t_rx <= now else now
@@ -191,8 +191,10 @@ class HttpClient:
 
     def _write(self, c: _Conn, method: str, path: str, body: bytes, on_answer, on_error) -> None:
         c.cb = (on_answer, on_error)
-        c.write(b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-                % (method.encode(), path.encode(), self.hosthdr, len(body), body))
+        c.write(
+            b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+            % (method.encode(), path.encode(), self.hosthdr, len(body), body)
+        )
 
     def send(self, method: str, path: str, body: bytes, on_answer, on_error) -> None:
         """Send one request on an idle keep-alive connection (a new one when none is idle,

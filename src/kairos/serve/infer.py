@@ -25,6 +25,7 @@ try:
     loads = orjson.loads
     JSONError = orjson.JSONDecodeError
 except ImportError:  # pragma: no cover - orjson is in the serve extra
+
     def dumps(o) -> bytes:
         return json.dumps(o, separators=(",", ":")).encode()
 
@@ -76,8 +77,10 @@ def parse_query(body: bytes, gw: Gateway) -> tuple[int, int, bytes]:
     if size < 1:
         raise BadRequest(422, f"empty batch: size must be >= 1, got {size}")
     if size > gw.max_size:
-        raise BadRequest(422, f"size {size} is beyond the largest profiled size {gw.max_size} of model "
-                              f"{gw.cfg.model!r}; split the query")
+        raise BadRequest(
+            422,
+            f"size {size} is beyond the largest profiled size {gw.max_size} of model {gw.cfg.model!r}; split the query",
+        )
     bucket = gw.bucket_of(size)
     payload = b""
     if samples is not None and gw.cfg.mode == "torch":
@@ -89,8 +92,13 @@ def _json_type(x) -> str:
     """A decoded JSON value's type as JSON calls it (for error messages)."""
     if x is None:
         return "null"
-    for t, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "an array"),
-                    (dict, "an object")):
+    for t, name in (
+        (bool, "a boolean"),
+        ((int, float), "a number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "an object"),
+    ):
         if isinstance(x, t):
             return name
     return type(x).__name__

@@ -42,8 +42,16 @@ class ServeProcess:
     def __init__(self, *args: str, start_timeout: float = 45.0, quiet: bool = False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "kairos.cli.main", "serve", "--port", str(self.port),
-               *(["--quiet"] if quiet else []), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "kairos.cli.main",
+            "serve",
+            "--port",
+            str(self.port),
+            *(["--quiet"] if quiet else []),
+            *args,
+        ]
         self.log_path = os.path.join(tempfile.gettempdir(), f"kairos-serve-{os.getpid()}-{self.port}.log")
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -104,8 +104,9 @@ def _pct(x: np.ndarray, p: float) -> float | None:
 
 
 def _too_large(largest: int, max_size: int) -> KairosInputError:
-    return KairosInputError(f"--workload: sizes up to {largest} exceed the gateway's largest size {max_size}; "
-                            f"use sizes <= {max_size}")
+    return KairosInputError(
+        f"--workload: sizes up to {largest} exceed the gateway's largest size {max_size}; use sizes <= {max_size}"
+    )
 
 
 def check_mix_fits(mix: SizeMix, max_size: int | None, n: int = 200_000, seed: int = 12345) -> None:
@@ -145,9 +146,18 @@ async def fetch_info(client: HttpClient) -> dict:
     return _loads(body)
 
 
-async def run_load(url: str, qps: float, duration_s: float, mix: SizeMix, seed: int = 0,
-                   qos_ms: float | None = None, drain_timeout_s: float = 30.0, client: HttpClient | None = None,
-                   sizes=None, times=None) -> LoadResult:
+async def run_load(
+    url: str,
+    qps: float,
+    duration_s: float,
+    mix: SizeMix,
+    seed: int = 0,
+    qos_ms: float | None = None,
+    drain_timeout_s: float = 30.0,
+    client: HttpClient | None = None,
+    sizes=None,
+    times=None,
+) -> LoadResult:
     """One open-loop run at ``qps`` for ``duration_s`` seconds against a gateway at ``url``."""
     own = client is None
     if client is None:
@@ -228,8 +238,13 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
         t_send = clock()
         sent_at[i] = (t_send - t_sched) * 1000.0
         pending[0] += 1
-        client.send("POST", "/v1/infer", bodies[i], lambda st, data, t: answered(i, t_sched, t_send, st, data, t),
-                    lambda exc: failed(i, exc))
+        client.send(
+            "POST",
+            "/v1/infer",
+            bodies[i],
+            lambda st, data, t: answered(i, t_sched, t_send, st, data, t),
+            lambda exc: failed(i, exc),
+        )
 
     gc.collect()
     gc.freeze()  # long-lived objects out of the collector's way
@@ -277,21 +292,46 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
     gw_all = gw_lat - wait - svc
     client_ovh, gw_ovh = client_all[ok], gw_all[ok]
     res = LoadResult(
-        url=url, offered_qps=qps, duration_s=duration_s, qos_ms=qos, sent=sent, completed=completed, errors=errors,
-        lost=sent - completed - errors, error_kinds=dict(kinds), achieved_qps=round(completed / span, 3),
-        p50_ms=_pct(l_ok, 50), p99_ms=_pct(l_ok, 99), p999_ms=_pct(l_ok, 99.9),
-        qos_met_fraction=round(met / sent, 5) if sent else 0.0, max_send_lag_ms=round(max_lag * 1000.0, 3),
-        client_overhead_p50_ms=_pct(client_ovh, 50), client_overhead_p99_ms=_pct(client_ovh, 99),
-        gateway_overhead_p50_ms=_pct(gw_ovh, 50), gateway_overhead_p99_ms=_pct(gw_ovh, 99),
-        read_lag_p50_ms=_pct(read_lag[ok], 50), read_lag_p99_ms=_pct(read_lag[ok], 99),
+        url=url,
+        offered_qps=qps,
+        duration_s=duration_s,
+        qos_ms=qos,
+        sent=sent,
+        completed=completed,
+        errors=errors,
+        lost=sent - completed - errors,
+        error_kinds=dict(kinds),
+        achieved_qps=round(completed / span, 3),
+        p50_ms=_pct(l_ok, 50),
+        p99_ms=_pct(l_ok, 99),
+        p999_ms=_pct(l_ok, 99.9),
+        qos_met_fraction=round(met / sent, 5) if sent else 0.0,
+        max_send_lag_ms=round(max_lag * 1000.0, 3),
+        client_overhead_p50_ms=_pct(client_ovh, 50),
+        client_overhead_p99_ms=_pct(client_ovh, 99),
+        gateway_overhead_p50_ms=_pct(gw_ovh, 50),
+        gateway_overhead_p99_ms=_pct(gw_ovh, 99),
+        read_lag_p50_ms=_pct(read_lag[ok], 50),
+        read_lag_p99_ms=_pct(read_lag[ok], 99),
         qos_met_fraction_at_read=round(met_read / sent, 5) if sent else 0.0,
         served_by=dict(sorted(served.items())),
         # start_s: time.perf_counter() at send_s = 0 (on Linux CLOCK_MONOTONIC, the same in
         # every process of the machine: lines up with other processes' timestamps)
-        records={"start_s": start, "send_s": np.asarray(times), "latency_ms": lat, "wait_ms": wait, "service_ms": svc,
-                 "gateway_latency_ms": gw_lat, "status": status,
-                 "instance": inst, "attempts": attempts, "send_lag_ms": sent_at, "read_lag_ms": read_lag,
-                 "client_overhead_ms": client_all, "gateway_overhead_ms": gw_all},
+        records={
+            "start_s": start,
+            "send_s": np.asarray(times),
+            "latency_ms": lat,
+            "wait_ms": wait,
+            "service_ms": svc,
+            "gateway_latency_ms": gw_lat,
+            "status": status,
+            "instance": inst,
+            "attempts": attempts,
+            "send_lag_ms": sent_at,
+            "read_lag_ms": read_lag,
+            "client_overhead_ms": client_all,
+            "gateway_overhead_ms": gw_all,
+        },
     )
     res.passed = res.lost == 0 and res.qos_met_fraction >= QOS_TARGET_FRACTION
     return res
@@ -317,8 +357,12 @@ def per_step(res: LoadResult, step_s: float, steps: int, rates=None) -> list[dic
     within = np.bincount(k, weights=met, minlength=steps)
     out = []
     for i in range(steps):
-        row = {"step": i, "sent": int(sent[i]), "completed": int(done[i]),
-               "qos_met_fraction": round(float(within[i] / sent[i]), 5) if sent[i] else None}
+        row = {
+            "step": i,
+            "sent": int(sent[i]),
+            "completed": int(done[i]),
+            "qos_met_fraction": round(float(within[i] / sent[i]), 5) if sent[i] else None,
+        }
         if rates is not None:
             row["offered_qps"] = round(float(rates[i]), 3)
         out.append(row)
@@ -328,28 +372,42 @@ def per_step(res: LoadResult, step_s: float, steps: int, rates=None) -> list[dic
 def step_summary(steps: list[dict]) -> dict:
     """The share of steps (with queries) at >= 99% within QoS, and the worst step's share."""
     fr = [s["qos_met_fraction"] for s in steps if s["qos_met_fraction"] is not None]
-    return {"steps": len(steps),
-            "steps_meeting_qos_fraction": round(sum(f >= QOS_TARGET_FRACTION for f in fr) / len(fr), 4) if fr else None,
-            "worst_step_qos_met": min(fr) if fr else None}
+    return {
+        "steps": len(steps),
+        "steps_meeting_qos_fraction": round(sum(f >= QOS_TARGET_FRACTION for f in fr) / len(fr), 4) if fr else None,
+        "worst_step_qos_met": min(fr) if fr else None,
+    }
 
 
-async def run_rates(url: str, trace: RateTrace, mix: SizeMix, seed: int = 0, qos_ms: float | None = None,
-                    drain_timeout_s: float = 30.0) -> tuple[LoadResult, list[dict]]:
+async def run_rates(
+    url: str, trace: RateTrace, mix: SizeMix, seed: int = 0, qos_ms: float | None = None, drain_timeout_s: float = 30.0
+) -> tuple[LoadResult, list[dict]]:
     """Replay ``trace`` (each step in ``trace.step_s`` seconds of real time; Poisson arrivals
     within a step, :meth:`RateTrace.arrivals_s` with ``seed``) against the gateway at ``url``:
     the run's figures (``offered_qps``: the mean rate) and :func:`per_step`'s rows."""
     times = trace.arrivals_s(seed)
     if times.size == 0:
-        raise KairosInputError("--rates: no requests in the steps replayed; choose other --start-minute/--minutes "
-                               "or a larger --peak-qps")
+        raise KairosInputError(
+            "--rates: no requests in the steps replayed; choose other --start-minute/--minutes or a larger --peak-qps"
+        )
     client = HttpClient(url)
     try:
         info = await fetch_info(client)
         check_mix_fits(mix, info.get("max_size"))
         sizes = mix.sample(len(times), seed + 1)
         await client.warm(warm_connections(float(trace.rates.max())))  # the busiest step's connections
-        res = await run_load(url, round(times.size / trace.duration_s, 3), trace.duration_s, mix, seed, qos_ms,
-                             drain_timeout_s, client=client, sizes=sizes, times=times)
+        res = await run_load(
+            url,
+            round(times.size / trace.duration_s, 3),
+            trace.duration_s,
+            mix,
+            seed,
+            qos_ms,
+            drain_timeout_s,
+            client=client,
+            sizes=sizes,
+            times=times,
+        )
     finally:
         client.close()
     return res, per_step(res, trace.step_s, len(trace.counts), trace.rates)
@@ -372,9 +430,18 @@ class MaxQpsSearch:
     best: dict | None
 
 
-async def max_qps_search(url: str, duration_s: float, mix: SizeMix, seed: int = 0, start_qps: float | None = None,
-                         rel_tol: float = 0.02, max_probes: int = 10, qos_ms: float | None = None,
-                         on_probe=None, drain_timeout_s: float = 30.0) -> MaxQpsSearch:
+async def max_qps_search(
+    url: str,
+    duration_s: float,
+    mix: SizeMix,
+    seed: int = 0,
+    start_qps: float | None = None,
+    rel_tol: float = 0.02,
+    max_probes: int = 10,
+    qos_ms: float | None = None,
+    on_probe=None,
+    drain_timeout_s: float = 30.0,
+) -> MaxQpsSearch:
     """Highest rate whose run passes (>= 99% of sent queries within QoS, nothing lost).
 
     Starts at ``start_qps`` (default 0.85 x the gateway's fluid bound for the deeprecsys

@@ -37,8 +37,26 @@ from prometheus_client import CollectorRegistry, Counter, disable_created_metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 LAG_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
-LAT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75,
-               1.0, 2.5, 5.0, 10.0)
+LAT_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.035,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.35,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 class GatewayMetrics:
@@ -46,8 +64,12 @@ class GatewayMetrics:
         self.gw = gateway
         disable_created_metrics()  # no *_created series: less noise per scrape
         self.registry = r = CollectorRegistry()
-        self.requests = Counter("kairos_requests", "HTTP answers to /v1/infer by status code (and 404/405 to unknown "
-                                                "routes or methods)", ["code"], registry=r)
+        self.requests = Counter(
+            "kairos_requests",
+            "HTTP answers to /v1/infer by status code (and 404/405 to unknown routes or methods)",
+            ["code"],
+            registry=r,
+        )
         self.rejected = Counter("kairos_rejected", "Queries refused, by reason", ["reason"], registry=r)
         # hot-path histograms and QoS counters are plain Python lists, turned into Prometheus
         # families only at scrape time (prometheus_client's locking objects
@@ -132,15 +154,17 @@ class _StateCollector:
         q = GaugeMetricFamily("kairos_queue_length", "Queries waiting in the central queue")
         q.add_metric([], len(gw.queue))
         yield q
-        iq = GaugeMetricFamily("kairos_instance_queue_length", "Queries held by an instance (running + local)",
-                               labels=["instance"])
+        iq = GaugeMetricFamily(
+            "kairos_instance_queue_length", "Queries held by an instance (running + local)", labels=["instance"]
+        )
         up = GaugeMetricFamily("kairos_instance_up", "1 if the instance's worker is up", labels=["instance"])
-        util = GaugeMetricFamily("kairos_instance_utilisation", "Busy fraction since the previous scrape",
-                                 labels=["instance"])
-        bs = CounterMetricFamily("kairos_instance_busy_seconds", "Seconds the instance spent serving",
-                                 labels=["instance"])
-        rs = CounterMetricFamily("kairos_worker_restarts", "Worker restarts after a death or hang",
-                                 labels=["instance"])
+        util = GaugeMetricFamily(
+            "kairos_instance_utilisation", "Busy fraction since the previous scrape", labels=["instance"]
+        )
+        bs = CounterMetricFamily(
+            "kairos_instance_busy_seconds", "Seconds the instance spent serving", labels=["instance"]
+        )
+        rs = CounterMetricFamily("kairos_worker_restarts", "Worker restarts after a death or hang", labels=["instance"])
         for j, nm in enumerate(names):
             iq.add_metric([nm], gw.pool.held[j] if gw.pool.up[j] else 0)
             up.add_metric([nm], 1 if gw.pool.up[j] else 0)
@@ -148,21 +172,28 @@ class _StateCollector:
             bs.add_metric([nm], busy[j])
             rs.add_metric([nm], gw.workers[j].restarts)
         yield from (iq, up, util, bs, rs)
-        qc = CounterMetricFamily("kairos_queries", "Completed queries per instance and QoS outcome",
-                                 labels=["instance", "qos"])
+        qc = CounterMetricFamily(
+            "kairos_queries", "Completed queries per instance and QoS outcome", labels=["instance", "qos"]
+        )
         for nm, (met, missed) in zip(names, self.m.qos_counts):
             qc.add_metric([nm, "met"], met)
             qc.add_metric([nm, "missed"], missed)
         yield qc
-        ahead = CounterMetricFamily("kairos_sent_ahead", "Queries sent to a busy instance's worker, to start the "
-                                    "moment it is free (no gateway round trip in between)")
+        ahead = CounterMetricFamily(
+            "kairos_sent_ahead",
+            "Queries sent to a busy instance's worker, to start the "
+            "moment it is free (no gateway round trip in between)",
+        )
         ahead.add_metric([], gw.counts["sent_ahead"])
         yield ahead
-        yield self.m.latency.family("kairos_latency_seconds", "End-to-end latency in the gateway (wait + service "
-                                    "+ transport)")
+        yield self.m.latency.family(
+            "kairos_latency_seconds", "End-to-end latency in the gateway (wait + service + transport)"
+        )
         yield self.m.wait.family("kairos_wait_seconds", "Queueing wait in the gateway")
-        yield self.m.loop_lag.family("kairos_event_loop_lag_seconds", "How late a 5 ms timer fires in the "
-                                     "gateway's event loop (a busy or starved loop delays every query)")
+        yield self.m.loop_lag.family(
+            "kairos_event_loop_lag_seconds",
+            "How late a 5 ms timer fires in the gateway's event loop (a busy or starved loop delays every query)",
+        )
         svc = None
         for t, h in self.m.service.items():
             f = h.family("kairos_service_seconds", "Service time reported by workers", {"instance_type": t})

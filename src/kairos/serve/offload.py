@@ -71,8 +71,13 @@ class Offloader:
     async def start(self) -> None:
         """Start the helper and wait until it has imported the solver."""
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kairos.serve.offload", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, start_new_session=True)
+            sys.executable,
+            "-m",
+            "kairos.serve.offload",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         ready = self.loop.create_future()
         self.pending[-1] = ("warm", ready.set_result, None)

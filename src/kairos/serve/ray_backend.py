@@ -63,8 +63,7 @@ def import_ray():
     return ray
 
 
-def init_ray(address: str | None = None, config: dict[str, int] | None = None,
-             object_store_mb: int = 100) -> bool:
+def init_ray(address: str | None = None, config: dict[str, int] | None = None, object_store_mb: int = 100) -> bool:
     """Connect to the Ray cluster at ``address`` ("auto": the one on this machine), or,
     with no address, start a one-node Ray here offering ``kairos/T: count`` for every
     type of ``config`` (to try the backend on one machine). Nothing is downloaded, no
@@ -75,8 +74,12 @@ def init_ray(address: str | None = None, config: dict[str, int] | None = None,
         return False
     kw = dict(include_dashboard=False, configure_logging=False, log_to_driver=False, namespace="kairos")
     if address is None:
-        kw.update(num_cpus=1, resources={resource_name(t): int(k) for t, k in (config or {}).items()},
-                  object_store_memory=object_store_mb * 2**20, _system_config=dict(LOW_FOOTPRINT_SYSTEM_CONFIG))
+        kw.update(
+            num_cpus=1,
+            resources={resource_name(t): int(k) for t, k in (config or {}).items()},
+            object_store_memory=object_store_mb * 2**20,
+            _system_config=dict(LOW_FOOTPRINT_SYSTEM_CONFIG),
+        )
     # "local": always a new Ray here, never one that happens to run on this machine
     ray.init(address=address or "local", **kw)
     return True
@@ -179,13 +182,15 @@ class RaySupervisor(Supervisor):
         if old is not None:
             self._kill_actor(old)
         cfg = self.cfg
-        options = dict(resources={resource_name(h.type_name): 1}, num_cpus=ACTOR_NUM_CPUS, max_restarts=0,
-                       max_task_retries=0)
+        options = dict(
+            resources={resource_name(h.type_name): 1}, num_cpus=ACTOR_NUM_CPUS, max_restarts=0, max_task_retries=0
+        )
         args = (cfg.model, h.type_name, cfg.mode, _abs(cfg.profile_path), _abs(cfg.prices_path))
         # creating an actor is a blocking call to Ray's GCS (slow while it handles a node's
         # death): never on the event loop, whose timers and sockets serve every query
         actor = await asyncio.get_running_loop().run_in_executor(
-            self._pool, lambda: _actor_class().options(**options).remote(*args))
+            self._pool, lambda: _actor_class().options(**options).remote(*args)
+        )
         if h.generation != generation or h.state != "starting":  # killed or stopped meanwhile
             self._kill_actor(actor)
             return

@@ -35,9 +35,14 @@ def node_type_name(type_name: str) -> str:
     return "kairos-" + re.sub(r"[^A-Za-z0-9]+", "-", type_name).strip("-")
 
 
-def ray_cluster_config(config: dict[str, int], model: str | None = None, cluster_name: str | None = None,
-                       region: str = "us-east-1", head_type: str = "m5.large",
-                       source_dir: str = ".") -> dict:
+def ray_cluster_config(
+    config: dict[str, int],
+    model: str | None = None,
+    cluster_name: str | None = None,
+    region: str = "us-east-1",
+    head_type: str = "m5.large",
+    source_dir: str = ".",
+) -> dict:
     """The Ray cluster config (a dict, dump it as YAML) that rents ``config`` on AWS.
 
     ``source_dir`` (a path on the machine that runs ``ray up``) is copied to every node
@@ -99,10 +104,12 @@ def write_ray_cluster(config: dict[str, int], path, model: str | None = None, **
     import yaml
 
     doc = ray_cluster_config(config, model, **kw)
-    header = ("# Ray cluster for a Kairos plan (kairos plan --emit-ray-cluster). Each instance of the plan is a\n"
-              "# worker node of its type, offering one unit of the custom resource kairos/TYPE that\n"
-              "# `kairos serve --backend ray --address auto` places that instance's actor with.\n"
-              "# Check region, auth and the image (node_config.ImageId) before `ray up`.\n")
+    header = (
+        "# Ray cluster for a Kairos plan (kairos plan --emit-ray-cluster). Each instance of the plan is a\n"
+        "# worker node of its type, offering one unit of the custom resource kairos/TYPE that\n"
+        "# `kairos serve --backend ray --address auto` places that instance's actor with.\n"
+        "# Check region, auth and the image (node_config.ImageId) before `ray up`.\n"
+    )
     with open(path, "w") as f:
         f.write(header)
         yaml.safe_dump(doc, f, sort_keys=False, default_flow_style=False, width=1000)

@@ -51,9 +51,16 @@ def server_info(profile: Profile, gw: Gateway) -> dict:
 
     probs = parse_size_mix("deeprecsys").bucket_probabilities(profile.batches)
     bound = config_fluid_bound(profile, gw.cfg.config, probs, gw.qos).qps
-    return {"model": gw.cfg.model, "config": gw.cfg.config, "qos_ms": gw.qos, "policy": gw.cfg.policy,
-            "mode": gw.cfg.mode, "max_size": gw.max_size, "instances": gw.instance_names,
-            "fluid_bound_qps_deeprecsys": round(bound, 3)}
+    return {
+        "model": gw.cfg.model,
+        "config": gw.cfg.config,
+        "qos_ms": gw.qos,
+        "policy": gw.cfg.policy,
+        "mode": gw.cfg.mode,
+        "max_size": gw.max_size,
+        "instances": gw.instance_names,
+        "fluid_bound_qps_deeprecsys": round(bound, 3),
+    }
 
 
 def run_server(profile: Profile, cfg: ServeConfig) -> None:
@@ -81,13 +88,30 @@ def run_server(profile: Profile, cfg: ServeConfig) -> None:
         from kairos.errors import KairosInputError
 
         raise KairosInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    ucfg = uvicorn.Config(app, loop=loop, http=http_impl, lifespan="on", access_log=False,
-                          log_level="warning", timeout_graceful_shutdown=60, backlog=4096,
-                          timeout_keep_alive=cfg.keep_alive_s,  # type: ignore[arg-type]  # any seconds (call_later)
-                          proxy_headers=False, server_header=False, date_header=False)
+    ucfg = uvicorn.Config(
+        app,
+        loop=loop,
+        http=http_impl,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=60,
+        backlog=4096,
+        timeout_keep_alive=cfg.keep_alive_s,  # type: ignore[arg-type]  # any seconds (call_later)
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
     open_files = raise_open_files_limit()  # before any connection or worker
-    log.event("gateway_listen", host=host, port=port, loop=loop, http=http, keep_alive_s=cfg.keep_alive_s,
-              open_files_limit=open_files)
+    log.event(
+        "gateway_listen",
+        host=host,
+        port=port,
+        loop=loop,
+        http=http,
+        keep_alive_s=cfg.keep_alive_s,
+        open_files_limit=open_files,
+    )
     server = uvicorn.Server(ucfg)
     with _graceful_sigterm():
         server.run(sockets=[sock])

@@ -56,8 +56,10 @@ def encode_query(qid: int, size: int, bucket: int, payload: bytes = b"", sent: f
 
 
 def encode_result(qid: int, service_ms: float, ok: bool, payload: bytes = b"", queued_ms: float = 0.0) -> bytes:
-    return RESULT_HEAD.pack(1 + RESULT_BODY.size + len(payload), RESULT, qid, service_ms, 1 if ok else 0,
-                            queued_ms) + payload
+    return (
+        RESULT_HEAD.pack(1 + RESULT_BODY.size + len(payload), RESULT, qid, service_ms, 1 if ok else 0, queued_ms)
+        + payload
+    )
 
 
 def encode_shutdown() -> bytes:
@@ -85,7 +87,7 @@ class FrameDecoder:
             end = pos + 4 + length
             if end > n:
                 break
-            out.append((kind, bytes(buf[pos + 5:end])))
+            out.append((kind, bytes(buf[pos + 5 : end])))
             pos = end
         if pos:
             del buf[:pos]

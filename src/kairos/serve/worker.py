@@ -188,7 +188,7 @@ def run(address: str, index: int, backend: Backend, generation: int = 0) -> int:
             else:
                 queued = max(0.0, (time.time() - arrived) * 1000.0) if arrived is not None else 0.0
             t0 = perf()
-            ok, out = backend.serve(size, bucket, body[qbody.size:])
+            ok, out = backend.serve(size, bucket, body[qbody.size :])
             sock.sendall(tp.encode_result(qid, (perf() - t0) * 1000.0, ok, out, queued))
 
 
@@ -203,8 +203,12 @@ def main(argv=None) -> int:
     ap.add_argument("--generation", type=int, default=0, help="spawn number of this instance (echoed in HELLO)")
     ap.add_argument("--profile", default=None)
     ap.add_argument("--prices", default=None)
-    ap.add_argument("--ready-at", type=float, default=None,
-                    help="time.monotonic() before which not to say HELLO (an emulated instance start-up)")
+    ap.add_argument(
+        "--ready-at",
+        type=float,
+        default=None,
+        help="time.monotonic() before which not to say HELLO (an emulated instance start-up)",
+    )
     a = ap.parse_args(argv)
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop

@@ -56,8 +56,15 @@ class WorkerHandle:
         self.conn.transport.write(frame)
 
     def describe(self) -> dict:
-        return {"instance": self.name, "index": self.index, "type": self.type_name, "state": self.state,
-                "pid": self.pid, "restarts": self.restarts, "mode": self.info.get("mode")}
+        return {
+            "instance": self.name,
+            "index": self.index,
+            "type": self.type_name,
+            "state": self.state,
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "mode": self.info.get("mode"),
+        }
 
 
 def request_shutdown(handles: list[WorkerHandle]) -> list[WorkerHandle]:
@@ -97,11 +104,11 @@ class WorkerConnection(asyncio.Protocol):
             if kind == tp.RESULT:
                 qid, svc, ok, queued = tp.RESULT_BODY.unpack_from(body)
                 if self.handle is not None and self.handle.conn is self:
-                    self.gw.on_result(self.handle.index, qid, svc, bool(ok), body[tp.RESULT_BODY.size:], queued)
+                    self.gw.on_result(self.handle.index, qid, svc, bool(ok), body[tp.RESULT_BODY.size :], queued)
             elif kind == tp.HELLO:
                 index, pid = tp.HELLO_BODY.unpack_from(body)
                 try:
-                    info = json.loads(body[tp.HELLO_BODY.size:] or b"{}")
+                    info = json.loads(body[tp.HELLO_BODY.size :] or b"{}")
                 except ValueError:
                     info = {}
                 self.gw.on_hello(self, index, pid, info)
@@ -185,8 +192,9 @@ class LocalSupervisor(Supervisor):
                 shutil.rmtree(self.unix_dir, ignore_errors=True)
                 self.unix_dir = None
                 self.transport = "tcp"
-                self.gw.log.event("worker_transport_fallback", level="warning", to="tcp",
-                                  reason=f"{type(exc).__name__}: {exc}")
+                self.gw.log.event(
+                    "worker_transport_fallback", level="warning", to="tcp", reason=f"{type(exc).__name__}: {exc}"
+                )
 
     @property
     def unix_path(self) -> str | None:
@@ -202,15 +210,29 @@ class LocalSupervisor(Supervisor):
         h.state = "starting"
         h.conn = None
         h.proc = None  # the old process's reaper must not see this instance as its own
-        args = [sys.executable, "-m", "kairos.serve.worker", "--connect", self.connect_address,
-                "--index", str(h.index), "--type", h.type_name, "--mode", self.mode,
-                "--seed", str(seed * 1009 + h.generation), "--generation", str(h.generation), *self.worker_args]
+        args = [
+            sys.executable,
+            "-m",
+            "kairos.serve.worker",
+            "--connect",
+            self.connect_address,
+            "--index",
+            str(h.index),
+            "--type",
+            h.type_name,
+            "--mode",
+            self.mode,
+            "--seed",
+            str(seed * 1009 + h.generation),
+            "--generation",
+            str(h.generation),
+            *self.worker_args,
+        ]
         if h.ready_at is not None:  # CLOCK_MONOTONIC: the same clock in every process of this machine
             args += ["--ready-at", repr(h.ready_at)]
         # own session: a Ctrl-C or SIGTERM sent to the gateway's process group does not
         # kill workers while in-flight queries are still being finished
-        h.proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL,
-                                                      start_new_session=True)
+        h.proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
         h.pid = h.proc.pid
         proc = h.proc
         t = asyncio.get_running_loop().create_task(self._reap(h, proc))

@@ -52,9 +52,19 @@ class Experiment:
     seed: int = 0
 
     @classmethod
-    def build(cls, catalogue: Catalogue, model: str, config: dict[str, int], qos_ms: float, mix: SizeMix,
-              queries: int = 20_000, seed: int = 0, trace_ms=None, schedule: RateSchedule | None = None,
-              duration_s: float | None = None) -> Experiment:
+    def build(
+        cls,
+        catalogue: Catalogue,
+        model: str,
+        config: dict[str, int],
+        qos_ms: float,
+        mix: SizeMix,
+        queries: int = 20_000,
+        seed: int = 0,
+        trace_ms=None,
+        schedule: RateSchedule | None = None,
+        duration_s: float | None = None,
+    ) -> Experiment:
         profile = catalogue.profile(model)
         validate_config(profile, config, qos_ms)
         if queries < 1:
@@ -70,8 +80,15 @@ class Experiment:
         from kairos.profiles.catalogue import builtin_catalogue
         from kairos.workload.sizes import parse_size_mix
 
-        return cls.build(builtin_catalogue(), model, PAPER_CONFIGS[model], PAPER_QOS_MS[model],
-                         parse_size_mix("deeprecsys"), queries, seed)
+        return cls.build(
+            builtin_catalogue(),
+            model,
+            PAPER_CONFIGS[model],
+            PAPER_QOS_MS[model],
+            parse_size_mix("deeprecsys"),
+            queries,
+            seed,
+        )
 
     @property
     def probs(self) -> np.ndarray:
@@ -82,7 +99,9 @@ class Experiment:
     def fluid_bound(self) -> float:
         return config_fluid_bound(self.profile, self.config, self.probs, self.qos_ms).qps
 
-    def window_bound(self, rate: float | None, block_queries: int | None = None, slots_per_qos: int | None = None) -> float:
+    def window_bound(
+        self, rate: float | None, block_queries: int | None = None, slots_per_qos: int | None = None
+    ) -> float:
         """Upper bound on how many of the workload's queries any dispatcher finishes within
         QoS at ``rate`` (None: the trace or schedule as it is); :func:`kairos.plan.window.window_bound`
         with time slots of QoS / ``slots_per_qos`` and blocks of about ``block_queries``
@@ -95,20 +114,53 @@ class Experiment:
         arrive = self.workload.arrivals_ms(rate)
         block_ms = None if rate is None else block_queries / rate * 1000.0  # None: from the trace's spacing
         types = [self.profile.type_index(t) for t in self.config]
-        return window_bound(arrive, self.workload.service_ms[:, types], list(self.config.values()), self.qos_ms,
-                            block_ms=block_ms, slot_ms=self.qos_ms / slots_per_qos, block_queries=block_queries)
+        return window_bound(
+            arrive,
+            self.workload.service_ms[:, types],
+            list(self.config.values()),
+            self.qos_ms,
+            block_ms=block_ms,
+            slot_ms=self.qos_ms / slots_per_qos,
+            block_queries=block_queries,
+        )
 
     def run(self, policy: str, rate: float | None, params: dict | None = None, handoff_ms: float = 0.0) -> SimResult:
-        return simulate(self.profile, self.config, make_policy(policy, **(params or {})), self.workload,
-                        self.qos_ms, rate=rate, seed=self.seed, size_probs=self.probs, handoff_ms=handoff_ms)
+        return simulate(
+            self.profile,
+            self.config,
+            make_policy(policy, **(params or {})),
+            self.workload,
+            self.qos_ms,
+            rate=rate,
+            seed=self.seed,
+            size_probs=self.probs,
+            handoff_ms=handoff_ms,
+        )
 
     def max_qps(self, policy: str, params: dict | None = None, handoff_ms: float = 0.0):
-        return max_qps(self.profile, self.config, policy, self.workload, self.qos_ms, self.probs,
-                       policy_params=params, seed=self.seed, handoff_ms=handoff_ms)
+        return max_qps(
+            self.profile,
+            self.config,
+            policy,
+            self.workload,
+            self.qos_ms,
+            self.probs,
+            policy_params=params,
+            seed=self.seed,
+            handoff_ms=handoff_ms,
+        )
 
 
-def report(exp: Experiment, policy: str, res: SimResult, bound: float, prices: dict[str, float] | None,
-           elapsed_s: float, search=None, params: dict | None = None) -> dict:
+def report(
+    exp: Experiment,
+    policy: str,
+    res: SimResult,
+    bound: float,
+    prices: dict[str, float] | None,
+    elapsed_s: float,
+    search=None,
+    params: dict | None = None,
+) -> dict:
     """The JSON object ``kairos simulate --json`` prints."""
     out: dict[str, Any] = {
         "model": exp.profile.model,

@@ -41,8 +41,18 @@ def allowed_misses(n: int, target: float = QOS_TARGET_FRACTION) -> int:
 
 def _run(profile, config, policy_name, params, workload, qos_ms, rate, seed, limit, probs=None, handoff_ms=0.0):
     pol = make_policy(policy_name, **params)
-    return simulate(profile, config, pol, workload, qos_ms, rate=rate, abort_violations=limit, seed=seed,
-                    size_probs=probs, handoff_ms=handoff_ms)
+    return simulate(
+        profile,
+        config,
+        pol,
+        workload,
+        qos_ms,
+        rate=rate,
+        abort_violations=limit,
+        seed=seed,
+        size_probs=probs,
+        handoff_ms=handoff_ms,
+    )
 
 
 def _score(res: SimResult) -> float:
@@ -50,8 +60,9 @@ def _score(res: SimResult) -> float:
     return res.violations + (res.n - res.completed)
 
 
-def tune_size_threshold(profile, config, policy_name, workload, qos_ms, rate, seed, limit, start=None,
-                        handoff_ms=0.0, params=None) -> tuple[int, SimResult]:
+def tune_size_threshold(
+    profile, config, policy_name, workload, qos_ms, rate, seed, limit, start=None, handoff_ms=0.0, params=None
+) -> tuple[int, SimResult]:
     """Hill-climb policy ``policy_name``'s size threshold (its ``tuned_size_option``, over
     measured sizes) at one rate; ``params`` are its other options."""
     cls = policy_class(policy_name)
@@ -68,8 +79,18 @@ def tune_size_threshold(profile, config, policy_name, workload, qos_ms, rate, se
 
     def ev(idx):
         if idx not in cache:
-            cache[idx] = _run(profile, config, policy_name, {**(params or {}), option: int(batches[idx])}, workload,
-                              qos_ms, rate, seed, limit, handoff_ms=handoff_ms)
+            cache[idx] = _run(
+                profile,
+                config,
+                policy_name,
+                {**(params or {}), option: int(batches[idx])},
+                workload,
+                qos_ms,
+                rate,
+                seed,
+                limit,
+                handoff_ms=handoff_ms,
+            )
         return cache[idx]
 
     best = ev(k)
@@ -153,8 +174,9 @@ def max_qps(
 
     def test(rate: float) -> bool:
         if tune:
-            th, res = tune_size_threshold(profile, config, policy_name, workload, qos_ms, rate, seed, limit,
-                                          state["th"], handoff_ms, params)
+            th, res = tune_size_threshold(
+                profile, config, policy_name, workload, qos_ms, rate, seed, limit, state["th"], handoff_ms, params
+            )
             state["th"] = th
             used = {**params, option: th}
         else:
@@ -168,8 +190,20 @@ def max_qps(
 
     coarse_estimate = None
     if coarse and workload.n >= 8000 and not tune:
-        pre = max_qps(profile, config, policy_name, workload.head(workload.n // 5), qos_ms, probs, params, seed,
-                      rel_tol=0.02, target=target, coarse=False, handoff_ms=handoff_ms)
+        pre = max_qps(
+            profile,
+            config,
+            policy_name,
+            workload.head(workload.n // 5),
+            qos_ms,
+            probs,
+            params,
+            seed,
+            rel_tol=0.02,
+            target=target,
+            coarse=False,
+            handoff_ms=handoff_ms,
+        )
         coarse_estimate = pre.max_qps if pre.max_qps > 0 else None
     if bound <= 0:
         return MaxQpsResult(0.0, bound, None, probes, params, time.perf_counter() - t0)

@@ -54,10 +54,19 @@ def time_split(exp: Experiment, policy: str, rate: float, edges: list[int]) -> d
         for name in exp.config:
             t = prof.type_index(name)
             on_t = sel & (served_type == t)
-            row[name] = {"sim_ms_per_s": round(float(wl.service_ms[on_t, t].sum()) / span_s, 1),
-                         "fluid_ms_per_s": round(float(fluid_ms[t, bsel].sum()), 1)}
+            row[name] = {
+                "sim_ms_per_s": round(float(wl.service_ms[on_t, t].sum()) / span_s, 1),
+                "fluid_ms_per_s": round(float(fluid_ms[t, bsel].sum()), 1),
+            }
         rows.append(row)
     util = {name: round(float(res.utilisation[inst_type == prof.type_index(name)].mean()), 3) for name in exp.config}
-    return {"policy": policy, "rate": rate, "fluid_bound_qps": round(fb.qps, 1), "qos_met_fraction": round(res.qos_met_fraction, 5),
-            "misses": int(miss.sum()), "mean_utilisation": util, "capacity_ms_per_s": {k: 1000 * v for k, v in exp.config.items()},
-            "rows": rows}
+    return {
+        "policy": policy,
+        "rate": rate,
+        "fluid_bound_qps": round(fb.qps, 1),
+        "qos_met_fraction": round(res.qos_met_fraction, 5),
+        "misses": int(miss.sum()),
+        "mean_utilisation": util,
+        "capacity_ms_per_s": {k: 1000 * v for k, v in exp.config.items()},
+        "rows": rows,
+    }

@@ -21,19 +21,29 @@ from kairos.sim.search import allowed_misses
 REL_TOL = 1.005  # the search stops when the bracket's ends are within 0.5%
 
 
-def window_probe(exp: Experiment, rate: float, block_queries: int = BLOCK_QUERIES,
-                 slots_per_qos: int = SLOTS_PER_QOS) -> dict:
+def window_probe(
+    exp: Experiment, rate: float, block_queries: int = BLOCK_QUERIES, slots_per_qos: int = SLOTS_PER_QOS
+) -> dict:
     """The window bound at one rate: queries at most within QoS, the misses it forces, whether
     the criterion's miss allowance could still hold, and the LP's solve time."""
     n = exp.workload.n
     t0 = time.perf_counter()
     within = exp.window_bound(rate, block_queries, slots_per_qos)
-    return {"rate": rate, "within_qos_bound": within, "forced_misses": n - within,
-            "could_pass": n - within <= allowed_misses(n), "lp_s": time.perf_counter() - t0}
+    return {
+        "rate": rate,
+        "within_qos_bound": within,
+        "forced_misses": n - within,
+        "could_pass": n - within <= allowed_misses(n),
+        "lp_s": time.perf_counter() - t0,
+    }
 
 
-def window_max_qps(exp: Experiment, block_queries: int = BLOCK_QUERIES, slots_per_qos: int = SLOTS_PER_QOS,
-                   on_probe: Callable[[dict], None] | None = None) -> dict:
+def window_max_qps(
+    exp: Experiment,
+    block_queries: int = BLOCK_QUERIES,
+    slots_per_qos: int = SLOTS_PER_QOS,
+    on_probe: Callable[[dict], None] | None = None,
+) -> dict:
     """The highest rate (to 0.5%) at which the window bound lets the criterion hold, searched up to
     the fluid bound; ``on_probe`` sees each probe's :func:`window_probe` row as it is made.
 

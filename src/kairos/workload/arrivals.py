@@ -61,7 +61,9 @@ class RateSchedule:
 
     def arrivals_ms(self, duration_s: float, rng: np.random.Generator) -> np.ndarray:
         """A non-homogeneous Poisson process over [0, duration_s] by time rescaling."""
-        grid = np.unique(np.concatenate([np.linspace(0, duration_s, 20001), [t for t in self.times_s if t < duration_s]]))
+        grid = np.unique(
+            np.concatenate([np.linspace(0, duration_s, 20001), [t for t in self.times_s if t < duration_s]])
+        )
         r = self.rate_at(grid)
         if self.ramp:
             seg = 0.5 * (r[1:] + r[:-1]) * np.diff(grid)
