@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+
 from kairos.cli.main import main
 
 
@@ -24,3 +28,24 @@ def assert_one_line_error(code, err, *needles):
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     for w in needles:
         assert w in lines[0], err
+
+
+@dataclass
+class Ran:
+    """What ``kairos ARGS`` did, as :class:`subprocess.CompletedProcess` reports it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_kairos(*args) -> Ran:
+    """``kairos ARGS`` in this process (no interpreter start-up per call), its output captured."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return Ran(code, out.getvalue(), err.getvalue())

@@ -92,6 +92,7 @@ def test_ribbon_numbers_name_their_dispatch_policy(capsys, monkeypatch):
     assert f"{d['measured_qps']:.1f}" in chosen and f"{d['simulated_qps']:.1f}" in chosen
 
 
+@pytest.mark.slow
 def test_candidate_figures_are_named_by_kind(capsys, monkeypatch):
     # milp: a queueing-corrected estimate (not a bound), under "estimate"
     code, out, err = run(

@@ -1,16 +1,13 @@
 """`kairos simulate`: the JSON contract and one-line errors with exit code 2."""
 
 import json
-import subprocess
-import sys
 
 import pytest
-
-KAIROS = [sys.executable, "-m", "kairos.cli.main"]
+from cli_helpers import run_kairos
 
 
 def run(*args, check=False):
-    p = subprocess.run(KAIROS + list(args), capture_output=True, text=True, timeout=300)
+    p = run_kairos(*args)
     if check:
         assert p.returncode == 0, p.stderr
     return p

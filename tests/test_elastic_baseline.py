@@ -228,6 +228,7 @@ def _qos_capable(problem):
     return out
 
 
+@pytest.mark.slow
 def test_replica_autoscaler_in_the_simulator(rm2):
     """A rise and a fall of load on r5n.large replicas: no query lost, adds then drains."""
     planner = TargetPlanner(rm2, None)

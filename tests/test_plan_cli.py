@@ -29,6 +29,7 @@ def test_plan_json_one_shot(capsys):
     assert d["predicted_qps"] > 0
 
 
+@pytest.mark.slow
 def test_plan_compare_and_emit_into_simulate(capsys, tmp_path):
     plan = tmp_path / "plan.yaml"
     code, out, err = run(

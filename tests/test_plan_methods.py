@@ -39,6 +39,7 @@ def test_exhaustive_equals_brute_force(tiny):
     assert 0 < res.evaluations < len(X)  # the fluid bound pruned the rest
 
 
+@pytest.mark.slow
 def test_kairos_plus_and_homogeneous_and_milp(tiny):
     prob, ev = tiny
     X = enumerate_configurations(prob.prices, prob.budget)

@@ -52,6 +52,7 @@ def brute_cheapest(prob, X, qps, rate) -> float:
     return float((X[ok] @ prob.prices).min())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [30.0, 100.0, 150.0])
 def test_cheapest_passing_equals_brute_force(tiny, rate):
     prob, ev, X, qps = tiny
@@ -64,6 +65,7 @@ def test_cheapest_passing_equals_brute_force(tiny, rate):
     assert exh.cost_per_hour == pytest.approx(best) and exh.measured_qps >= rate
 
 
+@pytest.mark.slow
 def test_one_shot_is_the_model_cheapest_and_calls_are_deterministic():
     """Without simulations, the answer is the cheapest configuration whose queueing-corrected
     estimate reaches the rate (checked by enumerating every cheaper one); the same call gives
@@ -90,6 +92,7 @@ def test_one_shot_is_the_model_cheapest_and_calls_are_deterministic():
         )
 
 
+@pytest.mark.slow
 def test_budget_caps_the_cost(tiny):
     prob, ev, X, qps = tiny
     capped = replace(prob, budget=1.0)

@@ -109,7 +109,9 @@ def test_check_catches_a_policy_that_assigns_a_busy_instance():
         simulate(prof, config, Greedy(), wl, qos, rate=rate, check=True)
 
 
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize(
+    "policy", [pytest.param(p, marks=pytest.mark.slow) if p in ("p2c", "deeprecsys") else p for p in sorted(POLICIES)]
+)
 def test_simulated_max_qps_never_above_fluid_bound_by_more_than_noise(policy):
     prof = builtin_catalogue().profile("rm2")
     mix = parse_size_mix("deeprecsys")

@@ -48,6 +48,7 @@ def test_blocks_only_loosen_the_bound():
     assert 0 < whole < 300
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None)
 @given(
     seed=st.integers(0, 1000), load=st.sampled_from([0.7, 0.9, 1.1, 1.3]), model=st.sampled_from(["dien", "rm2", "ncf"])
@@ -77,6 +78,7 @@ def test_window_probe_judges_the_forced_misses_against_the_criterions_allowance(
     assert not window_probe(exp, 1.2 * exp.fluid_bound(), block_queries=150)["could_pass"]
 
 
+@pytest.mark.slow
 def test_window_max_qps_ends_between_a_passing_and_a_failing_probe_within_half_a_percent():
     from kairos.sim.window_search import window_max_qps
 
