@@ -8,6 +8,7 @@ import sys
 import click
 from rich.console import Console
 
+from kairos.elastic.controller import ControllerSettings
 from kairos.errors import KairosInputError, require_positive
 from kairos.jsonio import json_default
 from kairos.paper import PAPER_QOS_MS
@@ -98,3 +99,69 @@ def given_options(ctx: click.Context | None = None) -> set[str]:
     ctx = ctx or click.get_current_context()
     unset = (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
     return {name for name in ctx.params if ctx.get_parameter_source(name) not in unset}
+
+
+_SETTINGS = ControllerSettings()  # the controller's defaults, shown as the options' defaults
+
+# The elastic controller's settings as options (`kairos simulate --autoscale` and `kairos serve
+# --autoscale`), defaults from ControllerSettings; read them back with controller_settings().
+CONTROLLER_OPTIONS = [
+    click.option(
+        "--interval-s",
+        type=float,
+        default=_SETTINGS.interval_s,
+        show_default=True,
+        help="With --autoscale: seconds between the controller's decisions.",
+    ),
+    click.option(
+        "--window-s",
+        type=float,
+        default=_SETTINGS.window_s,
+        show_default=True,
+        help="With --autoscale: the forecast's level is the highest rate over this past window.",
+    ),
+    click.option(
+        "--headroom",
+        type=float,
+        default=_SETTINGS.headroom,
+        show_default=True,
+        help="With --autoscale: plan for the forecast x (1 + headroom).",
+    ),
+    click.option(
+        "--scale-down-after-s",
+        type=float,
+        default=_SETTINGS.scale_down_after_s,
+        show_default=True,
+        help="With --autoscale: a cheaper pool must suffice this long before instances are drained.",
+    ),
+    click.option(
+        "--down-margin",
+        type=float,
+        default=_SETTINGS.down_margin,
+        show_default=True,
+        help="With --autoscale: ... and be cheaper by at least this fraction of the pool's cost.",
+    ),
+    click.option(
+        "--min-rate-qps",
+        type=float,
+        default=_SETTINGS.min_rate_qps,
+        show_default=True,
+        help="With --autoscale: never plan for less than this rate (a floor pool through lulls).",
+    ),
+    click.option(
+        "--types",
+        "types_text",
+        default=None,
+        help="With --autoscale: comma-separated instance types the controller may rent (default: "
+        "every type with a profile and a price).",
+    ),
+]
+
+
+def controller_settings(**values) -> ControllerSettings:
+    """ControllerSettings from the options of the same names; its own checks, reported with the flag's name."""
+    try:
+        return ControllerSettings(**values)
+    except ValueError as exc:
+        name, _, rest = str(exc).partition(" ")
+        raise KairosInputError(f"--{name.replace('_', '-')} {rest}") from None

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import click
 
-from kairos.cli.common import get_catalogue, given_options, profile_options, resolve_qos
+from kairos.cli.common import (
+    CONTROLLER_OPTIONS,
+    controller_settings,
+    get_catalogue,
+    given_options,
+    profile_options,
+    resolve_qos,
+)
 from kairos.dispatch.registry import POLICIES, parse_policy_options, policy_option_names
-from kairos.elastic.controller import ControllerSettings
 from kairos.elastic.simulate import DEFAULT_STARTUP_S
 from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.profiles.loader import parse_config
@@ -18,7 +24,6 @@ SERVE_EXTRA = "pip install -e '.[serve]'"
 # (docs/serving.md), so that a worker usually has its next query
 # before it finishes, and small against the QoS targets the gateway is meant for
 SERVE_AHEAD_MS = 1.0
-_SETTINGS = ControllerSettings()  # the controller's defaults, shown as the options' defaults
 # the planner's verification simulations, per new rate: fewer queries than `kairos plan`'s
 # (the controller asks for a new plan whenever the load moves to a new 2% cell)
 AUTOSCALE_PLAN_QUERIES = 1000
@@ -72,55 +77,7 @@ def autoscale_options(f):
             help="With --autoscale: seconds from launching an instance to its first query, every type "
             "(emulated: the new worker waits that long before it says HELLO; billed from launch).",
         ),
-        click.option(
-            "--interval-s",
-            type=float,
-            default=_SETTINGS.interval_s,
-            show_default=True,
-            help="With --autoscale: seconds between the controller's decisions.",
-        ),
-        click.option(
-            "--window-s",
-            type=float,
-            default=_SETTINGS.window_s,
-            show_default=True,
-            help="With --autoscale: the forecast's level is the highest rate over this past window.",
-        ),
-        click.option(
-            "--headroom",
-            type=float,
-            default=_SETTINGS.headroom,
-            show_default=True,
-            help="With --autoscale: plan for the forecast x (1 + headroom).",
-        ),
-        click.option(
-            "--scale-down-after-s",
-            type=float,
-            default=_SETTINGS.scale_down_after_s,
-            show_default=True,
-            help="With --autoscale: a cheaper pool must suffice this long before instances are drained.",
-        ),
-        click.option(
-            "--down-margin",
-            type=float,
-            default=_SETTINGS.down_margin,
-            show_default=True,
-            help="With --autoscale: ... and be cheaper by at least this fraction of the pool's cost.",
-        ),
-        click.option(
-            "--min-rate-qps",
-            type=float,
-            default=_SETTINGS.min_rate_qps,
-            show_default=True,
-            help="With --autoscale: never plan for less than this rate (a floor pool through lulls).",
-        ),
-        click.option(
-            "--types",
-            "types_text",
-            default=None,
-            help="With --autoscale: comma-separated instance types the controller may rent (default: "
-            "every type with a profile and a price).",
-        ),
+        *CONTROLLER_OPTIONS,
         click.option(
             "--plan-queries",
             type=click.IntRange(min=0),
@@ -484,9 +441,8 @@ def _check_autoscale_options(
     if elastic["max_cost_per_hour"] is not None:
         require_positive("--max-cost-per-hour", elastic["max_cost_per_hour"])
     require_non_negative("--startup-s", elastic["startup_s"])
-    from kairos.cli.simulate import _controller_settings
 
-    _controller_settings(
+    controller_settings(
         **{
             k: elastic[k]
             for k in ("interval_s", "window_s", "headroom", "scale_down_after_s", "down_margin", "min_rate_qps")
@@ -535,7 +491,6 @@ def autoscale_spec(
 ):
     """(the starting pool, the AutoscaleSpec) of ``kairos serve --autoscale``: the controller
     over a TargetPlanner, as ``kairos simulate --autoscale`` builds it, with the cap as budget."""
-    from kairos.cli.simulate import _controller_settings
     from kairos.elastic.controller import Controller
     from kairos.elastic.simulate import TargetPlanner
     from kairos.plan.evaluate import Evaluator
@@ -548,7 +503,7 @@ def autoscale_spec(
     if max_cost_per_hour is not None:
         require_positive("--max-cost-per-hour", max_cost_per_hour)
     startup_s = require_non_negative("--startup-s", startup_s)
-    settings = _controller_settings(
+    settings = controller_settings(
         interval_s=interval_s,
         window_s=window_s,
         headroom=headroom,

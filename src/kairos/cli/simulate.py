@@ -12,7 +12,9 @@ import click
 from rich.table import Table
 
 from kairos.cli.common import (
+    CONTROLLER_OPTIONS,
     console,
+    controller_settings,
     emit_json,
     err_console,
     get_catalogue,
@@ -36,7 +38,6 @@ from kairos.workload.sizes import parse_size_mix
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-_SETTINGS = ControllerSettings()  # the controller's defaults, shown as the options' defaults
 _STARTUP_S = DEFAULT_STARTUP_S
 # options of the fixed pool that --autoscale replaces (by parameter name), and those that only --autoscale uses
 _FIXED_POOL_ONLY = (
@@ -117,55 +118,7 @@ def autoscale_options(f):
             help="With --autoscale: seconds from launching an instance to its first query (billed "
             "from launch), every type.",
         ),
-        click.option(
-            "--interval-s",
-            type=float,
-            default=_SETTINGS.interval_s,
-            show_default=True,
-            help="With --autoscale: seconds between the controller's decisions.",
-        ),
-        click.option(
-            "--window-s",
-            type=float,
-            default=_SETTINGS.window_s,
-            show_default=True,
-            help="With --autoscale: the forecast's level is the highest rate over this past window.",
-        ),
-        click.option(
-            "--headroom",
-            type=float,
-            default=_SETTINGS.headroom,
-            show_default=True,
-            help="With --autoscale: plan for the forecast x (1 + headroom).",
-        ),
-        click.option(
-            "--scale-down-after-s",
-            type=float,
-            default=_SETTINGS.scale_down_after_s,
-            show_default=True,
-            help="With --autoscale: a cheaper pool must suffice this long before instances are drained.",
-        ),
-        click.option(
-            "--down-margin",
-            type=float,
-            default=_SETTINGS.down_margin,
-            show_default=True,
-            help="With --autoscale: ... and be cheaper by at least this fraction of the pool's cost.",
-        ),
-        click.option(
-            "--min-rate-qps",
-            type=float,
-            default=_SETTINGS.min_rate_qps,
-            show_default=True,
-            help="With --autoscale: never plan for less than this rate (a floor pool through lulls).",
-        ),
-        click.option(
-            "--types",
-            "types_text",
-            default=None,
-            help="With --autoscale: comma-separated instance types the controller may rent (default: "
-            "every type with a profile and a price).",
-        ),
+        *CONTROLLER_OPTIONS,
         click.option(
             "--budget",
             type=float,
@@ -432,15 +385,6 @@ def _check_mode(given: set[str], autoscale: bool) -> None:
             )
 
 
-def _controller_settings(**values) -> ControllerSettings:
-    """ControllerSettings from the options of the same names; its own checks, reported with the flag's name."""
-    try:
-        return ControllerSettings(**values)
-    except ValueError as exc:
-        name, _, rest = str(exc).partition(" ")
-        raise KairosInputError(f"{_flag(name)} {rest}") from None
-
-
 def _replayed(
     trace: RateTrace, rates_path, peak_qps: float | None, start_minute: int, minutes: int | None
 ) -> RateTrace:
@@ -569,7 +513,7 @@ def _autoscale(
     startup_s = require_non_negative("--startup-s", startup_s)
     if budget is not None:
         require_positive("--budget", budget)
-    settings = _controller_settings(
+    settings = controller_settings(
         interval_s=interval_s,
         window_s=window_s,
         headroom=headroom,
