@@ -172,17 +172,7 @@ class FluidMILP:
             out, ref = [], np.asarray(start, dtype=np.int64)
         if not self.corrected:
             return out
-        seen = set()
-        for _ in range(rounds):
-            seen.add(tuple(ref))
-            n = self.cheapest(rate, ref)
-            if n is None:
-                break
-            out.append(n)
-            if tuple(n) in seen:
-                break
-            ref = n
-        return out
+        return out + _iterate(lambda r: self.cheapest(rate, r), ref, rounds)
 
     def with_budget(self, budget: float) -> FluidMILP:
         """The same MILP under another budget, sharing the utilisation and bound caches
@@ -198,20 +188,9 @@ class FluidMILP:
         if first is None:
             return []
         self.fluid_optimum = first  # the configuration with the highest (uncorrected) fluid bound
-        seen, out = set(), [first]
-        ref = first
         if not self.corrected:
-            return out
-        for _ in range(rounds):
-            seen.add(tuple(ref))
-            n = self.solve(ref, lo, hi)
-            if n is None:
-                break
-            out.append(n)
-            if tuple(n) in seen:
-                break
-            ref = n
-        return out
+            return [first]
+        return [first, *_iterate(lambda r: self.solve(r, lo, hi), first, rounds)]
 
     def candidates(self, extra_outside: int = 2) -> list[tuple[float, np.ndarray]]:
         """Distinct candidate counts with their corrected bound, best first."""
@@ -244,3 +223,19 @@ class FluidMILP:
         out = [(q, np.array(n)) for n, q in scored.items() if q > 0]
         out.sort(key=lambda qn: -qn[0])
         return out
+
+
+def _iterate(step, ref: np.ndarray, rounds: int) -> list[np.ndarray]:
+    """step(ref), step(step(ref)), ... (at most ``rounds``) until one repeats an earlier
+    value (itself included) or step finds nothing; every value found, in order."""
+    seen, out = set(), []
+    for _ in range(rounds):
+        seen.add(tuple(ref))
+        n = step(ref)
+        if n is None:
+            break
+        out.append(n)
+        if tuple(n) in seen:
+            break
+        ref = n
+    return out
