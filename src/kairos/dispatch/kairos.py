@@ -352,10 +352,7 @@ class KairosPolicy(Policy):
         serve = gather(tables.cost_bj, qb, cols)  # C_j / T * service time of i on j
         cost = serve + Cn * rem
         if self.urgency:  # waiting on a busy instance costs an older query more
-            # (a down instance's rem is inf: 0 * inf for a query that has not waited is NaN,
-            # overwritten below with the infeasible pairs' cost)
-            with np.errstate(invalid="ignore"):
-                cost += (W * (self.urgency / (T * T)))[:, None] * rem[None, :]
+            cost += (W * (self.urgency / (T * T)))[:, None] * rem[None, :]
         cost -= (W * (self.age_weight / T))[:, None]
         if risky is not None:
             np.add(cost, self.risk_penalty, out=cost, where=risky)

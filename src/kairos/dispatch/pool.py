@@ -15,6 +15,11 @@ import numpy as np
 
 from kairos.profiles.profile import Profile
 
+# the estimated free time of an instance that is down (failed, starting or drained): later
+# than any time a run reaches, and finite, so that a policy's arithmetic on remaining times
+# (e.g. 0 x remaining) stays a number
+NEVER = 1e18
+
 
 class QueryTable:
     """Size bucket and arrival time (ms) of every query the dispatcher knows, by query id.
@@ -174,7 +179,7 @@ class Pool:
         self.up[j] = False
         self.running[j] = -1
         self.held[j] = 0
-        self.free_at[j] = float("inf")
+        self.free_at[j] = NEVER
         return lost
 
     def add_instance(self, type_id: int) -> int:
@@ -184,7 +189,7 @@ class Pool:
         self.type_of.append(type_id)
         self.busy.append(True)  # not idle until it is up
         self.up.append(False)
-        self.free_at.append(float("inf"))
+        self.free_at.append(NEVER)
         self.held.append(0)
         self.local.append(deque())
         self.running.append(-1)
@@ -202,7 +207,7 @@ class Pool:
             self.n_idle -= 1
         self.busy[j] = True  # never idle again
         self.up[j] = False
-        self.free_at[j] = float("inf")
+        self.free_at[j] = NEVER
         return waiting
 
     def bring_up(self, j: int, now: float) -> None:
