@@ -186,3 +186,21 @@ def test_the_azure_week_reads_as_a_week():
         pytest.skip("../shared/data is not beside the checkout")
     tr = load_rates(path)
     assert tr.step_s == 60.0 and len(tr.counts) == 10080 and tr.counts.sum() == 1_000_000
+
+
+def test_a_trace_compressed_keeps_its_rates_and_a_replayed_part_names_its_flags(tmp_path):
+    from kairos.elastic.rates import replayed_part
+
+    f = tmp_path / "r.csv"
+    f.write_text("minute,requests\n0,60\n1,120\n2,30\n")
+    tr = load_rates(f)
+    fast = tr.compressed(5.0)
+    assert fast.step_s == 5.0 and list(fast.rates) == list(tr.rates) and fast.duration_s == 15.0
+    part = replayed_part(tr, f, 10.0, 1, 2)
+    assert list(part.rates) == [10.0, 2.5]
+    with pytest.raises(KairosInputError, match="--start-minute 3"):
+        replayed_part(tr, f, None, 3, None)
+    with pytest.raises(KairosInputError, match="--minutes 3"):
+        replayed_part(tr, f, None, 1, 3)
+    with pytest.raises(KairosInputError, match="--step-s"):
+        tr.compressed(0.0)

@@ -356,7 +356,7 @@ def test_live_autoscale_follows_a_compressed_rate_file(tmp_path):
     """rm2 (planner's model alone), 12 steps of 1.5 s stepping up to 35 q/s and down, start-up 1 s."""
     from kairos.cli.loadgen import loadgen  # noqa: F401  (the CLI module imports)
     from kairos.elastic.rates import load_rates
-    from kairos.serve.loadgen import compressed, run_rates, step_summary
+    from kairos.serve.loadgen import run_rates, step_summary
     from kairos.workload.sizes import parse_size_mix
 
     step_s = 1.5
@@ -384,7 +384,7 @@ def test_live_autoscale_follows_a_compressed_rate_file(tmp_path):
         info0 = json.loads(__import__("urllib.request").request.urlopen(srv.url + "/v1/info").read())
         assert info0["autoscale"]["started"] is False
         first = set(info0["autoscale"]["pool"])
-        trace = compressed(load_rates(rates), step_s)
+        trace = load_rates(rates).compressed(step_s)
         res, steps = asyncio.run(run_rates(srv.url, trace, parse_size_mix("deeprecsys"), seed=1))
         assert res.sent == sum(s["sent"] for s in steps) > 150
         assert res.lost == 0, res.summary()
@@ -502,10 +502,10 @@ def test_loadgen_rate_options_need_rates(capsys):
 
 def test_compressed_trace_plays_the_same_rates_in_shorter_steps_and_per_step_counts():
     from kairos.elastic.rates import RateTrace
-    from kairos.serve.loadgen import LoadResult, compressed, per_step, step_summary
+    from kairos.serve.loadgen import LoadResult, per_step, step_summary
 
     minute = RateTrace(60.0, np.array([600.0, 1200.0, 0.0]))
-    live = compressed(minute, 5.0)
+    live = minute.compressed(5.0)
     assert live.step_s == 5.0 and live.rates.tolist() == [10.0, 20.0, 0.0] and live.counts.tolist() == [50, 100, 0]
     # four queries in step 0 (one too slow, one 503), one in step 1, none in step 2
     res = LoadResult("u", 1.0, 15.0, qos_ms=100.0)

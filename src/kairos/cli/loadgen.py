@@ -219,9 +219,8 @@ def _flag(name: str) -> str:
 
 def _rates(url, mix, seed, qos_ms, drain_timeout, rates_path, peak_qps, step_s, start_minute, minutes, as_json) -> None:
     """``kairos loadgen --rates FILE``: the (scaled, sliced) file replayed live, each step in --step-s seconds."""
-    from kairos.cli.simulate import _replayed
-    from kairos.elastic.rates import load_rates
-    from kairos.serve.loadgen import compressed, run_rates, step_summary, use_uvloop
+    from kairos.elastic.rates import load_rates, replayed_part
+    from kairos.serve.loadgen import run_rates, step_summary, use_uvloop
 
     given = given_options()
     for name in _RATE_ONLY:
@@ -236,8 +235,8 @@ def _rates(url, mix, seed, qos_ms, drain_timeout, rates_path, peak_qps, step_s, 
         require_positive("--qos-ms", qos_ms)
     require_non_negative("--drain-timeout", drain_timeout)
     file_trace = load_rates(rates_path)
-    part = _replayed(file_trace, rates_path, peak_qps, start_minute, minutes)
-    live = compressed(part, step_s if step_s is not None else part.step_s)
+    part = replayed_part(file_trace, rates_path, peak_qps, start_minute, minutes)
+    live = part.compressed(step_s if step_s is not None else part.step_s)
     use_uvloop()
     try:
         r, steps = asyncio.run(run_rates(url, live, mix, seed, qos_ms, drain_timeout))

@@ -26,7 +26,7 @@ from kairos.cli.common import (
 )
 from kairos.dispatch.registry import POLICIES, parse_policy_options
 from kairos.elastic.controller import ControllerSettings
-from kairos.elastic.rates import RateTrace, load_rates
+from kairos.elastic.rates import RateTrace, load_rates, replayed_part
 from kairos.elastic.simulate import DEFAULT_STARTUP_S, TargetPlanner, simulate_elastic
 from kairos.errors import KairosInputError, require_non_negative, require_positive
 from kairos.paper import PAPER_CONFIGS
@@ -385,34 +385,6 @@ def _check_mode(given: set[str], autoscale: bool) -> None:
             )
 
 
-def _replayed(
-    trace: RateTrace, rates_path, peak_qps: float | None, start_minute: int, minutes: int | None
-) -> RateTrace:
-    """The part of the rate file to replay: scaled to --peak-qps (the whole file), then sliced in minutes."""
-    if peak_qps is not None:
-        trace = trace.scaled_to_peak(peak_qps)
-    per_minute = 60.0 / trace.step_s
-    total_min = trace.duration_s / 60.0
-    if start_minute >= total_min:
-        raise KairosInputError(
-            f"--start-minute {start_minute}: the rate file {rates_path} has {total_min:g} minutes; "
-            f"give a smaller --start-minute"
-        )
-    if minutes is not None and start_minute + minutes > total_min:
-        raise KairosInputError(
-            f"--minutes {minutes} from --start-minute {start_minute} runs past the end of the rate "
-            f"file {rates_path} ({total_min:g} minutes); give fewer --minutes"
-        )
-    start = int(round(start_minute * per_minute))
-    steps = len(trace.counts) - start if minutes is None else int(round(minutes * per_minute))
-    part = trace.slice(start, steps)
-    if part.counts.sum() <= 0:
-        raise KairosInputError(
-            f"--rates {rates_path}: no requests in the minutes replayed; choose another --start-minute/--minutes"
-        )
-    return part
-
-
 def _check_peak(planner: TargetPlanner, trace: RateTrace, settings: ControllerSettings, budget: float | None) -> None:
     """The busiest step replayed, with headroom, must be plannable (within --budget if one is given)."""
     peak = float(trace.rates.max())
@@ -535,7 +507,7 @@ def _autoscale(
     qos = resolve_qos(model, qos_ms)
     mix = parse_size_mix(workload)
     opts = parse_policy_options(policy, policy_options)
-    trace = _replayed(load_rates(rates_path), rates_path, peak_qps, start_minute, minutes)
+    trace = replayed_part(load_rates(rates_path), rates_path, peak_qps, start_minute, minutes)
     types = None if types_text is None else types_text.split(",")
     problem = PlanProblem.build(cat, model, NO_CAP if budget is None else budget, qos, mix, types)
     evaluator = Evaluator(cat, model, qos, mix, plan_queries, seed, cache_path) if plan_queries > 0 else None

@@ -39,6 +39,13 @@ class RateTrace:
             raise KairosInputError("the rate file has no requests; nothing to scale to --peak-qps")
         return RateTrace(self.step_s, self.counts * (peak_qps / top))
 
+    def compressed(self, step_s: float) -> RateTrace:
+        """The same rates with each step lasting ``step_s`` seconds (fewer requests per step
+        when it is shorter): the load of a long trace played in less time."""
+        if not (math.isfinite(step_s) and step_s > 0):
+            raise KairosInputError(f"--step-s must be a finite number > 0, got {step_s}")
+        return RateTrace(float(step_s), self.rates * float(step_s))
+
     def slice(self, start_step: int, steps: int) -> RateTrace:
         return RateTrace(self.step_s, self.counts[start_step : start_step + steps].copy())
 
@@ -88,3 +95,32 @@ def load_rates(path: str | Path) -> RateTrace:
     if not counts:
         raise KairosInputError(f"--rates {p}: no rows after the header")
     return RateTrace(_STEPS[head[0]], np.asarray(counts, dtype=float))
+
+
+def replayed_part(
+    trace: RateTrace, rates_path, peak_qps: float | None, start_minute: int, minutes: int | None
+) -> RateTrace:
+    """The part of a rate file to replay: scaled to ``peak_qps`` (the whole file), then
+    sliced in minutes (``minutes`` None: to the end). One-line errors name the flags."""
+    if peak_qps is not None:
+        trace = trace.scaled_to_peak(peak_qps)
+    per_minute = 60.0 / trace.step_s
+    total_min = trace.duration_s / 60.0
+    if start_minute >= total_min:
+        raise KairosInputError(
+            f"--start-minute {start_minute}: the rate file {rates_path} has {total_min:g} minutes; "
+            f"give a smaller --start-minute"
+        )
+    if minutes is not None and start_minute + minutes > total_min:
+        raise KairosInputError(
+            f"--minutes {minutes} from --start-minute {start_minute} runs past the end of the rate "
+            f"file {rates_path} ({total_min:g} minutes); give fewer --minutes"
+        )
+    start = int(round(start_minute * per_minute))
+    steps = len(trace.counts) - start if minutes is None else int(round(minutes * per_minute))
+    part = trace.slice(start, steps)
+    if part.counts.sum() <= 0:
+        raise KairosInputError(
+            f"--rates {rates_path}: no requests in the minutes replayed; choose another --start-minute/--minutes"
+        )
+    return part

@@ -15,7 +15,7 @@ errors = queries with no answer at all when the run's drain timeout expired (mus
 
 A rate file (:func:`run_rates`): the send times are a :class:`~kairos.elastic.rates.RateTrace`'s
 Poisson arrivals (:meth:`~kairos.elastic.rates.RateTrace.arrivals_s`, the simulator's), each
-step played in ``step_s`` seconds of real time (:func:`compressed`); the same figures, plus
+step played in ``step_s`` seconds of real time (:meth:`kairos.elastic.rates.RateTrace.compressed`); the same figures, plus
 per step the QoS-met fraction of the queries sent in it.
 """
 
@@ -335,14 +335,6 @@ async def _run(client, url, qps, duration_s, qos, times, sizes, drain_timeout_s)
     )
     res.passed = res.lost == 0 and res.qos_met_fraction >= QOS_TARGET_FRACTION
     return res
-
-
-def compressed(trace: RateTrace, step_s: float) -> RateTrace:
-    """``trace`` with each step lasting ``step_s`` seconds at the same rates (fewer requests
-    per step when ``step_s`` is shorter): the load of a long trace played in less time."""
-    if not (math.isfinite(step_s) and step_s > 0):
-        raise KairosInputError(f"--step-s must be a finite number > 0, got {step_s}")
-    return RateTrace(float(step_s), trace.rates * float(step_s))
 
 
 def per_step(res: LoadResult, step_s: float, steps: int, rates=None) -> list[dict]:
