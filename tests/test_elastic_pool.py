@@ -150,3 +150,21 @@ def test_learning_policy_keeps_what_it_learned_when_the_pool_changes(toy_profile
     d.add_instance(1)
     assert pol.online.estimates()[1, 0] == learned  # not reset by the new instance
     assert pol.ctx.type_of == [0, 1, 1]
+
+
+def test_counts_and_least_loaded_see_only_instances_in_service(toy_profile):
+    queries = DictQueries()
+    pool = Pool([0, 1, 1], toy_profile.mean_ms.tolist(), queries)
+    pol = make_policy("p2c")
+    pol.bind(DispatchContext(toy_profile, [0, 1, 1], 1000.0, 0, None))
+    d = Dispatcher(pol, pool)
+    queries.add(0, 0, 0.0)
+    pool.assign(0, 1, 0.0)  # instance 1 busy, 2 idle
+    starting = d.add_instance(1)
+    assert d.counts() == ({0: 1, 1: 2}, {1: 1})
+    assert d.least_loaded(1, 1) == [2]  # idle before busy; the starting one is not in service
+    assert d.least_loaded(1, 5) == [2, 1]
+    d.drain(2)
+    d.instance_up(starting, 1.0)
+    assert d.counts() == ({0: 1, 1: 2}, {})
+    assert d.least_loaded(1, 5) == [starting, 1]

@@ -150,6 +150,27 @@ class Dispatcher:
         """Drained and holding nothing: safe to stop and stop paying for."""
         return j in self.retired and self.pool.running[j] < 0 and self.pool.held[j] <= 0
 
+    def counts(self) -> tuple[dict[int, int], dict[int, int]]:
+        """Instances per type id: in service (up), and on their way (down but not drained:
+        starting, or restarting after a failure). What an autoscaler is told the pool holds."""
+        pool = self.pool
+        ready: dict[int, int] = {}
+        starting: dict[int, int] = {}
+        for j, t in enumerate(pool.type_of):
+            if j in self.retired:
+                continue
+            side = ready if pool.up[j] else starting
+            side[t] = side.get(t, 0) + 1
+        return ready, starting
+
+    def least_loaded(self, type_id: int, count: int) -> list[int]:
+        """Up to ``count`` instances of ``type_id`` in service, fewest queries held first (then
+        the lowest index): the ones a scale-down drains."""
+        pool = self.pool
+        live = [j for j, t in enumerate(pool.type_of) if t == type_id and pool.up[j] and j not in self.retired]
+        live.sort(key=lambda j: (pool.held[j], j))
+        return live[:count]
+
     def _pool_changed(self) -> None:
         ctx = self.policy.ctx
         self.policy.pool_changed(replace(ctx, type_of=list(self.pool.type_of), retired=frozenset(self.retired)))

@@ -108,7 +108,6 @@ class _Instance:
     launched_s: float
     ready_s: float
     stopped_s: float | None = None
-    draining: bool = False
 
 
 class ElasticTimers(PoolTimers):
@@ -140,15 +139,10 @@ class ElasticTimers(PoolTimers):
     def next_ms(self) -> float:
         return self.events[0][0] if self.events else math.inf
 
-    def _counts(self, now_s: float) -> tuple[dict[str, int], dict[str, int]]:
-        ready: dict[str, int] = {}
-        starting: dict[str, int] = {}
-        for h in self.instances:
-            if h.draining or h.stopped_s is not None:
-                continue
-            side = ready if h.ready_s <= now_s else starting
-            side[h.type_name] = side.get(h.type_name, 0) + 1
-        return ready, starting
+    def _counts(self, d: Dispatcher) -> tuple[dict[str, int], dict[str, int]]:
+        names = self.profile.types
+        ready, starting = d.counts()
+        return {names[t]: k for t, k in ready.items()}, {names[t]: k for t, k in starting.items()}
 
     def fire(self, now_ms: float, dispatcher: Dispatcher, arrived: int) -> None:
         while self.events and self.events[0][0] <= now_ms:
@@ -162,11 +156,11 @@ class ElasticTimers(PoolTimers):
             self.last_arrived = arrived
             if self.progress is not None:
                 self.progress(now_s)
-            ready, starting = self._counts(now_s)
+            ready, starting = self._counts(dispatcher)
             acts = self.controller.decide(now_s, ready, starting)
             for a in acts:
                 self._apply(a, now_ms, dispatcher)
-            ready, starting = self._counts(now_s)
+            ready, starting = self._counts(dispatcher)
             self.timeline.append(
                 {
                     "t_s": now_s,
@@ -191,15 +185,7 @@ class ElasticTimers(PoolTimers):
                 heapq.heappush(self.events, (now_ms + up * 1000.0, self.seq, "ready", j))
                 self.seq += 1
             return
-        pool = d.pool
-        live = [
-            j
-            for j, h in enumerate(self.instances)
-            if h.type_name == a.instance_type and not h.draining and h.ready_s <= now_s
-        ]
-        live.sort(key=lambda j: (pool.held[j], j))  # the least loaded first
-        for j in live[: a.count]:
-            self.instances[j].draining = True
+        for j in d.least_loaded(tid, a.count):
             d.drain(j)
             if d.is_stopped(j):
                 self.stopped(j, now_ms)

@@ -304,10 +304,8 @@ class LiveScaler:
             for _ in range(a.count):
                 touched.append(gw.add_instance(a.instance_type, self.spec.startup_s.get(a.instance_type, 0.0)).index)
         elif a.kind == "drain":
-            held = gw.pool.held
-            live = [h.index for h in gw.workers if h.type_name == a.instance_type and h.state == "up"]
-            live.sort(key=lambda j: (held[j], j))  # the least loaded first
-            touched = [j for j in live[: a.count] if gw.drain_instance(j)]
+            tid = gw.profile.type_index(a.instance_type)
+            touched = [j for j in gw.dispatcher.least_loaded(tid, a.count) if gw.drain_instance(j)]
         else:
             raise ValueError(f"unknown action {a.kind!r}")
         self.touched[a.kind] += len(touched)
@@ -325,14 +323,10 @@ class LiveScaler:
 
     # ------------------------------------------------------------------ the pool and its cost
     def counts(self) -> tuple[dict[str, int], dict[str, int]]:
-        """(ready, starting) instances per type, as the controller counts them."""
-        ready: dict[str, int] = {}
-        starting: dict[str, int] = {}
-        for h in self.gw.workers:
-            side = ready if h.state == "up" else starting if h.state in ("starting", "down") else None
-            if side is not None:
-                side[h.type_name] = side.get(h.type_name, 0) + 1
-        return ready, starting
+        """(ready, starting) instances per type, as the controller counts them (the Dispatcher's)."""
+        names = self.gw.profile.types
+        ready, starting = self.gw.dispatcher.counts()
+        return {names[t]: k for t, k in ready.items()}, {names[t]: k for t, k in starting.items()}
 
     def pool(self) -> dict[str, dict[str, int]]:
         """Instances per type: ready, starting (or restarting) and draining."""
