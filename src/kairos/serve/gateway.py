@@ -526,20 +526,6 @@ class Gateway:
             if self.metrics is not None:
                 self.metrics.redispatched.inc(len(requeue))
             self.dispatcher.requeue(requeue)  # oldest first
-        if draining:
-            self.log.event(
-                "worker_lost",
-                level="warning",
-                instance=h.name,
-                pid=h.pid,
-                reason=reason,
-                redispatched=requeue,
-                restarts=h.restarts,
-                draining=True,
-            )
-            self._stopped(j, now)
-            self._dispatch(now)
-            return
         self.log.event(
             "worker_lost",
             level="warning",
@@ -547,8 +533,13 @@ class Gateway:
             pid=h.pid,
             reason=reason,
             redispatched=requeue,
-            restarts=h.restarts + 1,
+            # a draining worker is not restarted: it leaves the pool here
+            **({"restarts": h.restarts, "draining": True} if draining else {"restarts": h.restarts + 1}),
         )
+        if draining:
+            self._stopped(j, now)
+            self._dispatch(now)
+            return
         h.restarts += 1
         delay = 0.0 if h.restarts <= 3 else min(5.0, 0.5 * (h.restarts - 3))
         loop = self.loop
