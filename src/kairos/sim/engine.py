@@ -112,11 +112,10 @@ class PoolTimers:
 
 class _Recorder:
     """What a run records per query and per instance (times in ms), kept apart from the loop.
+    (The central queue's time-weighted length is summed by the loop itself, in locals: it
+    changes at every event.)"""
 
-    The queue-length statistics are time-weighted over the run: :meth:`queue_area` is told
-    the central queue's length before every event that can change it."""
-
-    __slots__ = ("start", "finish", "served_by", "busy_ms", "served", "max_held", "q_area", "q_last", "q_max")
+    __slots__ = ("start", "finish", "served_by", "busy_ms", "served", "max_held")
 
     def __init__(self, n_queries: int, n_instances: int):
         self.start = [0.0] * n_queries
@@ -125,9 +124,6 @@ class _Recorder:
         self.busy_ms = [0.0] * n_instances
         self.served = [0] * n_instances
         self.max_held = [1] * n_instances  # most queries an instance held at once
-        self.q_area = 0.0  # integral of the central queue's length over time
-        self.q_last = 0.0
-        self.q_max = 0
 
     def grow(self, n_instances: int) -> None:
         """Instances joined the pool: per-instance records for them (in place)."""
@@ -284,7 +280,6 @@ def simulate(
                 push(heap, (now + s, j, qid))
         if len(queue) > q_max:
             q_max = len(queue)
-    rec.q_area, rec.q_last, rec.q_max = q_area, q_last, q_max
 
     fin = np.array(finish)
     done = fin >= 0
@@ -303,8 +298,8 @@ def simulate(
         busy_ms=np.minimum(np.array(busy_ms), makespan),
         served_count=np.array(served),
         max_held=np.array(max_held),
-        mean_queue=rec.q_area / rec.q_last if rec.q_last > 0 else 0.0,
-        max_queue=rec.q_max,
+        mean_queue=q_area / q_last if q_last > 0 else 0.0,  # q_area: the queue length's integral
+        max_queue=q_max,
         aborted=aborted,
         violations=violations,
         elapsed_s=time.perf_counter() - t0,
