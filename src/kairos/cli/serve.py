@@ -493,9 +493,6 @@ def autoscale_spec(
     over a TargetPlanner, as ``kairos simulate --autoscale`` builds it, with the cap as budget."""
     from kairos.elastic.controller import Controller
     from kairos.elastic.simulate import TargetPlanner
-    from kairos.plan.evaluate import Evaluator
-    from kairos.plan.space import PlanProblem
-    from kairos.plan.target import NO_CAP
     from kairos.serve.autoscale import AutoscaleSpec
     from kairos.workload.sizes import parse_size_mix
 
@@ -512,10 +509,10 @@ def autoscale_spec(
         min_rate_qps=min_rate_qps,
     )
     mix = parse_size_mix(workload)
-    types = None if types_text is None else [t.strip() for t in types_text.split(",")]
-    problem = PlanProblem.build(cat, model, NO_CAP if max_cost_per_hour is None else max_cost_per_hour, qos, mix, types)
-    evaluator = Evaluator(cat, model, qos, mix, plan_queries, seed, cache_path) if plan_queries > 0 else None
-    planner = TargetPlanner(problem, evaluator)
+    planner = TargetPlanner.for_model(
+        cat, model, qos, mix, max_cost_per_hour, types_text, plan_queries, seed, cache_path
+    )
+    problem = planner.problem
     startup = {t: startup_s for t in problem.types}
     controller = Controller(planner, startup, settings)
     try:

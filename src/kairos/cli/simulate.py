@@ -474,9 +474,6 @@ def _autoscale(
     plot_path,
 ) -> None:
     """``kairos simulate --autoscale``: check the options, replay the rates, print or write the outcome."""
-    from kairos.plan.evaluate import Evaluator
-    from kairos.plan.space import PlanProblem
-    from kairos.plan.target import NO_CAP
 
     if rates_path is None:
         raise KairosInputError("--autoscale needs --rates FILE (a CSV 'minute,requests' or 'second,requests')")
@@ -508,10 +505,8 @@ def _autoscale(
     mix = parse_size_mix(workload)
     opts = parse_policy_options(policy, policy_options)
     trace = replayed_part(load_rates(rates_path), rates_path, peak_qps, start_minute, minutes)
-    types = None if types_text is None else types_text.split(",")
-    problem = PlanProblem.build(cat, model, NO_CAP if budget is None else budget, qos, mix, types)
-    evaluator = Evaluator(cat, model, qos, mix, plan_queries, seed, cache_path) if plan_queries > 0 else None
-    planner = TargetPlanner(problem, evaluator)
+    planner = TargetPlanner.for_model(cat, model, qos, mix, budget, types_text, plan_queries, seed, cache_path)
+    problem = planner.problem
     _check_peak(planner, trace, settings, budget)
     progress = _ReplayProgress(trace.duration_s, enabled=not as_json and err_console.is_terminal)
     try:

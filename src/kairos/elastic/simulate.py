@@ -61,6 +61,29 @@ class TargetPlanner(PoolPlanner):
         self._within_budget: PlanResult | None = None
         self._prices = dict(zip(problem.types, (float(p) for p in problem.prices)))
 
+    @classmethod
+    def for_model(
+        cls,
+        catalogue,
+        model: str,
+        qos_ms: float,
+        mix,
+        cap: float | None = None,
+        types: str | None = None,
+        queries: int = 4000,
+        seed: int = 0,
+        cache_path=None,
+    ) -> TargetPlanner:
+        """The planner of ``kairos simulate --autoscale`` and ``kairos serve --autoscale``: every
+        type of ``model`` with a price (or the comma-separated ``types``), ``cap`` $/hour at most
+        (None: no cap), each pool checked by simulations of ``queries`` queries (0: the
+        planner's queueing model alone), cached in ``cache_path`` if given."""
+        problem = PlanProblem.build(
+            catalogue, model, NO_CAP if cap is None else cap, qos_ms, mix, None if types is None else types.split(",")
+        )
+        evaluator = Evaluator(catalogue, model, qos_ms, mix, queries, seed, cache_path) if queries > 0 else None
+        return cls(problem, evaluator)
+
     def prices(self) -> dict[str, float]:
         return self._prices
 
